@@ -1,0 +1,9 @@
+//! `brickless rom …`
+use clap::Subcommand;
+
+#[derive(Subcommand, Debug)]
+pub enum RomCommand {}
+
+pub fn run(cmd: RomCommand) -> miette::Result<()> {
+    match cmd {}
+}

@@ -1,0 +1,2 @@
+//! The `brickless` host library and command-line tool: thin shells over the brickless crates.
+pub mod commands;

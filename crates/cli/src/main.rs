@@ -1,0 +1,3 @@
+fn main() -> miette::Result<()> {
+    brickless::commands::run()
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The project's test command: installs the peers, then runs every test, including the
+# interop tests against imgtool, stm32flash, stm32loader and dfu-util's tools, and the
+# no_std cross builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+# Interop tests fail (instead of skipping) when a peer is missing.
+export BRICKLESS_REQUIRE_PEERS=1
+echo "== no_std cross builds"
+for target in thumbv6m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
+  cargo build --locked -q --target "$target" -p brickless-image -p brickless-flash \
+    -p brickless-boot -p brickless-rom --no-default-features
+done
+echo "== tests"
+cargo test --locked --workspace
