@@ -1,0 +1,1 @@
+//! an3155 (placeholder until built).

@@ -1,0 +1,1 @@
+//! an4221 (placeholder until built).

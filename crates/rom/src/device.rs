@@ -1,0 +1,1 @@
+//! device (placeholder until built).

@@ -1,0 +1,1 @@
+//! dfu_file (placeholder until built).

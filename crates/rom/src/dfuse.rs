@@ -1,0 +1,1 @@
+//! dfuse (placeholder until built).

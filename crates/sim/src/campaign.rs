@@ -1,0 +1,1 @@
+//! The power-cut campaign runner (built in the update-engine issue).

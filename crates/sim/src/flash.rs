@@ -1,0 +1,1 @@
+//! The STM32 flash model (built in the flash-model issue).

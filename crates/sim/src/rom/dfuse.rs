@@ -1,0 +1,1 @@
+//! Virtual ROM bootloader: dfuse.
