@@ -391,14 +391,44 @@ pub fn default_layout(geometry: &Geometry, strategy: StrategyKind) -> Result<Lay
     let state_need = (2 * plan_record_len(units_guess, geometry.write_unit)).max(4096);
     let s0_end = boundary_at_or_after(geometry, boot_end + state_need);
     let s1_end = boundary_at_or_after(geometry, s0_end + state_need);
-    // First boundary after the state from which the rest tiles into units.
-    let slots_start = geometry
-        .sectors()
-        .filter(|s| s.addr >= s1_end)
-        .map(|s| s.addr)
-        .find(|&a| tiles(geometry, a, unit))
-        .unwrap_or(geometry.end());
-    let n = (geometry.end().saturating_sub(slots_start)) / unit;
+    // Contiguous runs of whole units after the state (a hole between banks ends a run).
+    let mut best: Option<(u32, u32)> = None; // (start, units) of the largest run
+    let mut run_start: Option<u32> = None;
+    let mut cursor = 0u32;
+    let mut filled = 0u32;
+    let mut units = 0u32;
+    for s in geometry.sectors().filter(|s| s.addr >= s1_end) {
+        if run_start.is_some() && s.addr != cursor {
+            // Hole: close the run, start a new one here.
+            if best.is_none_or(|(_, n)| units > n) {
+                best = run_start.map(|st| (st, units));
+            }
+            run_start = None;
+        }
+        if run_start.is_none() {
+            if s.size > unit {
+                continue;
+            }
+            run_start = Some(s.addr);
+            (filled, units) = (0, 0);
+        }
+        cursor = s.addr + s.size;
+        filled += s.size;
+        if filled == unit {
+            (filled, units) = (0, units + 1);
+        } else if filled > unit {
+            // A sector straddles the unit edge: restart the run at this sector.
+            if best.is_none_or(|(_, n)| units > n) {
+                best = run_start.map(|st| (st, units));
+            }
+            run_start = Some(s.addr);
+            (filled, units) = if s.size == unit { (0, 1) } else { (s.size, 0) };
+        }
+    }
+    if best.is_none_or(|(_, n)| units > n) {
+        best = run_start.map(|st| (st, units));
+    }
+    let (slots_start, n) = best.unwrap_or((geometry.end(), 0));
     let primary_units = match strategy {
         StrategyKind::Swap => n.saturating_sub(1) / 2,
         StrategyKind::Overwrite => n / 2,
@@ -424,25 +454,4 @@ fn boundary_at_or_after(g: &Geometry, addr: u32) -> u32 {
         .map(|s| s.addr + s.size)
         .find(|&e| e >= addr)
         .unwrap_or(g.end())
-}
-
-/// Whether `[start, end of flash)` splits into units that each hold whole sectors (a
-/// trailing partial unit is left unused; a hole between banks ends the run).
-fn tiles(g: &Geometry, start: u32, unit: u32) -> bool {
-    let mut cursor = start;
-    let mut filled = 0;
-    for s in g.sectors().filter(|s| s.addr >= start) {
-        if s.addr != cursor {
-            return filled == 0;
-        }
-        filled += s.size;
-        if filled > unit {
-            return false;
-        }
-        if filled == unit {
-            filled = 0;
-        }
-        cursor = s.addr + s.size;
-    }
-    true
 }
