@@ -12,6 +12,7 @@
 //!   boots, and the final image is one the flow allows (a confirmed image is never lost) —
 //!   else a *brick*;
 //! - the most-erased sector stays within the strategy's bound (uncut wear + 2 per cut).
+pub mod bench;
 pub mod kit;
 pub mod layout_file;
 
