@@ -9,7 +9,11 @@ use brickless_image::{verify_image, PublicKey, SliceFlash};
 /// # Safety
 /// `image` must point to `len` readable bytes and `key` to 32 bytes.
 #[no_mangle]
-pub unsafe extern "C" fn stack_verify_ed25519(image: *const u8, len: u32, key: *const [u8; 32]) -> i32 {
+pub unsafe extern "C" fn stack_verify_ed25519(
+    image: *const u8,
+    len: u32,
+    key: *const [u8; 32],
+) -> i32 {
     let bytes = core::slice::from_raw_parts(image, len as usize);
     let keys = [PublicKey::Ed25519(*key)];
     verify_image(&mut SliceFlash::new(bytes), 0, len, &keys).map_or(-1, |_| 0)
@@ -20,7 +24,11 @@ pub unsafe extern "C" fn stack_verify_ed25519(image: *const u8, len: u32, key: *
 /// # Safety
 /// `image` must point to `len` readable bytes and `key` to 65 bytes.
 #[no_mangle]
-pub unsafe extern "C" fn stack_verify_p256(image: *const u8, len: u32, key: *const [u8; 65]) -> i32 {
+pub unsafe extern "C" fn stack_verify_p256(
+    image: *const u8,
+    len: u32,
+    key: *const [u8; 65],
+) -> i32 {
     let bytes = core::slice::from_raw_parts(image, len as usize);
     let keys = [PublicKey::EcdsaP256(*key)];
     verify_image(&mut SliceFlash::new(bytes), 0, len, &keys).map_or(-1, |_| 0)
