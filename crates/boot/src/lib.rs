@@ -22,6 +22,8 @@
 
 pub mod engine;
 pub mod layout;
+#[cfg(feature = "mcuboot")]
+pub mod mcuboot;
 pub mod state;
 pub mod strategy;
 

@@ -5,7 +5,6 @@ use brickless_boot::layout::DIGEST_LEN;
 use brickless_boot::state::{BootState, Phase, StateStore};
 use brickless_boot::{Engine, StrategyKind};
 use brickless_flash::part;
-use brickless_sim::campaign::kit::HashCheck;
 use brickless_sim::campaign::{run_flow, settle, Flow, Scenario, Which, CAMPAIGN_PARTS};
 use brickless_sim::flash::{CutPhase, CutPoint, SimFlash};
 use embedded_storage::nor_flash::NorFlash;
@@ -150,7 +149,7 @@ fn no_valid_image_anywhere_means_recovery_not_a_crash() {
                 flash.preload(at, &rng.bytes(16)).unwrap();
             }
             let mut buf = vec![0u8; 4096];
-            let mut engine = Engine::new(&mut flash, scn.layout, HashCheck, &mut buf).unwrap();
+            let mut engine = Engine::new(&mut flash, scn.layout, scn.check, &mut buf).unwrap();
             for _ in 0..3 {
                 let d = engine.boot().unwrap();
                 assert!(
