@@ -110,6 +110,9 @@ pub struct Scenario {
     pub seed: u64,
     /// The engine's image check (matching how `old` and `new` were built).
     pub check: Checker,
+    /// Pre-fill the first state copy with old records so the flow's records force a
+    /// compaction into the other copy (erase, then write) at some point.
+    pub aged_state: bool,
 }
 
 /// How the campaign builds and checks images.
@@ -197,6 +200,7 @@ impl Scenario {
             new,
             seed: 0x5EED,
             check,
+            aged_state: false,
         }
     }
 
@@ -210,7 +214,40 @@ impl Scenario {
         flash
             .preload(self.layout.staging().start, &self.new)
             .expect("staging fits the new image");
+        if self.aged_state {
+            // Idle records until the first copy has room for little more than one small
+            // record: the flow's plan (or the record after it) must go to the other copy.
+            let mut store = StateStore::load(&mut flash, &self.layout);
+            let copy = self.layout.spec().state[0];
+            let wu = self.layout.write_unit();
+            let room_needed = 2 * brickless_boot::layout::RECORD_FIXED_LEN.div_ceil(wu) * wu;
+            let mut state = brickless_boot::BootState::FACTORY;
+            while self.used_in_first_copy(&flash) + room_needed < copy.size {
+                state = state.next(Phase::Idle);
+                let none = |_: &mut SimFlash, _, _| Err(Error::Corrupt);
+                store
+                    .write(&mut flash, &self.layout, state, none)
+                    .expect("aging writes fit");
+            }
+        }
         flash
+    }
+
+    fn used_in_first_copy(&self, flash: &SimFlash) -> u32 {
+        let copy = self.layout.spec().state[0];
+        let unit = self.layout.write_unit();
+        let mut buf = vec![0u8; unit as usize];
+        let mut used = 0;
+        let mut at = copy.start;
+        while at < copy.end() {
+            if flash.read_abs(at, &mut buf).is_err()
+                || buf.iter().any(|&b| b != self.layout.erased())
+            {
+                used = at + unit - copy.start;
+            }
+            at += unit;
+        }
+        used
     }
 
     fn strategy(&self) -> StrategyKind {
