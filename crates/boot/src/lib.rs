@@ -27,7 +27,7 @@ pub mod mcuboot;
 pub mod state;
 pub mod strategy;
 
-pub use engine::{BootDecision, BootTarget, Engine, RecoveryReason, UpgradeMode};
+pub use engine::{BootDecision, BootTarget, Engine, RecoveryReason, UpgradeMode, VerifyPolicy};
 pub use layout::{default_layout, Layout, LayoutError, LayoutSpec, Region, StrategyKind};
 pub use state::{BootState, Phase};
 

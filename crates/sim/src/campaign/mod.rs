@@ -20,7 +20,7 @@ use crate::flash::{CutPhase, CutPoint, SimFlash};
 use brickless_boot::state::StateStore;
 use brickless_boot::{
     default_layout, BootDecision, Engine, Error, ImageVersion, Layout, LayoutError, LayoutSpec,
-    Phase, Region, StrategyKind, UpgradeMode,
+    Phase, Region, StrategyKind, UpgradeMode, VerifyPolicy,
 };
 use brickless_flash::{Bank, Geometry, Part, SectorRun};
 use kit::{build_image, Checker, McubootKit};
@@ -113,6 +113,8 @@ pub struct Scenario {
     /// Pre-fill the first state copy with old records so the flow's records force a
     /// compaction into the other copy (erase, then write) at some point.
     pub aged_state: bool,
+    /// When the engine checks signatures.
+    pub policy: VerifyPolicy,
 }
 
 /// How the campaign builds and checks images.
@@ -201,6 +203,7 @@ impl Scenario {
             seed: 0x5EED,
             check,
             aged_state: false,
+            policy: VerifyPolicy::EveryBoot,
         }
     }
 
@@ -328,7 +331,10 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
             app.confirmed = true;
         }
         let mut engine = match Engine::new(&mut *flash, scn.layout, scn.check, &mut buf) {
-            Ok(e) => e,
+            Ok(mut e) => {
+                e.set_verify_policy(scn.policy);
+                e
+            }
             Err(e) => return LifeEnd::Failed(format!("engine refused its buffer: {e}")),
         };
         let target = match engine.boot() {
