@@ -158,6 +158,33 @@ impl Chunk {
     }
 }
 
+/// Masks `(word, mask)` covering bits `lo..hi`.
+fn bit_masks(lo: usize, hi: usize) -> impl Iterator<Item = (usize, u64)> {
+    let mut start = lo;
+    std::iter::from_fn(move || {
+        if start >= hi {
+            return None;
+        }
+        let (w, b) = (start / 64, start % 64);
+        let width = (64 - b).min(hi - start);
+        start += width;
+        let mask = if width == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << width) - 1) << b
+        };
+        Some((w, mask))
+    })
+}
+
+fn any_bit(bits: &[u64; BITSET_WORDS], lo: usize, hi: usize) -> bool {
+    bit_masks(lo, hi).any(|(w, mask)| bits[w] & mask != 0)
+}
+
+fn set_bits(bits: &mut [u64; BITSET_WORDS], lo: usize, hi: usize) {
+    bit_masks(lo, hi).for_each(|(w, mask)| bits[w] |= mask);
+}
+
 /// The state of one write unit, for tests and tools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnitState {
@@ -440,17 +467,10 @@ impl SimFlash {
             }
             _ => None,
         };
-        let mut result = Ok(());
-        for (i, new) in data.chunks_exact(unit).enumerate() {
-            let at = addr + (i * unit) as u32;
-            if tear_at == Some(i) {
-                self.tear_unit(at, new, op);
-                break;
-            }
-            if let Err(e) = self.program_unit(at, new) {
-                result = Err(e);
-                break;
-            }
+        let done = tear_at.unwrap_or(units) * unit;
+        let result = self.program_run(addr, &data[..done]);
+        if let (Ok(()), Some(_)) = (result, tear_at) {
+            self.tear_unit(addr + done as u32, &data[done..done + unit], op);
         }
         match phase {
             Some(_) => Err(self.lose_power()),
@@ -597,6 +617,36 @@ impl SimFlash {
         let off = (addr - self.geometry.base()) as usize;
         let co = off % CHUNK;
         (off / CHUNK, co / self.geometry.write_unit as usize, co)
+    }
+
+    /// Programs whole units in address order, stopping at the first refused one. Units with
+    /// no program since erase (the common case) take a bulk copy per chunk.
+    fn program_run(&mut self, addr: u32, data: &[u8]) -> Result<(), SimFlashError> {
+        let unit = self.geometry.write_unit as usize;
+        let mut done = 0usize;
+        while done < data.len() {
+            let at = addr + done as u32;
+            let (ci, u0, co) = self.locate(at);
+            let take = (CHUNK - co).min(data.len() - done);
+            let n = take / unit;
+            let fresh = match &self.chunks[ci] {
+                None => true,
+                Some(c) => !any_bit(&c.programmed, u0, u0 + n),
+            };
+            if fresh {
+                self.elapsed_us += u64::from(self.geometry.timing.program_unit_typ_us) * n as u64;
+                let chunk = self.chunk_mut(ci);
+                // Unprogrammed units hold the erased value: a plain copy is every rule's result.
+                chunk.data[co..co + take].copy_from_slice(&data[done..done + take]);
+                set_bits(&mut chunk.programmed, u0, u0 + n);
+            } else {
+                for (i, new) in data[done..done + take].chunks_exact(unit).enumerate() {
+                    self.program_unit(at + (i * unit) as u32, new)?;
+                }
+            }
+            done += take;
+        }
+        Ok(())
     }
 
     fn program_unit(&mut self, addr: u32, new: &[u8]) -> Result<(), SimFlashError> {
@@ -868,5 +918,37 @@ impl SimFlash {
                 addr: offset,
                 len: len as u32,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bit_ranges_cover_exactly_the_requested_bits() {
+        for (lo, hi) in [
+            (0, 0),
+            (0, 1),
+            (10, 100),
+            (63, 65),
+            (64, 128),
+            (5, 1024),
+            (1000, 1024),
+        ] {
+            let mut bits = [0u64; BITSET_WORDS];
+            set_bits(&mut bits, lo, hi);
+            for i in 0..1024 {
+                let set = bits[i / 64] & (1 << (i % 64)) != 0;
+                assert_eq!(set, (lo..hi).contains(&i), "{lo}..{hi} bit {i}");
+                let mut one = [0u64; BITSET_WORDS];
+                one[i / 64] = 1 << (i % 64);
+                assert_eq!(
+                    any_bit(&one, lo, hi),
+                    (lo..hi).contains(&i),
+                    "{lo}..{hi} probe {i}"
+                );
+            }
+        }
     }
 }
