@@ -8,6 +8,7 @@ use embedded_storage::nor_flash::{
 #[derive(Debug, PartialEq)]
 enum MockError {
     Misaligned,
+    OutOfBounds,
     Ecc(u32),
 }
 
@@ -15,6 +16,7 @@ impl NorFlashError for MockError {
     fn kind(&self) -> NorFlashErrorKind {
         match self {
             MockError::Misaligned => NorFlashErrorKind::NotAligned,
+            MockError::OutOfBounds => NorFlashErrorKind::OutOfBounds,
             MockError::Ecc(_) => NorFlashErrorKind::Other,
         }
     }
@@ -66,6 +68,9 @@ impl NorFlash for Strict {
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), MockError> {
         if offset as usize % self.unit != 0 || bytes.len() % self.unit != 0 {
             return Err(MockError::Misaligned);
+        }
+        if offset as usize + bytes.len() > self.bytes.len() {
+            return Err(MockError::OutOfBounds);
         }
         self.calls.push((offset, bytes.len()));
         self.bytes[offset as usize..offset as usize + bytes.len()].copy_from_slice(bytes);
@@ -172,4 +177,14 @@ fn tolerant_read_turns_ecc_faults_into_values() {
         read_tolerant(&mut f, 96, &mut buf),
         Err(ReadFault::Ecc { addr: 0x0800_0064 })
     );
+}
+
+#[test]
+fn a_tail_at_the_top_of_the_address_space_does_not_overflow() {
+    let mut f = strict(8);
+    let mut w = AlignedWriter::new(&mut f, 0xFFFF_FFF8, 8, 0xFF).unwrap();
+    w.write(&[1, 2, 3]).unwrap();
+    // The strict flash is far smaller, so the write itself fails; the writer must not panic.
+    assert_eq!(w.flush(), Err(WriterError::Flash(MockError::OutOfBounds)));
+    assert_eq!(w.pending(), 3, "a failed flush keeps the bytes");
 }

@@ -395,6 +395,7 @@ impl SimFlash {
 
     /// Factory programming of `len` copies of `byte` (see [`SimFlash::preload`]).
     pub fn fill(&mut self, addr: u32, len: u32, byte: u8) -> Result<(), SimFlashError> {
+        self.mapped(addr, len as usize)?;
         self.preload(addr, &vec![byte; len as usize])
     }
 
