@@ -3,7 +3,8 @@
 
 use brickless_flash::{part, Part};
 use brickless_sim::flash::{
-    cut_points, op_range, replay, CutPhase, CutPoint, SimFlash, SimFlashError, UnitState,
+    cut_points, essential_cut_points, op_range, replay, CutPhase, CutPoint, SimFlash,
+    SimFlashError, UnitState,
 };
 
 const ECC_PARTS: &[&str] = &[
@@ -340,7 +341,11 @@ fn cut_points_cover_every_operation_and_phase() {
             );
         }
     }
-    // Before op k leaves what After op k-1 leaves.
+    let essential = essential_cut_points(&base, workload);
+    assert_eq!(essential.len(), 2 * 4 + 1);
+    assert_eq!(essential[0], CutPoint::new(0, CutPhase::Before));
+    assert!(essential.iter().all(|p| points.contains(p)));
+    // Before op k leaves what After op k-1 leaves (why essential_cut_points drops it).
     for op in 1..4 {
         let a = replay(&base, &[CutPoint::new(op, CutPhase::Before)], workload);
         let b = replay(&base, &[CutPoint::new(op - 1, CutPhase::After)], workload);

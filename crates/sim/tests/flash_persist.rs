@@ -40,6 +40,7 @@ fn save_then_load_restores_contents_torn_units_wear_and_counters() {
     assert_eq!(g.seed(), 99);
     assert_eq!(g.wear(0x0802_0000), Some(1));
     assert_eq!(g.elapsed_us(), f.elapsed_us());
+    assert_eq!(g.elapsed_max_us(), f.elapsed_max_us());
     assert_eq!(g.unit_state(0x0810_0020), Some(UnitState::Programmed));
     // Rules survive the round trip: a programmed unit is still programmed.
     assert_eq!(g.unit_state(0x0810_0040), Some(UnitState::Erased));
@@ -105,7 +106,7 @@ fn damaged_files_get_a_named_error() {
         Err(PersistError::UnsupportedVersion { version: 9, .. })
     ));
     // An unprogrammed unit holding data breaks the model's invariant.
-    let header = 8 + 4 + 1 + p.name.len() + 8 * 3 + 4 * 3;
+    let header = 8 + 4 + 1 + p.name.len() + 8 * 4 + 4 * 3;
     let mut dirty = good.clone();
     dirty[header + 100] = 0x00;
     std::fs::write(&bad, &dirty).unwrap();

@@ -540,6 +540,22 @@ fn timing_and_wear_are_accounted() {
     assert_eq!(f.wear(0x0804_0000), Some(0));
     assert_eq!(f.max_wear(), 1);
     assert!(f.worn_out_sectors().is_empty());
+    // Worst case: 2.2 s max per sector.
+    assert!(f.elapsed_max_us() >= 4_400_000 && f.elapsed_max_us() > f.elapsed_us());
+}
+
+#[test]
+fn l0_half_page_programs_in_the_time_of_one_word() {
+    let mut f = SimFlash::new(p("stm32l073rz"));
+    let word = u64::from(f.geometry().timing.program_unit_typ_us);
+    f.program_abs(0x0800_0000, &[1u8; 4]).unwrap();
+    assert_eq!(f.elapsed_us(), word);
+    // An aligned half-page: one step.
+    f.program_abs(0x0800_0040, &[1u8; 64]).unwrap();
+    assert_eq!(f.elapsed_us(), 2 * word);
+    // Unaligned 64 bytes: 16 words.
+    f.program_abs(0x0800_0084, &[1u8; 64]).unwrap();
+    assert_eq!(f.elapsed_us(), 18 * word);
 }
 
 #[test]

@@ -54,7 +54,7 @@ use embedded_storage::nor_flash::{
 };
 
 pub use brickless_flash::HwFlag as Flag;
-pub use cuts::{cut_points, op_range, replay, CutPhase, CutPoint};
+pub use cuts::{cut_points, essential_cut_points, op_range, replay, CutPhase, CutPoint};
 pub use persist::PersistError;
 
 /// Bytes per copy-on-write chunk.
@@ -210,6 +210,7 @@ pub struct SimFlash {
     fired: Option<CutPoint>,
     powered: bool,
     elapsed_us: u64,
+    elapsed_max_us: u64,
 }
 
 impl std::fmt::Debug for SimFlash {
@@ -267,6 +268,7 @@ impl SimFlash {
             fired: None,
             powered: true,
             elapsed_us: 0,
+            elapsed_max_us: 0,
         }
     }
 
@@ -334,6 +336,11 @@ impl SimFlash {
     /// Simulated busy time of all programs and erases so far (family typical times), in µs.
     pub fn elapsed_us(&self) -> u64 {
         self.elapsed_us
+    }
+
+    /// The same busy time at the family's maximum program/erase times (a worst-case budget).
+    pub fn elapsed_max_us(&self) -> u64 {
+        self.elapsed_max_us
     }
 
     /// Erase cycles of the sector holding `addr` (absolute), or `None` outside flash.
@@ -502,11 +509,11 @@ impl SimFlash {
             let sector = self.sectors[si];
             self.wear[si] = self.wear[si].saturating_add(1);
             if tear_at == Some(si) {
-                self.elapsed_us += self.geometry.timing.erase_typ_us(sector.size) / 2;
+                self.charge_erase(sector.size, 2);
                 self.partly_erase(sector, op);
                 break;
             }
-            self.elapsed_us += self.geometry.timing.erase_typ_us(sector.size);
+            self.charge_erase(sector.size, 1);
             self.erase_sector(sector);
         }
         match phase {
@@ -620,6 +627,35 @@ impl SimFlash {
         (off / CHUNK, co / self.geometry.write_unit as usize, co)
     }
 
+    /// Adds the time of programming `len` bytes at `addr`, divided by `divisor` (2 for a cut
+    /// half-way). L0 programs an aligned 64-byte half-page in the time of one word.
+    fn charge_program(&mut self, addr: u32, len: usize, divisor: u64) {
+        let unit = self.geometry.write_unit as usize;
+        let steps = if self.geometry.family == brickless_flash::Family::L0 {
+            const HALF_PAGE: u32 = 64;
+            let first = addr.div_ceil(HALF_PAGE) * HALF_PAGE;
+            let end = addr + len as u32;
+            let halves = if end > first {
+                (end - first) / HALF_PAGE
+            } else {
+                0
+            };
+            let words = (len - (halves * HALF_PAGE) as usize) / unit;
+            u64::from(halves) + words as u64
+        } else {
+            (len / unit) as u64
+        };
+        let t = self.geometry.timing;
+        self.elapsed_us += steps * u64::from(t.program_unit_typ_us) / divisor;
+        self.elapsed_max_us += steps * u64::from(t.program_unit_max_us) / divisor;
+    }
+
+    fn charge_erase(&mut self, size: u32, divisor: u64) {
+        let t = self.geometry.timing;
+        self.elapsed_us += t.erase_typ_us(size) / divisor;
+        self.elapsed_max_us += t.erase_max_us(size) / divisor;
+    }
+
     /// Programs whole units in address order, stopping at the first refused one. Units with
     /// no program since erase (the common case) take a bulk copy per chunk.
     fn program_run(&mut self, addr: u32, data: &[u8]) -> Result<(), SimFlashError> {
@@ -635,7 +671,7 @@ impl SimFlash {
                 Some(c) => !any_bit(&c.programmed, u0, u0 + n),
             };
             if fresh {
-                self.elapsed_us += u64::from(self.geometry.timing.program_unit_typ_us) * n as u64;
+                self.charge_program(at, take, 1);
                 let chunk = self.chunk_mut(ci);
                 // Unprogrammed units hold the erased value: a plain copy is every rule's result.
                 chunk.data[co..co + take].copy_from_slice(&data[done..done + take]);
@@ -679,7 +715,7 @@ impl SimFlash {
             }
             _ => {}
         }
-        self.elapsed_us += u64::from(self.geometry.timing.program_unit_typ_us);
+        self.charge_program(addr, new.len(), 1);
         let chunk = self.chunk_mut(ci);
         let cur = &mut chunk.data[co..co + new.len()];
         match rule {
@@ -733,7 +769,7 @@ impl SimFlash {
         let mut noise = [0u8; brickless_flash::MAX_WRITE_UNIT];
         let noise = &mut noise[..new.len()];
         self.noise(op, addr, noise);
-        self.elapsed_us += u64::from(self.geometry.timing.program_unit_typ_us) / 2;
+        self.charge_program(addr, new.len(), 2);
         let chunk = self.chunk_mut(ci);
         let cur = &mut chunk.data[co..co + new.len()];
         for ((c, n), r) in cur.iter_mut().zip(new).zip(noise.iter()) {
