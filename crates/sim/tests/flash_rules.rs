@@ -577,3 +577,15 @@ fn preload_is_not_an_operation_and_ignores_rules() {
     f.fill(0x0800_0800, 16, 0x5A).unwrap();
     assert_eq!(read(&f, 0x0800_0800, 16), vec![0x5A; 16]);
 }
+
+#[test]
+fn empty_calls_at_the_end_are_fine_and_count_as_operations() {
+    use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
+    let mut f = SimFlash::new(p("stm32g071rb"));
+    let cap = f.capacity() as u32;
+    f.read(cap, &mut []).unwrap();
+    f.write(cap, &[]).unwrap();
+    f.erase(cap, cap).unwrap();
+    assert_eq!(f.op_count(), 2);
+    assert!(f.read(cap + 1, &mut []).is_err());
+}

@@ -1,7 +1,7 @@
 //! A faithful STM32 embedded-flash model with power cuts, torn operations and ECC faults.
 //!
 //! [`SimFlash`] implements embedded-storage `NorFlash` + `ReadNorFlash` over one
-//! [`Part`](brickless_flash::Part). The `NorFlash` offset is `absolute address - geometry.base()`;
+//! [`Part`]. The `NorFlash` offset is `absolute address - geometry.base()`;
 //! [`SimFlash::read_abs`] and [`SimFlash::preload`] take absolute addresses.
 //!
 //! # Rules enforced (per family, at runtime, from the part's [`Geometry`])
@@ -550,7 +550,7 @@ impl SimFlash {
             addr,
             len: u32::MAX,
         })?;
-        if self.geometry.contains_range(addr, len32) && (len > 0 || self.geometry.contains(addr)) {
+        if self.geometry.contains_range(addr, len32) {
             Ok(())
         } else {
             Err(SimFlashError::Unmapped { addr, len: len32 })
