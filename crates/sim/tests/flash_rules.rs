@@ -389,6 +389,12 @@ fn h753_bank2_write_and_erase_never_touch_bank1() {
     assert_eq!(read(&f, 0x0810_0000, 64), vec![0xFF; 64]);
     assert_eq!(f.wear(0x0800_0000), Some(0));
     assert_eq!(f.wear(0x0810_0000), Some(1));
+    // A refused program in bank 2 raises bank 2's flag only (SR2, not SR1).
+    assert!(f.program_abs(0x0810_0010, &[0u8; 32]).is_err());
+    assert_eq!(f.bank_flag(1), Some(brickless_flash::HwFlag::Incerr));
+    assert_eq!(f.bank_flag(0), None);
+    f.clear_flags();
+    assert_eq!(f.bank_flag(1), None);
     // The NorFlash offset of bank 2 is 1 MiB.
     let s = f.geometry().sector_at(0x0810_0000).unwrap();
     assert_eq!((s.bank, s.index), (1, 0));

@@ -208,6 +208,8 @@ pub struct SimFlash {
     ops: u64,
     armed: Option<CutPoint>,
     fired: Option<CutPoint>,
+    /// Sticky error flag per bank, as in the per-bank status registers (SR1/SR2 on H7).
+    bank_flags: Vec<Option<HwFlag>>,
     powered: bool,
     elapsed_us: u64,
     elapsed_max_us: u64,
@@ -266,6 +268,7 @@ impl SimFlash {
             ops: 0,
             armed: None,
             fired: None,
+            bank_flags: vec![None; geometry.banks.len()],
             powered: true,
             elapsed_us: 0,
             elapsed_max_us: 0,
@@ -313,6 +316,17 @@ impl SimFlash {
         self.armed
     }
 
+    /// The error flag the bank's status register holds (the last refused program in that
+    /// bank), until [`SimFlash::clear_flags`] or a power cycle.
+    pub fn bank_flag(&self, bank: u8) -> Option<HwFlag> {
+        self.bank_flags.get(usize::from(bank)).copied().flatten()
+    }
+
+    /// Clears every bank's error flag (what a driver does before its next operation).
+    pub fn clear_flags(&mut self) {
+        self.bank_flags.iter_mut().for_each(|f| *f = None);
+    }
+
     /// The last cut that fired.
     pub fn last_cut(&self) -> Option<CutPoint> {
         self.fired
@@ -326,6 +340,7 @@ impl SimFlash {
     /// Restores power: calls work again. Flash contents, wear and the op counter are kept.
     pub fn power_cycle(&mut self) {
         self.powered = true;
+        self.clear_flags();
     }
 
     /// Whether calls currently work.
@@ -463,7 +478,7 @@ impl SimFlash {
         if let Err(e) = checked {
             return match phase {
                 Some(_) => Err(self.lose_power()),
-                None => Err(e),
+                None => Err(self.raise(e)),
             };
         }
         let unit = self.geometry.write_unit as usize;
@@ -482,7 +497,7 @@ impl SimFlash {
         }
         match phase {
             Some(_) => Err(self.lose_power()),
-            None => result,
+            None => result.map_err(|e| self.raise(e)),
         }
     }
 
@@ -538,6 +553,16 @@ impl SimFlash {
             }
             _ => Ok(None),
         }
+    }
+
+    /// Latches a refused program's flag in its bank's status.
+    fn raise(&mut self, e: SimFlashError) -> SimFlashError {
+        if let SimFlashError::Program { flag, addr } = e {
+            if let Some(bank) = self.geometry.bank_at(addr) {
+                self.bank_flags[usize::from(bank)] = Some(flag);
+            }
+        }
+        e
     }
 
     fn lose_power(&mut self) -> SimFlashError {
