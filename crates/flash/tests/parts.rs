@@ -159,3 +159,20 @@ fn pids_map_back_to_parts() {
     }
     assert_eq!(parts_with_pid(0x123).count(), 0);
 }
+
+#[test]
+fn g4_bank2_is_at_0x0804_0000_even_on_256k_parts() {
+    let g = part("stm32g474cc").unwrap().geometry;
+    assert_eq!(g.total_size(), 256 * 1024);
+    assert_eq!(g.banks[1].base, 0x0804_0000);
+    assert!(!g.contains(0x0802_0000), "hole after the 128 KiB bank 1");
+    assert!(!g.contains(0x0803_FFFF));
+    assert_eq!(
+        g.sector_at(0x0804_0000).map(|s| (s.bank, s.index)),
+        Some((1, 0))
+    );
+    assert_eq!(
+        part("stm32g474re").unwrap().geometry.banks[1].base,
+        0x0804_0000
+    );
+}

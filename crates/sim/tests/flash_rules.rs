@@ -412,6 +412,7 @@ fn bank2_bases_match_the_reference() {
         ("stm32f429zi", 0x0810_0000),
         ("stm32f767zi-dual", 0x0810_0000),
         ("stm32g474re", 0x0804_0000),
+        ("stm32g474cc", 0x0804_0000),
         ("stm32g0b1re", 0x0804_0000),
         ("stm32u585ai", 0x0810_0000),
         ("stm32l552ze", 0x0804_0000),
@@ -464,6 +465,21 @@ fn h743vg_hole_between_banks_is_not_flash() {
     f.program_abs(0x0807_FFE0, &[0u8; 32]).unwrap();
     f.program_abs(0x0810_0000, &[0u8; 32]).unwrap();
     assert_eq!(f.op_count(), 8, "refused calls count as operations too");
+}
+
+#[test]
+fn g4_256k_hole_before_bank2_is_not_flash() {
+    let mut f = SimFlash::new(p("stm32g474cc"));
+    assert!(matches!(
+        f.program_abs(0x0802_0000, &[0u8; 8]),
+        Err(SimFlashError::Unmapped { .. })
+    ));
+    assert!(matches!(
+        f.erase_abs(0x0802_0000, 0x0802_0800),
+        Err(SimFlashError::Unmapped { .. })
+    ));
+    f.program_abs(0x0801_FFF8, &[0u8; 8]).unwrap();
+    f.program_abs(0x0804_0000, &[0u8; 8]).unwrap();
 }
 
 #[test]
