@@ -61,6 +61,8 @@ pub mod cmd {
     pub const READOUT_UNPROTECT: u8 = 0x92;
     /// Readout Unprotect, no stretch.
     pub const NS_READOUT_UNPROTECT: u8 = 0x93;
+    /// Get Checksum (I2C protocol v1.2).
+    pub const GET_CHECKSUM: u8 = 0xA1;
 }
 
 /// Number of command codes Get lists, by I2C protocol version (stm32flash's table): v1.0
@@ -573,6 +575,37 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
         self.wait_ack(c, Phase::Completion, budget)
     }
 
+    /// Get Checksum (0xA1, v1.2): the STM32-CRC-unit CRC-32 of `[addr, addr + len)`, both
+    /// multiples of 4, computed by the device; `None` when the bootloader does not list it.
+    pub fn checksum(&mut self, addr: u32, len: u32) -> Result<Option<u32>, I::Error> {
+        let c = cmd::GET_CHECKSUM;
+        if self.info.is_none() {
+            return Err(I2cError::NotConnected);
+        }
+        if !self.commands.contains(c) {
+            return Ok(None);
+        }
+        if addr % 4 != 0 || len % 4 != 0 || len == 0 {
+            return Err(I2cError::BadLength { len: len as usize });
+        }
+        self.send_command(c)?;
+        self.send_address(c, addr)?;
+        let l = len.to_be_bytes();
+        self.write_phase(
+            c,
+            Phase::Count,
+            &[l[0], l[1], l[2], l[3], l[0] ^ l[1] ^ l[2] ^ l[3]],
+        )?;
+        let budget = self.timeouts.option_bytes_ms;
+        self.wait_ack(c, Phase::Completion, budget)?;
+        let mut r = [0u8; 5];
+        self.read_phase(c, Phase::Reply, &mut r)?;
+        if r[0] ^ r[1] ^ r[2] ^ r[3] != r[4] {
+            return Err(I2cError::MalformedReply { cmd: c });
+        }
+        Ok(Some(u32::from_be_bytes([r[0], r[1], r[2], r[3]])))
+    }
+
     /// Go (0x21): jump to the code whose vector table is at `addr`.
     pub fn go(&mut self, addr: u32) -> Result<(), I::Error> {
         let c = self.require(Some(cmd::GO), cmd::GO)?;
@@ -714,6 +747,13 @@ impl<I: I2c, D: DelayNs> RomTarget for I2cHost<I, D> {
 
     fn readout_unprotect(&mut self) -> core::result::Result<(), Self::Error> {
         I2cHost::readout_unprotect(self)
+    }
+
+    fn checksum(&mut self, addr: u32, len: u32) -> core::result::Result<Option<u32>, Self::Error> {
+        if addr % 4 != 0 || len % 4 != 0 || len == 0 {
+            return Ok(None);
+        }
+        I2cHost::checksum(self, addr, len)
     }
 }
 
