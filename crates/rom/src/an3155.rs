@@ -352,34 +352,40 @@ impl<L: SerialLink> Usart<L> {
         Err(Error::NoSync)
     }
 
-    /// Brings the device back to "waiting for a command" after a failed exchange: sends the
-    /// invalid command `FF 00` until exactly one NACK comes back (stm32flash's resync).
+    /// Brings the device back to "waiting for a command" after a failed exchange.
+    ///
+    /// The filler byte 0xFE can never complete a frame with a valid checksum (an even byte
+    /// repeated an odd number of times XORs to zero, never to itself), so it cannot start a
+    /// write or an erase by accident. Single fillers are sent until one NACK answers: the
+    /// device then sits at a command boundary (a pending filler was taken as a command byte
+    /// and refused by its complement). A device still deep inside a frame gets bursts.
     pub fn resync(&mut self) -> Res<(), L> {
-        // A device mid-frame takes our bytes as frame bytes; up to 130 pairs fill the longest
-        // frame (a 257-byte write data frame) and make it answer.
-        for _ in 0..140 {
+        const FILL: u8 = 0xFE;
+        let wait = self.config.ack_timeout_ms.clamp(20, 100) + self.line_ms(1);
+        let mut silent = 0u32;
+        for _ in 0..24 {
             self.drain()?;
-            self.send(&[0xFF, 0x00])?;
-            let mut b = [0u8; 2];
-            let n = self
-                .link
-                .read(
-                    &mut b,
-                    self.config.ack_timeout_ms.min(100) + self.line_ms(2),
-                )
-                .map_err(Error::Link)?;
-            if n >= 1 && b[0] == NACK {
-                // Confirm: nothing else arrives, and a second probe gets exactly one NACK.
-                let more = self.link.read(&mut b[..1], 20).map_err(Error::Link)?;
+            self.send(&[FILL])?;
+            let mut b = [0u8];
+            let n = self.link.read(&mut b, wait).map_err(Error::Link)?;
+            if n == 0 {
+                silent += 1;
+                // Two silent fillers: not a pending command byte, so inside a long frame.
+                if silent >= 2 {
+                    self.send(&[FILL; 64])?;
+                    self.link.delay_ms(wait + self.line_ms(64));
+                    silent = 0;
+                }
+                continue;
+            }
+            silent = 0;
+            if b[0] == NACK {
+                let more = self
+                    .link
+                    .read(&mut b, 20 + self.line_ms(1))
+                    .map_err(Error::Link)?;
                 if more == 0 {
-                    self.send(&[0xFF, 0x00])?;
-                    let n = self
-                        .link
-                        .read(&mut b, 50 + self.line_ms(2))
-                        .map_err(Error::Link)?;
-                    if n == 1 && b[0] == NACK {
-                        return Ok(());
-                    }
+                    return Ok(());
                 }
             }
         }

@@ -13,6 +13,8 @@ pub mod an4221;
 pub mod device;
 pub mod dfu_file;
 pub mod dfuse;
+#[cfg(feature = "std")]
+pub mod link;
 pub mod program;
 pub mod target;
 
