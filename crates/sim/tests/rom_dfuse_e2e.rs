@@ -308,3 +308,31 @@ fn get_commands_lists_the_rom_commands() {
     let list = t.host.get_commands(&mut buf).unwrap();
     assert_eq!(list, [0x00, 0x21, 0x41, 0x92]);
 }
+
+#[test]
+fn a_device_silent_during_mass_erase_is_waited_for() {
+    // F427/F429 (2 MiB) mass erase takes ~16 s here; the device answers nothing meanwhile.
+    let (mut t, clock) = setup(0x413);
+    t.program_with_layout(0x0800_0000, &[0x42; 64], &mut |_| {})
+        .unwrap();
+    server(&mut t).faults.silent_while_busy = true;
+    let t0 = clock.now_ns();
+    t.erase(Erase::Mass).unwrap();
+    assert!(
+        clock.now_ns() - t0 > 1_000_000_000,
+        "the erase took modelled seconds"
+    );
+    assert_eq!(flash_bytes(&mut t, 0x0800_0000, 64), [0xFF; 64]);
+
+    // A page erase gets only a few quick retries: a device that never answers again is a
+    // named USB timeout.
+    server(&mut t).faults.busy_forever = true;
+    let err = t.erase(Erase::Pages(&[0])).unwrap_err();
+    assert_eq!(
+        err,
+        DfuseError::Usb {
+            op: DfuOp::ErasePage(0x0800_0000),
+            error: UsbError::Timeout
+        }
+    );
+}

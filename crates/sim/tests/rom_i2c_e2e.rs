@@ -334,3 +334,24 @@ fn a_wrong_address_gets_no_answer() {
         I2cError::NoAnswer { .. }
     ));
 }
+
+#[test]
+fn a_get_longer_than_the_version_says_is_read_again_at_its_length() {
+    let d = device(0x460);
+    let clock = SimClock::new();
+    let mut opts = I2cServerOptions::for_device(d);
+    opts.vendor_commands = &[0x50, 0x51];
+    let server = I2cServer::new(
+        RomCore::new(d, MemFlash::new(d.geometry)),
+        opts,
+        clock.clone(),
+    );
+    let mut host = I2cHost::new(SimI2cBus::new(server), clock.delay(), 0x51).unwrap();
+    let info = host.connect().unwrap();
+    assert_eq!(info.pid, 0x460);
+    assert!(host.commands().contains(0x51) && host.commands().contains(cmd::GET_CHECKSUM));
+    // One resync (the cut-short first read), then clean phases.
+    assert_eq!(host.bus_mut().server.stats.violations, 1);
+    host.erase(Erase::Pages(&[4])).unwrap();
+    assert_eq!(host.bus_mut().server.stats.violations, 1);
+}

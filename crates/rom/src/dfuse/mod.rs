@@ -566,6 +566,10 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
         let mut waited: u32 = 0;
         let mut last_poll: u32 = 1;
         let mut retries = 0u8;
+        // A mass erase can keep the device from answering for tens of seconds while it
+        // reports a 100 ms poll time (F405: dfu-util waits 35 s): keep asking, once a
+        // second, for the whole budget instead of a few quick retries.
+        let patient = matches!(op, DfuOp::MassErase | DfuOp::ReadUnprotect);
         loop {
             let status = match self.status_once(op) {
                 Ok(s) => s,
@@ -574,10 +578,15 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
                 Err(DfuseError::Usb {
                     error: UsbError::Stall | UsbError::Timeout,
                     ..
-                }) if retries < self.timeouts.status_retries && waited < budget_ms => {
-                    retries += 1;
-                    self.delay.delay_ms(last_poll);
-                    waited = waited.saturating_add(last_poll);
+                }) if (patient || retries < self.timeouts.status_retries) && waited < budget_ms => {
+                    retries = retries.saturating_add(1);
+                    let wait = if patient {
+                        last_poll.max(1_000)
+                    } else {
+                        last_poll
+                    };
+                    self.delay.delay_ms(wait);
+                    waited = waited.saturating_add(wait);
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -891,6 +900,24 @@ fn round_up(v: u32, unit: u32) -> u32 {
     v.div_ceil(unit).saturating_mul(unit)
 }
 
+/// Parses a `VID:PID` argument in hex (`0483:df11`, `0x0483:0xDF11`); `None` gives the ST
+/// ROM bootloader's 0483:DF11. `None` back means the text is not two hex numbers.
+pub fn parse_vid_pid(text: Option<&str>) -> Option<(u16, u16)> {
+    let Some(text) = text else {
+        return Some((crate::dfu_file::ST_ROM_VID, crate::dfu_file::ST_ROM_PID));
+    };
+    let (v, p) = text.split_once(':')?;
+    let hex = |s: &str| {
+        let s = s.trim();
+        let s = s
+            .strip_prefix("0x")
+            .or_else(|| s.strip_prefix("0X"))
+            .unwrap_or(s);
+        u16::from_str_radix(s, 16).ok()
+    };
+    Some((hex(v)?, hex(p)?))
+}
+
 /// A USB string descriptor holds at most 126 UTF-16 units; the ASCII layout fits in this.
 pub const MAX_LAYOUT_LEN: usize = 128;
 
@@ -1074,5 +1101,36 @@ impl<T: DfuTransport, D: DelayNs> RomTarget for DfuseTarget<T, D> {
 
     fn readout_unprotect(&mut self) -> Result<(), DfuseError> {
         self.host.read_unprotect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vid_pid_arguments() {
+        assert_eq!(parse_vid_pid(None), Some((0x0483, 0xDF11)));
+        assert_eq!(parse_vid_pid(Some("0483:df11")), Some((0x0483, 0xDF11)));
+        assert_eq!(parse_vid_pid(Some("0x1209:0xABCD")), Some((0x1209, 0xABCD)));
+        assert_eq!(parse_vid_pid(Some("0483")), None);
+        assert_eq!(parse_vid_pid(Some("0483:xyz")), None);
+        assert_eq!(parse_vid_pid(Some("10483:df11")), None);
+    }
+
+    #[test]
+    fn status_bytes_round_trip() {
+        let s = DfuStatus {
+            status: DfuStatusCode::Prog,
+            poll_timeout_ms: 0x01_0203,
+            state: DfuState::Error,
+            string_index: 7,
+        };
+        assert_eq!(s.to_bytes(), [6, 0x03, 0x02, 0x01, 10, 7]);
+        assert_eq!(DfuStatus::from_bytes(s.to_bytes()), s);
+        for v in 0..=255u8 {
+            assert_eq!(DfuState::from_u8(v).as_u8(), v);
+            assert_eq!(DfuStatusCode::from_u8(v).as_u8(), v);
+        }
     }
 }

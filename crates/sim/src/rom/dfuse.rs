@@ -71,6 +71,9 @@ pub struct DfuFaults {
     pub vanish_after: Option<u32>,
     /// Return this many bytes fewer than asked on the next UPLOAD.
     pub short_next_upload: usize,
+    /// Like the F405 on mass erase: report a 100 ms poll time, then leave every GETSTATUS
+    /// unanswered (USB timeout) until the work is done.
+    pub silent_while_busy: bool,
 }
 
 /// Counters tests look at.
@@ -287,6 +290,8 @@ impl<F: FlashStore> DfuServer<F> {
                 // The L4 symptom: a too-short poll timeout, then stalls while still busy.
                 let poll_ms = if self.faults.stall_busy_polls > 0 {
                     1
+                } else if self.faults.silent_while_busy {
+                    100
                 } else {
                     duration.div_ceil(1_000_000) as u32
                 };
@@ -294,6 +299,11 @@ impl<F: FlashStore> DfuServer<F> {
             }
             DfuState::DnBusy => {
                 if self.faults.busy_forever || now < self.busy_until_ns {
+                    if self.faults.silent_while_busy {
+                        // The host's transfer times out after its timeout (5 s in nusb use).
+                        self.clock.advance_ns(5_000_000_000);
+                        return Err(UsbError::Timeout);
+                    }
                     if self.faults.stall_busy_polls > 0 {
                         self.faults.stall_busy_polls -= 1;
                         self.stats.stalls += 1;

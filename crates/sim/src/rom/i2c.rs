@@ -68,6 +68,9 @@ pub struct I2cServerOptions {
     pub bus_hz: u32,
     /// Fault: a no-stretch command answers BUSY forever.
     pub busy_forever: bool,
+    /// Extra codes listed in Get after the standard ones (Open Bootloader lists its Special
+    /// commands 0x50/0x51), which makes Get longer than the version's usual length.
+    pub vendor_commands: &'static [u8],
 }
 
 impl I2cServerOptions {
@@ -78,6 +81,7 @@ impl I2cServerOptions {
             version: 0x12,
             bus_hz: 400_000,
             busy_forever: false,
+            vendor_commands: &[],
         }
     }
 }
@@ -184,6 +188,7 @@ impl<F: FlashStore> I2cServer<F> {
         if self.opts.version >= 0x12 {
             list.push(cmd::GET_CHECKSUM);
         }
+        list.extend_from_slice(self.opts.vendor_commands);
         list
     }
 
