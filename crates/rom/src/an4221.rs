@@ -155,6 +155,10 @@ pub struct I2cTimeouts {
     pub mass_erase_ms: u32,
     /// Write (un)protect and readout protect (option-byte programming).
     pub option_bytes_ms: u32,
+    /// How long a transfer the adapter gave up on is counted as having taken (the shortest
+    /// adapter timeout expected; Linux drivers use 25 ms and more). An underestimate only
+    /// makes the host wait longer, never shorter, than a budget.
+    pub failed_transfer_ms: u32,
 }
 
 impl Default for I2cTimeouts {
@@ -166,6 +170,7 @@ impl Default for I2cTimeouts {
             erase_page_ms: 5_000,
             mass_erase_ms: 40_000,
             option_bytes_ms: 5_000,
+            failed_transfer_ms: 25,
         }
     }
 }
@@ -338,6 +343,7 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
         let budget_us = budget_ms.saturating_mul(1000);
         let mut waited_us: u32 = 0;
         let mut saw_busy = false;
+        let mut last_bus_error = None;
         loop {
             let mut b = [0u8; 1];
             match self.bus.read(self.address, &mut b) {
@@ -348,6 +354,17 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
                     byte => return Err(I2cError::UnexpectedByte { cmd, phase, byte }),
                 },
                 Err(e) if is_address_nack(&e) => {}
+                // A stretching command holds SCL for the whole erase; many adapters give up
+                // on the transfer first (Linux i2c drivers: often 25 ms to 1 s). Reading the
+                // answer again changes nothing, so keep trying within the work's budget.
+                Err(error)
+                    if phase == Phase::Completion && error.kind() != ErrorKind::ArbitrationLoss =>
+                {
+                    last_bus_error = Some(error);
+                    // The adapter held the transfer before failing it: count that time.
+                    let held = self.timeouts.failed_transfer_ms.saturating_mul(1000);
+                    waited_us = waited_us.saturating_add(held);
+                }
                 Err(error) => {
                     return Err(I2cError::Bus {
                         cmd,
@@ -359,14 +376,19 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
             }
             if waited_us >= budget_us {
                 let waited_ms = waited_us / 1000;
-                return Err(if saw_busy {
-                    I2cError::BusyTimeout { cmd, waited_ms }
-                } else {
-                    I2cError::NoAnswer {
+                return Err(match (saw_busy, last_bus_error) {
+                    (true, _) => I2cError::BusyTimeout { cmd, waited_ms },
+                    (false, Some(error)) => I2cError::Bus {
+                        cmd,
+                        phase,
+                        kind: error.kind(),
+                        error,
+                    },
+                    (false, None) => I2cError::NoAnswer {
                         cmd,
                         phase,
                         waited_ms,
-                    }
+                    },
                 });
             }
             self.pause(&mut waited_us);

@@ -355,3 +355,34 @@ fn a_get_longer_than_the_version_says_is_read_again_at_its_length() {
     host.erase(Erase::Pages(&[4])).unwrap();
     assert_eq!(host.bus_mut().server.stats.violations, 1);
 }
+
+#[test]
+fn a_stretched_erase_outlasting_the_adapter_timeout_is_waited_for() {
+    // v1.0 (stretching only) on F407: a 128 KiB sector erase holds the bus for about a
+    // second, longer than the adapter's 25 ms transfer limit.
+    let (mut host, clock) = connected(0x413, 0x10);
+    host.bus_mut().faults.adapter_timeout_ms = Some(25);
+    let t0 = clock.now_ns();
+    host.erase(Erase::Pages(&[5])).unwrap();
+    assert!(
+        clock.now_ns() - t0 > 100_000_000,
+        "the erase took modelled time"
+    );
+
+    // With a budget shorter than the erase, the adapter's error is what the host reports.
+    let mut timeouts = I2cTimeouts::default();
+    timeouts.erase_page_ms = 50;
+    let mut host = host.with_timeouts(timeouts);
+    let err = host.erase(Erase::Pages(&[6])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            I2cError::Bus {
+                kind: ErrorKind::Other,
+                phase: Phase::Completion,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -620,6 +620,9 @@ pub struct BusFaults {
     pub corrupt_next_read: bool,
     /// The next write transaction fails with an arbitration loss.
     pub lose_arbitration_once: bool,
+    /// The host adapter gives up on a transfer held (clock-stretched) longer than this, as
+    /// Linux i2c drivers do: the read fails with a bus error after that long.
+    pub adapter_timeout_ms: Option<u32>,
 }
 
 /// An in-process I2C bus with one virtual bootloader on it.
@@ -677,6 +680,16 @@ impl<F: FlashStore> I2c for SimI2cBus<F> {
                     self.server.on_write(bytes);
                 }
                 Operation::Read(buf) => {
+                    if let (Some(limit), Some(p)) =
+                        (self.faults.adapter_timeout_ms, self.server.pending)
+                    {
+                        let limit_ns = u64::from(limit) * 1_000_000;
+                        let now = self.server.clock.now_ns();
+                        if p.stretch && self.server.out.is_empty() && p.until_ns > now + limit_ns {
+                            self.server.clock.advance_ns(limit_ns);
+                            return Err(SimI2cError(ErrorKind::Other));
+                        }
+                    }
                     self.server
                         .clock
                         .advance_ns(self.server.transfer_ns(buf.len()));
