@@ -370,8 +370,10 @@ fn a_stretched_erase_outlasting_the_adapter_timeout_is_waited_for() {
     );
 
     // With a budget shorter than the erase, the adapter's error is what the host reports.
-    let mut timeouts = I2cTimeouts::default();
-    timeouts.erase_page_ms = 50;
+    let timeouts = I2cTimeouts {
+        erase_page_ms: 50,
+        ..I2cTimeouts::default()
+    };
     let mut host = host.with_timeouts(timeouts);
     let err = host.erase(Erase::Pages(&[6])).unwrap_err();
     assert!(
