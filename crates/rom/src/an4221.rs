@@ -61,6 +61,8 @@ pub mod cmd {
     pub const READOUT_UNPROTECT: u8 = 0x92;
     /// Readout Unprotect, no stretch.
     pub const NS_READOUT_UNPROTECT: u8 = 0x93;
+    /// Get Checksum (I2C protocol v1.2).
+    pub const GET_CHECKSUM: u8 = 0xA1;
 }
 
 /// Number of command codes Get lists, by I2C protocol version (stm32flash's table): v1.0
@@ -153,6 +155,10 @@ pub struct I2cTimeouts {
     pub mass_erase_ms: u32,
     /// Write (un)protect and readout protect (option-byte programming).
     pub option_bytes_ms: u32,
+    /// How long a transfer the adapter gave up on is counted as having taken (the shortest
+    /// adapter timeout expected; Linux drivers use 25 ms and more). An underestimate only
+    /// makes the host wait longer, never shorter, than a budget.
+    pub failed_transfer_ms: u32,
 }
 
 impl Default for I2cTimeouts {
@@ -164,6 +170,7 @@ impl Default for I2cTimeouts {
             erase_page_ms: 5_000,
             mass_erase_ms: 40_000,
             option_bytes_ms: 5_000,
+            failed_transfer_ms: 25,
         }
     }
 }
@@ -336,6 +343,7 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
         let budget_us = budget_ms.saturating_mul(1000);
         let mut waited_us: u32 = 0;
         let mut saw_busy = false;
+        let mut last_bus_error = None;
         loop {
             let mut b = [0u8; 1];
             match self.bus.read(self.address, &mut b) {
@@ -346,6 +354,17 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
                     byte => return Err(I2cError::UnexpectedByte { cmd, phase, byte }),
                 },
                 Err(e) if is_address_nack(&e) => {}
+                // A stretching command holds SCL for the whole erase; many adapters give up
+                // on the transfer first (Linux i2c drivers: often 25 ms to 1 s). Reading the
+                // answer again changes nothing, so keep trying within the work's budget.
+                Err(error)
+                    if phase == Phase::Completion && error.kind() != ErrorKind::ArbitrationLoss =>
+                {
+                    last_bus_error = Some(error);
+                    // The adapter held the transfer before failing it: count that time.
+                    let held = self.timeouts.failed_transfer_ms.saturating_mul(1000);
+                    waited_us = waited_us.saturating_add(held);
+                }
                 Err(error) => {
                     return Err(I2cError::Bus {
                         cmd,
@@ -357,14 +376,19 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
             }
             if waited_us >= budget_us {
                 let waited_ms = waited_us / 1000;
-                return Err(if saw_busy {
-                    I2cError::BusyTimeout { cmd, waited_ms }
-                } else {
-                    I2cError::NoAnswer {
+                return Err(match (saw_busy, last_bus_error) {
+                    (true, _) => I2cError::BusyTimeout { cmd, waited_ms },
+                    (false, Some(error)) => I2cError::Bus {
+                        cmd,
+                        phase,
+                        kind: error.kind(),
+                        error,
+                    },
+                    (false, None) => I2cError::NoAnswer {
                         cmd,
                         phase,
                         waited_ms,
-                    }
+                    },
                 });
             }
             self.pause(&mut waited_us);
@@ -573,6 +597,37 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
         self.wait_ack(c, Phase::Completion, budget)
     }
 
+    /// Get Checksum (0xA1, v1.2): the STM32-CRC-unit CRC-32 of `[addr, addr + len)`, both
+    /// multiples of 4, computed by the device; `None` when the bootloader does not list it.
+    pub fn checksum(&mut self, addr: u32, len: u32) -> Result<Option<u32>, I::Error> {
+        let c = cmd::GET_CHECKSUM;
+        if self.info.is_none() {
+            return Err(I2cError::NotConnected);
+        }
+        if !self.commands.contains(c) {
+            return Ok(None);
+        }
+        if addr % 4 != 0 || len % 4 != 0 || len == 0 {
+            return Err(I2cError::BadLength { len: len as usize });
+        }
+        self.send_command(c)?;
+        self.send_address(c, addr)?;
+        let l = len.to_be_bytes();
+        self.write_phase(
+            c,
+            Phase::Count,
+            &[l[0], l[1], l[2], l[3], l[0] ^ l[1] ^ l[2] ^ l[3]],
+        )?;
+        let budget = self.timeouts.option_bytes_ms;
+        self.wait_ack(c, Phase::Completion, budget)?;
+        let mut r = [0u8; 5];
+        self.read_phase(c, Phase::Reply, &mut r)?;
+        if r[0] ^ r[1] ^ r[2] ^ r[3] != r[4] {
+            return Err(I2cError::MalformedReply { cmd: c });
+        }
+        Ok(Some(u32::from_be_bytes([r[0], r[1], r[2], r[3]])))
+    }
+
     /// Go (0x21): jump to the code whose vector table is at `addr`.
     pub fn go(&mut self, addr: u32) -> Result<(), I::Error> {
         let c = self.require(Some(cmd::GO), cmd::GO)?;
@@ -714,6 +769,13 @@ impl<I: I2c, D: DelayNs> RomTarget for I2cHost<I, D> {
 
     fn readout_unprotect(&mut self) -> core::result::Result<(), Self::Error> {
         I2cHost::readout_unprotect(self)
+    }
+
+    fn checksum(&mut self, addr: u32, len: u32) -> core::result::Result<Option<u32>, Self::Error> {
+        if addr % 4 != 0 || len % 4 != 0 || len == 0 {
+            return Ok(None);
+        }
+        I2cHost::checksum(self, addr, len)
     }
 }
 

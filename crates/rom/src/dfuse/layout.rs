@@ -89,6 +89,12 @@ pub struct MemoryLayout<'a> {
 }
 
 impl<'a> MemoryLayout<'a> {
+    /// A layout with no segments.
+    pub const EMPTY: MemoryLayout<'static> = MemoryLayout {
+        text: "@",
+        name_end: 1,
+    };
+
     /// Checks a layout string and returns a view over it.
     pub fn parse(text: &'a str) -> Result<Self, LayoutError> {
         if !text.starts_with('@') {

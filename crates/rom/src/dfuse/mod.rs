@@ -1,6 +1,6 @@
 //! USB DFU host for the STM32 ROM bootloader's DfuSe extension (AN3156), sans-IO: it runs over
 //! any USB stack that implements [`DfuTransport`] (two class control requests), and sleeps
-//! through embedded-hal's `DelayNs`. With `std`, [`usb`] opens a real device through nusb.
+//! through embedded-hal's `DelayNs`. With the `usb` feature, `usb` opens a real device through nusb.
 //!
 //! Guarantees: every command is followed by GETSTATUS polling until the device reports
 //! dfuDNLOAD-IDLE, within a time budget scaled to the work; a dfuERROR is cleared and returned
@@ -10,9 +10,11 @@
 //! anything.
 
 pub mod layout;
-#[cfg(feature = "std")]
+#[cfg(feature = "usb")]
 pub mod usb;
 
+use crate::device::RomDevice;
+use crate::target::{Erase, ReadProtection, RomTarget, TargetInfo};
 use embedded_hal::delay::DelayNs;
 pub use layout::{Attributes, LayoutError, MemoryLayout, Page, Segment};
 
@@ -356,6 +358,15 @@ pub enum DfuseError {
         expected: u8,
         found: u8,
     },
+    /// The ROM's DfuSe has no command for this (option bytes are a separate alt setting).
+    #[error("DfuSe cannot {what}")]
+    Unsupported { what: &'static str },
+    /// A memory-layout string longer than a USB string descriptor can carry.
+    #[error("memory-layout string longer than {max} bytes")]
+    LayoutTooLong { max: usize },
+    /// The memory-layout string is malformed.
+    #[error("memory layout: {0}")]
+    Layout(#[from] LayoutError),
 }
 
 /// Time budgets (ms of accumulated poll wait) per operation.
@@ -453,9 +464,32 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
     }
 
     fn out(&mut self, op: DfuOp, request: u8, value: u16, data: &[u8]) -> Result<(), DfuseError> {
-        self.transport
+        match self
+            .transport
             .control_out(request, value, self.interface, data)
-            .map_err(|error| DfuseError::Usb { op, error })
+        {
+            Ok(()) => Ok(()),
+            Err(UsbError::Stall) => Err(self.explain_stall(op)),
+            Err(error) => Err(DfuseError::Usb { op, error }),
+        }
+    }
+
+    /// After a stalled request the device sits in dfuERROR with the reason in bStatus: read
+    /// it, clear it, and name it (e.g. errVENDOR when read protection is active).
+    fn explain_stall(&mut self, op: DfuOp) -> DfuseError {
+        match self.status_once(op) {
+            Ok(s) if s.state == DfuState::Error && s.status != DfuStatusCode::Ok => {
+                let _ = self.clear_status();
+                DfuseError::Device {
+                    op,
+                    status: s.status,
+                }
+            }
+            _ => DfuseError::Usb {
+                op,
+                error: UsbError::Stall,
+            },
+        }
     }
 
     fn status_once(&mut self, op: DfuOp) -> Result<DfuStatus, DfuseError> {
@@ -491,7 +525,11 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
 
     /// DFU_CLRSTATUS (leaves dfuERROR).
     pub fn clear_status(&mut self) -> Result<(), DfuseError> {
-        self.out(DfuOp::ReturnToIdle, request::CLRSTATUS, 0, &[])
+        // Not through `out`: a stall here must not recurse into explaining the stall.
+        let op = DfuOp::ReturnToIdle;
+        self.transport
+            .control_out(request::CLRSTATUS, 0, self.interface, &[])
+            .map_err(|error| DfuseError::Usb { op, error })
     }
 
     /// DFU_ABORT (back to dfuIDLE from the idle sub-states).
@@ -528,6 +566,10 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
         let mut waited: u32 = 0;
         let mut last_poll: u32 = 1;
         let mut retries = 0u8;
+        // A mass erase can keep the device from answering for tens of seconds while it
+        // reports a 100 ms poll time (F405: dfu-util waits 35 s): keep asking, once a
+        // second, for the whole budget instead of a few quick retries.
+        let patient = matches!(op, DfuOp::MassErase | DfuOp::ReadUnprotect);
         loop {
             let status = match self.status_once(op) {
                 Ok(s) => s,
@@ -536,10 +578,15 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
                 Err(DfuseError::Usb {
                     error: UsbError::Stall | UsbError::Timeout,
                     ..
-                }) if retries < self.timeouts.status_retries && waited < budget_ms => {
-                    retries += 1;
-                    self.delay.delay_ms(last_poll);
-                    waited = waited.saturating_add(last_poll);
+                }) if (patient || retries < self.timeouts.status_retries) && waited < budget_ms => {
+                    retries = retries.saturating_add(1);
+                    let wait = if patient {
+                        last_poll.max(1_000)
+                    } else {
+                        last_poll
+                    };
+                    self.delay.delay_ms(wait);
+                    waited = waited.saturating_add(wait);
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -671,10 +718,15 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
             // UPLOAD is only accepted from dfuIDLE: the address command left DNLOAD-IDLE.
             self.abort()?;
             let op = DfuOp::Upload(chunk_address);
-            let got = self
-                .transport
-                .control_in(request::UPLOAD, DATA_BLOCK, self.interface, chunk)
-                .map_err(|error| DfuseError::Usb { op, error })?;
+            let got =
+                match self
+                    .transport
+                    .control_in(request::UPLOAD, DATA_BLOCK, self.interface, chunk)
+                {
+                    Ok(n) => n,
+                    Err(UsbError::Stall) => return Err(self.explain_stall(op)),
+                    Err(error) => return Err(DfuseError::Usb { op, error }),
+                };
             if got != chunk.len() {
                 let _ = self.ensure_idle();
                 return Err(DfuseError::ShortUpload {
@@ -846,4 +898,239 @@ fn round_up(v: u32, unit: u32) -> u32 {
         return v;
     }
     v.div_ceil(unit).saturating_mul(unit)
+}
+
+/// Parses a `VID:PID` argument in hex (`0483:df11`, `0x0483:0xDF11`); `None` gives the ST
+/// ROM bootloader's 0483:DF11. `None` back means the text is not two hex numbers.
+pub fn parse_vid_pid(text: Option<&str>) -> Option<(u16, u16)> {
+    let Some(text) = text else {
+        return Some((crate::dfu_file::ST_ROM_VID, crate::dfu_file::ST_ROM_PID));
+    };
+    let (v, p) = text.split_once(':')?;
+    let hex = |s: &str| {
+        let s = s.trim();
+        let s = s
+            .strip_prefix("0x")
+            .or_else(|| s.strip_prefix("0X"))
+            .unwrap_or(s);
+        u16::from_str_radix(s, 16).ok()
+    };
+    Some((hex(v)?, hex(p)?))
+}
+
+/// A USB string descriptor holds at most 126 UTF-16 units; the ASCII layout fits in this.
+pub const MAX_LAYOUT_LEN: usize = 128;
+
+/// A [`DfuseHost`] with the memory layout of its alternate setting, as a [`RomTarget`]: what
+/// the program/verify loops in [`crate::program`] and the CLI drive.
+pub struct DfuseTarget<T, D> {
+    /// The protocol host.
+    pub host: DfuseHost<T, D>,
+    layout: [u8; MAX_LAYOUT_LEN],
+    layout_len: usize,
+    device: Option<&'static RomDevice>,
+}
+
+impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
+    /// Wraps `host`; `layout` is the alt setting's memory-layout string (checked here), and
+    /// `device` the part when known (DFU does not report the chip's product ID; without it,
+    /// erase page numbers are the layout's page order).
+    pub fn new(
+        host: DfuseHost<T, D>,
+        layout: &str,
+        device: Option<&'static RomDevice>,
+    ) -> Result<Self, DfuseError> {
+        MemoryLayout::parse(layout)?;
+        let bytes = layout.as_bytes();
+        if bytes.len() > MAX_LAYOUT_LEN {
+            return Err(DfuseError::LayoutTooLong {
+                max: MAX_LAYOUT_LEN,
+            });
+        }
+        let mut buf = [0u8; MAX_LAYOUT_LEN];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        Ok(DfuseTarget {
+            host,
+            layout: buf,
+            layout_len: bytes.len(),
+            device: device.or_else(|| guess_device(layout)),
+        })
+    }
+
+    /// The memory layout.
+    pub fn layout(&self) -> MemoryLayout<'_> {
+        let text = core::str::from_utf8(&self.layout[..self.layout_len]).unwrap_or("@");
+        // Checked in `new`; an impossible failure yields an empty layout, never a panic.
+        MemoryLayout::parse(text).unwrap_or(MemoryLayout::EMPTY)
+    }
+
+    /// The part, when given or recognised from the layout.
+    pub fn device(&self) -> Option<&'static RomDevice> {
+        self.device
+    }
+
+    /// Erases, writes and verifies `data` at `address` using only the layout (no device
+    /// table entry needed): see [`DfuseHost::program`].
+    pub fn program_with_layout(
+        &mut self,
+        address: u32,
+        data: &[u8],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), DfuseError> {
+        let mut copy = [0u8; MAX_LAYOUT_LEN];
+        copy[..self.layout_len].copy_from_slice(&self.layout[..self.layout_len]);
+        let text = core::str::from_utf8(&copy[..self.layout_len]).unwrap_or("@");
+        let layout = MemoryLayout::parse(text)?;
+        self.host.program(&layout, address, data, progress)
+    }
+
+    fn page_address(&self, index: u16) -> Option<(u32, u32)> {
+        match self.device {
+            Some(d) => d.page(index).map(|s| (s.addr, s.size)),
+            None => self
+                .layout()
+                .segments()
+                .flat_map(|s| (0..s.count).map(move |i| (s.start + i * s.page_size, s.page_size)))
+                .nth(usize::from(index)),
+        }
+    }
+}
+
+/// The device-table part whose flash sectors are exactly the layout's pages, if exactly one.
+pub fn guess_device(layout: &str) -> Option<&'static RomDevice> {
+    let layout = MemoryLayout::parse(layout).ok()?;
+    let mut found = None;
+    for d in crate::device::DEVICES {
+        let mut pages = layout
+            .segments()
+            .flat_map(|s| (0..s.count).map(move |i| (s.start + i * s.page_size, s.page_size)));
+        let same = d
+            .geometry
+            .sectors()
+            .all(|s| pages.next() == Some((s.addr, s.size)))
+            && pages.next().is_none();
+        if same {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(d);
+        }
+    }
+    found
+}
+
+impl<T: DfuTransport, D: DelayNs> RomTarget for DfuseTarget<T, D> {
+    type Error = DfuseError;
+
+    fn info(&self) -> TargetInfo {
+        TargetInfo {
+            pid: self.device.map_or(0, |d| d.pid),
+            protocol_version: 0x1A,
+            device: self.device,
+            read_protection: ReadProtection::Unknown,
+        }
+    }
+
+    fn max_transfer(&self) -> usize {
+        usize::from(self.host.transfer_size())
+    }
+
+    fn read_memory(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), DfuseError> {
+        self.host.upload(addr, buf)
+    }
+
+    fn write_memory(&mut self, addr: u32, data: &[u8]) -> Result<(), DfuseError> {
+        self.host.download_block(addr, data)
+    }
+
+    fn erase(&mut self, what: Erase<'_>) -> Result<(), DfuseError> {
+        match what {
+            Erase::Pages(pages) => {
+                // Resolve every page before erasing any.
+                for &p in pages {
+                    self.page_address(p).ok_or(DfuseError::OutsideLayout {
+                        address: u32::from(p),
+                    })?;
+                }
+                for &p in pages {
+                    if let Some((addr, size)) = self.page_address(p) {
+                        self.host.erase_page(addr, size)?;
+                    }
+                }
+                Ok(())
+            }
+            Erase::Bank(bank) => {
+                let d = self.device.ok_or(DfuseError::Unsupported {
+                    what: "erase a bank of an unknown part",
+                })?;
+                if usize::from(bank) >= d.geometry.banks.len() {
+                    return Err(DfuseError::Unsupported {
+                        what: "erase a missing bank",
+                    });
+                }
+                for s in d.geometry.sectors().filter(|s| s.bank == bank) {
+                    self.host.erase_page(s.addr, s.size)?;
+                }
+                Ok(())
+            }
+            Erase::Mass => self.host.mass_erase(),
+        }
+    }
+
+    fn go(&mut self, addr: u32) -> Result<(), DfuseError> {
+        self.host.leave(Some(addr))
+    }
+
+    fn write_protect(&mut self, _sectors: &[u16]) -> Result<(), DfuseError> {
+        Err(DfuseError::Unsupported {
+            what: "write-protect (write the option bytes alt setting instead)",
+        })
+    }
+
+    fn write_unprotect(&mut self) -> Result<(), DfuseError> {
+        Err(DfuseError::Unsupported {
+            what: "write-unprotect (write the option bytes alt setting instead)",
+        })
+    }
+
+    fn readout_protect(&mut self) -> Result<(), DfuseError> {
+        Err(DfuseError::Unsupported {
+            what: "readout-protect (write the option bytes alt setting instead)",
+        })
+    }
+
+    fn readout_unprotect(&mut self) -> Result<(), DfuseError> {
+        self.host.read_unprotect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vid_pid_arguments() {
+        assert_eq!(parse_vid_pid(None), Some((0x0483, 0xDF11)));
+        assert_eq!(parse_vid_pid(Some("0483:df11")), Some((0x0483, 0xDF11)));
+        assert_eq!(parse_vid_pid(Some("0x1209:0xABCD")), Some((0x1209, 0xABCD)));
+        assert_eq!(parse_vid_pid(Some("0483")), None);
+        assert_eq!(parse_vid_pid(Some("0483:xyz")), None);
+        assert_eq!(parse_vid_pid(Some("10483:df11")), None);
+    }
+
+    #[test]
+    fn status_bytes_round_trip() {
+        let s = DfuStatus {
+            status: DfuStatusCode::Prog,
+            poll_timeout_ms: 0x01_0203,
+            state: DfuState::Error,
+            string_index: 7,
+        };
+        assert_eq!(s.to_bytes(), [6, 0x03, 0x02, 0x01, 10, 7]);
+        assert_eq!(DfuStatus::from_bytes(s.to_bytes()), s);
+        for v in 0..=255u8 {
+            assert_eq!(DfuState::from_u8(v).as_u8(), v);
+            assert_eq!(DfuStatusCode::from_u8(v).as_u8(), v);
+        }
+    }
 }

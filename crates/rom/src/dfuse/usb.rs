@@ -2,8 +2,8 @@
 //! alternate setting whose memory-layout string names the wanted memory, read wTransferSize
 //! from the DFU functional descriptor, and hand back a ready [`DfuseHost`].
 
+pub use super::parse_vid_pid;
 use super::{DfuTransport, DfuseHost, UsbError};
-use crate::dfu_file::{ST_ROM_PID, ST_ROM_VID};
 use embedded_hal::delay::DelayNs;
 use nusb::descriptors::language_id::US_ENGLISH;
 use nusb::transfer::{ControlIn, ControlOut, ControlType, Recipient, TransferError};
@@ -141,16 +141,6 @@ pub struct OpenedDfu {
     pub layout: String,
     /// Every alternate setting the device offers.
     pub alt_settings: Vec<AltSetting>,
-}
-
-/// Parses a `VID:PID` argument in hex (`0483:df11`); `None` gives the ST ROM default.
-pub fn parse_vid_pid(text: Option<&str>) -> Option<(u16, u16)> {
-    let Some(text) = text else {
-        return Some((ST_ROM_VID, ST_ROM_PID));
-    };
-    let (v, p) = text.split_once(':')?;
-    let hex = |s: &str| u16::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok();
-    Some((hex(v)?, hex(p)?))
 }
 
 /// Opens the first device `vid:pid` in DFU mode and selects the alternate setting whose
