@@ -457,3 +457,44 @@ fn tear_position_can_be_pinned_to_the_first_or_last_unit() {
         );
     }
 }
+
+#[test]
+fn a_cut_during_a_refused_call_only_loses_power() {
+    for phase in CutPhase::ALL {
+        let mut f = SimFlash::new(p("stm32l475vg"));
+        f.program_abs(0x0800_0000, &[1; 8]).unwrap();
+        f.arm_cut(CutPoint::new(1, phase));
+        // Misaligned: refused before any cell changes, whatever the phase.
+        assert_eq!(
+            f.program_abs(0x0800_0004, &[2; 8]),
+            Err(SimFlashError::PowerLost)
+        );
+        f.power_cycle();
+        f.arm_cut(CutPoint::new(2, phase));
+        // PROGERR on the only unit: the controller never starts programming it.
+        assert_eq!(
+            f.program_abs(0x0800_0000, &[3; 8]),
+            Err(SimFlashError::PowerLost)
+        );
+        f.power_cycle();
+        assert!(
+            f.scan_torn(0x0800_0000..0x0800_0100).is_empty(),
+            "{phase:?}"
+        );
+        let mut buf = [0u8; 16];
+        f.read_abs(0x0800_0000, &mut buf).unwrap();
+        assert_eq!(
+            buf,
+            [1, 1, 1, 1, 1, 1, 1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
+    }
+}
+
+#[test]
+fn a_cut_the_run_never_reaches_does_not_fire() {
+    let base = SimFlash::new(p("stm32h753zi"));
+    let m = replay(&base, &[CutPoint::new(100, CutPhase::Torn)], workload);
+    assert_eq!(m.last_cut(), None);
+    assert!(m.is_powered());
+    assert_eq!(m.op_count(), 4);
+}
