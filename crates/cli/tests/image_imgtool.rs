@@ -18,8 +18,9 @@ const BASE: [&str; 7] = [
 ];
 
 /// Sign variants: (name, extra flags, output extension). Cover --pad, --confirm,
-/// --align 8 and 32, --security-counter and HEX output.
-const VARIANTS: [(&str, &[&str], &str); 5] = [
+/// --align 4/8/32, --max-align 16, --max-sectors, --security-counter, --dependencies,
+/// --load-addr and HEX output.
+const VARIANTS: [(&str, &[&str], &str); 6] = [
     ("plain", &[], "bin"),
     ("pad8", &["--align", "8", "--pad"], "bin"),
     (
@@ -32,6 +33,23 @@ const VARIANTS: [(&str, &[&str], &str); 5] = [
         "hex8",
         &["--align", "8", "--confirm", "-s", "7", "-x", "0x08020000"],
         "hex",
+    ),
+    (
+        "deps16",
+        &[
+            "--align",
+            "4",
+            "--max-align",
+            "16",
+            "-M",
+            "64",
+            "--pad",
+            "-d",
+            "(1,1.2.0), (2,0.4.0+5)",
+            "-L",
+            "0x20000000",
+        ],
+        "bin",
     ),
 ];
 
