@@ -199,7 +199,26 @@ fn ed25519_output_is_byte_identical_to_imgtool() {
         cmds.push(sign_args(&key, hex_flags, &hex_in, &theirs));
         pairs.push((vec![hex_in.clone(), elf_in.clone()], hex_flags, theirs));
     }
+    // Without a key: a hash-only image.
+    let unsigned_theirs = dir.path().join("imgtool-unsigned.bin");
+    let mut unsigned_args = sargs(&[&"sign"]);
+    unsigned_args.extend(BASE.iter().map(|s| s.to_string()));
+    unsigned_args.extend(sargs(&[&input, &unsigned_theirs]));
+    cmds.push(unsigned_args.clone());
     imgtool.batch_ok(cmds);
+    let unsigned_ours = dir.path().join("brickless-unsigned.bin");
+    unsigned_args.pop();
+    run_ok(
+        brickless()
+            .arg("image")
+            .args(&unsigned_args)
+            .arg(&unsigned_ours),
+    );
+    assert_eq!(
+        std::fs::read(&unsigned_ours).unwrap(),
+        std::fs::read(&unsigned_theirs).unwrap(),
+        "unsigned image"
+    );
 
     for (sources, extra, theirs) in &pairs {
         let expected = std::fs::read(theirs).unwrap();

@@ -131,6 +131,12 @@ pub struct SignArgs {
     /// Mark the image as not bootable.
     #[arg(long = "non-bootable")]
     pub non_bootable: bool,
+    /// Protected vendor TLV: `--custom-tlv 0xa0 0x0102` (hex bytes) or `--custom-tlv 0xa0 text`.
+    #[arg(long = "custom-tlv", num_args = 2, value_names = ["TAG", "VALUE"], action = clap::ArgAction::Append)]
+    pub custom_tlv: Vec<String>,
+    /// Protected vendor TLV whose value is a file's bytes: `--custom-tlv-file 0xa1 blob.bin`.
+    #[arg(long = "custom-tlv-file", num_args = 2, value_names = ["TAG", "FILE"], action = clap::ArgAction::Append)]
+    pub custom_tlv_file: Vec<String>,
     /// Input firmware: BIN, Intel HEX (.hex) or ELF.
     pub infile: PathBuf,
     /// Output image: Intel HEX if it ends in .hex, BIN otherwise.
@@ -173,6 +179,47 @@ fn parse_dependencies(text: &str) -> Result<Vec<Dependency>> {
 }
 
 impl SignArgs {
+    /// imgtool's order: every `--custom-tlv`, then every `--custom-tlv-file`.
+    fn custom_tlvs(&self) -> Result<Vec<(u16, Vec<u8>)>> {
+        let tag_of = |t: &str| {
+            parse_int(t)
+                .and_then(|v| u16::try_from(v).ok())
+                .ok_or_else(|| {
+                    miette!(
+                        help = "custom TLV tags are 0xa0..=0xfffe, e.g. 0xa0",
+                        "custom TLV tag {t:?} is not a 16-bit number"
+                    )
+                })
+        };
+        let mut out = Vec::new();
+        for pair in self.custom_tlv.chunks_exact(2) {
+            let tag = tag_of(&pair[0])?;
+            let value = match pair[1].strip_prefix("0x") {
+                Some(hex) => decode_hex(hex).ok_or_else(|| {
+                    miette!(
+                        help = "write an even number of hex digits after 0x, or a value without 0x for text",
+                        "custom TLV 0x{tag:x}: {:?} is not hex bytes",
+                        pair[1]
+                    )
+                })?,
+                None => pair[1].as_bytes().to_vec(),
+            };
+            out.push((tag, value));
+        }
+        for pair in self.custom_tlv_file.chunks_exact(2) {
+            let tag = tag_of(&pair[0])?;
+            let value = std::fs::read(&pair[1]).map_err(|e| {
+                miette!(
+                    help = "check the path given to --custom-tlv-file",
+                    "cannot read custom TLV file {}: {e}",
+                    pair[1]
+                )
+            })?;
+            out.push((tag, value));
+        }
+        Ok(out)
+    }
+
     fn options(&self) -> Result<SignOptions> {
         Ok(SignOptions {
             version: self.version,
@@ -195,7 +242,7 @@ impl SignArgs {
                 Some(d) => parse_dependencies(d)?,
                 None => Vec::new(),
             },
-            custom_tlvs: Vec::new(),
+            custom_tlvs: self.custom_tlvs()?,
             public_key_format: match self.public_key_format {
                 KeyFormatArg::Hash => PublicKeyFormat::Hash,
                 KeyFormatArg::Full => PublicKeyFormat::Full,
@@ -349,6 +396,16 @@ pub struct VerifyArgs {
     pub erased_val: u8,
     /// Image file: BIN or Intel HEX (.hex), padded to the slot or not.
     pub image: PathBuf,
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 || !hex.is_ascii() {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect()
 }
 
 fn hex_string(bytes: &[u8]) -> String {
