@@ -241,3 +241,71 @@ pub struct ImageLayout {
     /// unprotected TLV info header.
     pub protected_end: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_parse_display_and_order() {
+        let v: ImageVersion = "1.2.3+4".parse().unwrap();
+        assert_eq!(v, ImageVersion::new(1, 2, 3, 4));
+        assert_eq!(v.to_string(), "1.2.3+4");
+        assert_eq!(
+            "7".parse::<ImageVersion>(),
+            Ok(ImageVersion::new(7, 0, 0, 0))
+        );
+        assert_eq!(
+            "7.1".parse::<ImageVersion>(),
+            Ok(ImageVersion::new(7, 1, 0, 0))
+        );
+        for bad in [
+            "",
+            "1.",
+            "01.2",
+            "1.2.3.4",
+            "1+2",
+            "256.0.0",
+            "1.2.65536",
+            "a.b",
+            "1.2.3+",
+        ] {
+            assert!(bad.parse::<ImageVersion>().is_err(), "{bad}");
+        }
+        let order = ["0.9.9+9", "1.0.0", "1.0.0+1", "1.0.1", "1.1.0", "2.0.0"];
+        for w in order.windows(2) {
+            let (a, b): (ImageVersion, ImageVersion) =
+                (w[0].parse().unwrap(), w[1].parse().unwrap());
+            assert!(a < b, "{a} < {b}");
+        }
+        assert_eq!(ImageVersion::from_bytes(&v.to_bytes()), v);
+    }
+
+    #[test]
+    fn header_round_trip_and_layout() {
+        let h = ImageHeader {
+            magic: IMAGE_MAGIC,
+            load_addr: 0x0802_0000,
+            hdr_size: 0x200,
+            protect_tlv_size: 12,
+            img_size: 1000,
+            flags: flags::ROM_FIXED,
+            version: ImageVersion::new(1, 2, 3, 4),
+        };
+        let b = h.to_bytes();
+        assert_eq!(&b[..4], &[0x3d, 0xb8, 0xf3, 0x96]);
+        assert_eq!(ImageHeader::parse(&b), Ok(h));
+        let l = h.layout(0x1000).unwrap();
+        assert_eq!(
+            (l.payload_start, l.payload_end, l.protected_end),
+            (0x200, 0x5e8, 0x5f4)
+        );
+        assert_eq!(
+            h.layout(0x5f7),
+            Err(ImageError::Truncated {
+                needed: 0x5f8,
+                available: 0x5f7
+            })
+        );
+    }
+}

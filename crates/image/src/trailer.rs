@@ -150,3 +150,60 @@ impl TrailerState {
         [8, 16, 32].into_iter().find(|&a| tail == boot_magic(a))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_and_sizes_match_the_reference_examples() {
+        // max-align 8, write size 8, 128 sectors: 3120-byte trailer.
+        assert_eq!(trailer_size(8, 8, 128, false), 3120);
+        let o = TrailerOffsets::new(0x20000, 8).unwrap();
+        assert_eq!(
+            (o.magic, o.image_ok, o.copy_done, o.swap_info, o.swap_size),
+            (
+                0x20000 - 16,
+                0x20000 - 24,
+                0x20000 - 32,
+                0x20000 - 40,
+                0x20000 - 48
+            )
+        );
+        // STM32H7: max-align 32, write size 32: 12448 bytes, 928 with 8 sectors.
+        assert_eq!(trailer_size(32, 32, 128, false), 12448);
+        assert_eq!(trailer_size(32, 32, 8, false), 928);
+        let o = TrailerOffsets::new(0x20000, 32).unwrap();
+        assert_eq!(
+            (o.image_ok, o.copy_done, o.swap_info, o.swap_size),
+            (0x20000 - 64, 0x20000 - 96, 0x20000 - 128, 0x20000 - 160)
+        );
+        assert_eq!(trailer_size(8, 8, 128, true), 32);
+        assert!(TrailerOffsets::new(0x20000, 4).is_none());
+        assert!(TrailerOffsets::new(40, 8).is_none());
+    }
+
+    #[test]
+    fn magic_and_flag_decoding() {
+        assert_eq!(boot_magic(8), BOOT_MAGIC_V1);
+        assert_eq!(&boot_magic(32)[..4], &[0x20, 0x00, 0x2d, 0xe1]);
+        let mut slot = [0xffu8; 256];
+        assert_eq!(
+            TrailerState::read(&slot, 8, 0xff).unwrap().magic,
+            MagicState::Unset
+        );
+        slot[240..].copy_from_slice(&boot_magic(32));
+        assert_eq!(TrailerState::detect_max_align(&slot), Some(32));
+        let s = TrailerState::read(&slot, 8, 0xff).unwrap();
+        assert_eq!(s.magic, MagicState::Bad);
+        slot[256 - 64] = 0x01;
+        slot[256 - 96] = 0x07;
+        slot[256 - 128] = 0x13;
+        let s = TrailerState::read(&slot, 32, 0xff).unwrap();
+        assert_eq!(s.magic, MagicState::Good);
+        assert_eq!(s.image_ok, FlagState::Set);
+        assert_eq!(s.copy_done, FlagState::Bad(0x07));
+        assert_eq!(s.swap_info, Some(0x13));
+        assert_eq!(FlagState::decode(0, 0), FlagState::Unset);
+    }
+}
