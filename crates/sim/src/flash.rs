@@ -1,1 +1,0 @@
-//! The STM32 flash model (built in the flash-model issue).
