@@ -419,12 +419,20 @@ fn verify(args: VerifyArgs) -> Result<()> {
     }
     let (bytes, _) = load_flat(&args.image, args.erased_val)?;
     let verified = verify_bytes(&bytes, &keys).map_err(|e| {
-        miette!(
-            help =
-                "the image is damaged, was changed after signing, or was signed with another key",
-            "{} failed verification: {e}",
-            args.image.display()
-        )
+        use brickless_image::VerifyError as V;
+        let help = match &e {
+            V::UnknownKey | V::MissingSignature => {
+                "pass the public key the image was signed with; `brickless image inspect` shows its key hash"
+            }
+            V::HashMismatch { .. } => {
+                "the header, firmware or protected TLVs changed after signing: sign it again"
+            }
+            V::BadSignature => "the image was altered or its signature forged: do not install it",
+            V::MissingKeyTlv => "the image is unsigned: sign it with `brickless image sign -k KEY`",
+            V::Format(_) => "is this a signed image? `brickless image inspect` shows its structure",
+            _ => "the image is damaged, was changed after signing, or was signed with another key",
+        };
+        miette!(help = help, "{} failed verification: {e}", args.image.display())
     })?;
     match verified.key_index.and_then(|i| args.keys.get(i)) {
         Some(key) => println!(
