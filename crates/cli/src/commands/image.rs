@@ -67,6 +67,10 @@ pub enum KeyFormatArg {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Example (a confirmed image for a 128 KiB slot on STM32H7):\n  \
+    brickless image sign -k key.pem -v 1.0.0 -H 0x400 --pad-header -S 0x20000 --align 32 --confirm app.bin app.signed.bin"
+)]
 pub struct SignArgs {
     /// Private key PEM (ed25519 or ecdsa-p256). Without it the image carries only its hash.
     #[arg(short = 'k', long = "key")]
@@ -695,6 +699,9 @@ fn inspect_cmd(args: InspectArgs) -> Result<()> {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  brickless image merge bootloader.elf --at 0x08020000=app.signed.bin -o factory.hex -o factory.bin"
+)]
 pub struct MergeArgs {
     /// HEX or ELF files placed at their own addresses (e.g. the bootloader).
     pub inputs: Vec<PathBuf>,
