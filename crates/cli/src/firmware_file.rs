@@ -607,6 +607,16 @@ mod tests {
     }
 
     #[test]
+    fn damaged_elf_is_named() {
+        let mut elf = b"\x7fELF\x01\x01\x01\x00".to_vec();
+        elf.resize(40, 0);
+        match FirmwareImage::parse_elf(&elf, Path::new("fw.elf")) {
+            Err(e @ FirmwareFileError::Elf { .. }) => assert!(e.to_string().contains("fw.elf")),
+            other => panic!("expected an ELF error, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn bin_fills_gaps_and_limits_size() {
         let image = FirmwareImage::from_segments(
             vec![
