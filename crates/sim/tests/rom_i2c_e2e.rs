@@ -388,3 +388,37 @@ fn a_stretched_erase_outlasting_the_adapter_timeout_is_waited_for() {
         "{err:?}"
     );
 }
+
+#[test]
+fn long_page_lists_are_split_and_oversized_ones_refused_before_any_traffic() {
+    let (mut host, _) = connected(0x447, 0x12);
+    let data = firmware(600 * 128, 11);
+    program::write(
+        &mut host,
+        0x0800_0000,
+        &data,
+        program::Layout::for_device(device(0x447)),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let pages: Vec<u16> = (0..600).collect();
+    host.erase(Erase::Pages(&pages)).unwrap();
+    assert!(flash_bytes(&mut host, 0x0800_0000, data.len())
+        .iter()
+        .all(|&b| b == 0x00));
+
+    let before = host.bus_mut().transactions;
+    let err = host
+        .erase_pages(&(0..512).collect::<Vec<u16>>())
+        .unwrap_err();
+    assert!(matches!(err, I2cError::BadLength { len: 512 }));
+    assert!(matches!(
+        host.write_memory(0x0800_0002, &[1; 4]),
+        Err(I2cError::Unaligned { .. })
+    ));
+    assert_eq!(
+        host.bus_mut().transactions,
+        before,
+        "refused before any transfer"
+    );
+}
