@@ -336,3 +336,14 @@ fn a_device_silent_during_mass_erase_is_waited_for() {
         }
     );
 }
+
+#[test]
+fn the_last_block_is_padded_with_the_erased_value() {
+    // L0 flash erases to 0x00: padding must not program 0xFF past the image.
+    let (mut t, _) = setup(0x447);
+    t.program_with_layout(0x0800_0000, &[0xAB; 13], &mut |_| {})
+        .unwrap();
+    let bytes = flash_bytes(&mut t, 0x0800_0000, 32);
+    assert_eq!(&bytes[..13], &[0xAB; 13]);
+    assert!(bytes[13..].iter().all(|&b| b == 0x00), "{bytes:02x?}");
+}

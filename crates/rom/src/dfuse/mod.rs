@@ -417,9 +417,11 @@ pub struct DfuseHost<T, D> {
     interface: u16,
     transfer_size: u16,
     timeouts: DfuTimeouts,
-    /// Padding unit for the final block of a write (0xFF fill); 8 works around the L43x
-    /// V9.1 erratum on writes not a multiple of 8 bytes.
+    /// Padding unit for the final block of a write; 8 works around the L43x V9.1 erratum on
+    /// writes not a multiple of 8 bytes.
     pad_to: u16,
+    /// Padding byte: the flash's erased value (0xFF; 0x00 on L0).
+    pad_fill: u8,
 }
 
 impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
@@ -433,6 +435,7 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
             transfer_size: transfer_size.clamp(1, MAX_TRANSFER as u16),
             timeouts: DfuTimeouts::default(),
             pad_to: 8,
+            pad_fill: 0xFF,
         }
     }
 
@@ -442,9 +445,10 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
         self
     }
 
-    /// Sets the write padding unit (1 = no padding).
-    pub fn with_padding(mut self, pad_to: u16) -> Self {
+    /// Sets the write padding unit (1 = no padding) and the padding byte (the erased value).
+    pub fn with_padding(mut self, pad_to: u16, fill: u8) -> Self {
         self.pad_to = pad_to.max(1);
+        self.pad_fill = fill;
         self
     }
 
@@ -815,7 +819,7 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
 
     /// Programs `data` at `address`: checks the range against the layout first (nothing is
     /// erased when any page is missing or not erasable/writable), erases the touched pages,
-    /// writes in wTransferSize blocks (the last one padded with 0xFF to the padding unit),
+    /// writes in wTransferSize blocks (the last one padded with the erased value),
     /// then reads everything back and compares.
     pub fn program(
         &mut self,
@@ -850,7 +854,7 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
             let padded_len = round_up(chunk.len() as u32, u32::from(self.pad_to)) as usize;
             let padded_len = padded_len.min(step).min(MAX_TRANSFER).max(chunk.len());
             block[..chunk.len()].copy_from_slice(chunk);
-            block[chunk.len()..padded_len].fill(0xFF);
+            block[chunk.len()..padded_len].fill(self.pad_fill);
             self.download_block(at, &block[..padded_len])?;
             progress(Progress::Write {
                 done: (i * step.min(MAX_TRANSFER) + chunk.len()) as u32,
@@ -949,11 +953,20 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
         }
         let mut buf = [0u8; MAX_LAYOUT_LEN];
         buf[..bytes.len()].copy_from_slice(bytes);
+        let device = device.or_else(|| guess_device(layout));
+        let host = match device {
+            // Pad to the flash write unit (at least 8, the L43x erratum) with the erased value.
+            Some(d) => {
+                let unit = u16::try_from(d.write_unit().max(8)).unwrap_or(8);
+                host.with_padding(unit, d.geometry.erased)
+            }
+            None => host,
+        };
         Ok(DfuseTarget {
             host,
             layout: buf,
             layout_len: bytes.len(),
-            device: device.or_else(|| guess_device(layout)),
+            device,
         })
     }
 
