@@ -997,6 +997,68 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
         self.host.program(&layout, address, data, progress)
     }
 
+    /// Programs a `.dfu` file: every element of every target for `alt_setting` (0 is the
+    /// internal flash on ST ROMs). All elements are checked against the layout before
+    /// anything is erased; a raw file (no addresses) goes to `raw_address`. Returns the
+    /// number of elements (1 for a raw file) written and verified.
+    pub fn program_dfu_file(
+        &mut self,
+        file: &crate::dfu_file::DfuFile<'_>,
+        alt_setting: u8,
+        raw_address: Option<u32>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<usize, DfuseError> {
+        use crate::dfu_file::DfuContents;
+        match file.contents {
+            DfuContents::Raw(data) => {
+                let address = raw_address.ok_or(DfuseError::Unsupported {
+                    what: "place a raw .dfu payload without an address",
+                })?;
+                self.program_with_layout(address, data, progress)?;
+                Ok(1)
+            }
+            DfuContents::Stellaris { .. } => Err(DfuseError::Unsupported {
+                what: "program a TI Stellaris-prefixed file on an STM32",
+            }),
+            DfuContents::DfuSe(image) => {
+                let mut copy = [0u8; MAX_LAYOUT_LEN];
+                copy[..self.layout_len].copy_from_slice(&self.layout[..self.layout_len]);
+                let text = core::str::from_utf8(&copy[..self.layout_len]).unwrap_or("@");
+                let layout = MemoryLayout::parse(text)?;
+                let elements = || {
+                    image
+                        .targets()
+                        .filter(move |t| t.alt_setting == alt_setting)
+                        .flat_map(|t| t.elements())
+                };
+                for e in elements() {
+                    let len = u32::try_from(e.data.len())
+                        .map_err(|_| DfuseError::OutsideLayout { address: e.address })?;
+                    DfuseHost::<T, D>::check_range(
+                        &layout,
+                        e.address,
+                        len,
+                        Attributes::writable,
+                        "write",
+                    )?;
+                    DfuseHost::<T, D>::check_range(
+                        &layout,
+                        e.address,
+                        len,
+                        Attributes::erasable,
+                        "erase",
+                    )?;
+                }
+                let mut count = 0;
+                for e in elements() {
+                    self.host.program(&layout, e.address, e.data, progress)?;
+                    count += 1;
+                }
+                Ok(count)
+            }
+        }
+    }
+
     fn page_address(&self, index: u16) -> Option<(u32, u32)> {
         match self.device {
             Some(d) => d.page(index).map(|s| (s.addr, s.size)),
