@@ -422,3 +422,18 @@ fn long_page_lists_are_split_and_oversized_ones_refused_before_any_traffic() {
         "refused before any transfer"
     );
 }
+
+#[test]
+fn a_get_shorter_than_expected_is_taken_as_announced() {
+    // An unknown version (0x0F): the host expects the longest list (18) and the device
+    // sends 11 codes; the extra bytes read are idle-bus filler, the final ACK is its own read.
+    let (mut host, _) = connected(0x450, 0x0F);
+    let listed = (0u8..=255).filter(|&c| host.commands().contains(c)).count();
+    assert_eq!(listed, 11);
+    assert!(
+        !host.commands().contains(0xFF),
+        "filler bytes are not commands"
+    );
+    assert_eq!(host.bus_mut().server.stats.violations, 0);
+    host.erase(Erase::Pages(&[1])).unwrap();
+}
