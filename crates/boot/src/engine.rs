@@ -164,6 +164,24 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
         Ok(new)
     }
 
+    /// Application side, for applications without the image checker (no crypto in the app):
+    /// records the request without verifying the staged image. The bootloader still
+    /// verifies it and refuses a downgrade, dropping the request.
+    pub fn request_upgrade_unverified(&mut self, mode: UpgradeMode) -> Result<(), Error> {
+        let mut store = StateStore::load(&mut self.flash, &self.layout);
+        if store.state.phase != Phase::Idle {
+            return Err(Error::Busy);
+        }
+        if mode == UpgradeMode::Test && self.layout.strategy() == StrategyKind::Overwrite {
+            return Err(Error::RevertUnsupported);
+        }
+        let next = BootState {
+            permanent: mode == UpgradeMode::Permanent,
+            ..store.state.next(Phase::Pending)
+        };
+        store.write(&mut self.flash, &self.layout, next, no_digests)
+    }
+
     /// Application side: keep the running trial image. Raises the anti-rollback floor to its
     /// version and security counter. A no-op when nothing awaits confirmation.
     pub fn confirm(&mut self) -> Result<(), Error> {

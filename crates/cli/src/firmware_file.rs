@@ -218,33 +218,7 @@ impl FirmwareImage {
 
     /// Read a file, detecting its format; a BIN is placed at `bin_address`.
     pub fn load(path: &Path, bin_address: u32) -> Result<Self, FirmwareFileError> {
-        let bytes = std::fs::read(path).map_err(|source| FirmwareFileError::Read {
-            path: path.into(),
-            source,
-        })?;
-        let image = match FileFormat::detect(path, &bytes) {
-            FileFormat::Elf => Self::parse_elf(&bytes, path)?,
-            FileFormat::Hex => {
-                let text = std::str::from_utf8(&bytes).map_err(|e| {
-                    let line = bytes[..e.valid_up_to()]
-                        .iter()
-                        .filter(|&&b| b == b'\n')
-                        .count()
-                        + 1;
-                    FirmwareFileError::HexRecord {
-                        path: path.into(),
-                        line,
-                        reason: "not ASCII text".into(),
-                    }
-                })?;
-                Self::parse_hex(text, path)?
-            }
-            FileFormat::Bin => Self::from_bin(bin_address, bytes, path)?,
-        };
-        if image.segments.is_empty() {
-            return Err(FirmwareFileError::Empty { path: path.into() });
-        }
-        Ok(image)
+        load_file(path, bin_address).map(|(_, image)| image)
     }
 
     /// Parse Intel HEX text (I8HEX/I16HEX/I32HEX). Start-address records are ignored: they
@@ -474,6 +448,42 @@ impl FirmwareImage {
         line(0x01, 0, &[]);
         out
     }
+}
+
+/// Read a file, detecting its format (returned too); a BIN is placed at `bin_address`.
+/// An empty file, or one without data, is an error.
+pub fn load_file(
+    path: &Path,
+    bin_address: u32,
+) -> Result<(FileFormat, FirmwareImage), FirmwareFileError> {
+    let bytes = std::fs::read(path).map_err(|source| FirmwareFileError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let format = FileFormat::detect(path, &bytes);
+    let image = match format {
+        FileFormat::Elf => FirmwareImage::parse_elf(&bytes, path)?,
+        FileFormat::Hex => {
+            let text = std::str::from_utf8(&bytes).map_err(|e| {
+                let line = bytes[..e.valid_up_to()]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1;
+                FirmwareFileError::HexRecord {
+                    path: path.into(),
+                    line,
+                    reason: "not ASCII text".into(),
+                }
+            })?;
+            FirmwareImage::parse_hex(text, path)?
+        }
+        FileFormat::Bin => FirmwareImage::from_bin(bin_address, bytes, path)?,
+    };
+    if image.is_empty() {
+        return Err(FirmwareFileError::Empty { path: path.into() });
+    }
+    Ok((format, image))
 }
 
 /// Write `bytes` to `path` through a temporary file in the same folder, so the output appears
