@@ -1,6 +1,6 @@
 //! AN4221: the I2C protocol of the STM32 ROM bootloader, host side, over embedded-hal 1.0's
 //! [`I2c`] trait, so the same code drives `/dev/i2c-N` on Linux (`linux-i2c` feature:
-//! [`linux::open`]) and an I2C peripheral of another STM32 (embassy-stm32, stm32h7xx-hal).
+//! `linux::open`) and an I2C peripheral of another STM32 (embassy-stm32, stm32h7xx-hal).
 //!
 //! Each protocol phase is its own I2C transaction: a write for the command, the address, the
 //! length and the data, and a separate 1-byte read for every ACK/NACK. Commands that take long
@@ -131,6 +131,9 @@ pub enum I2cError<E: core::fmt::Debug> {
     /// Not a 7-bit address the bootloader can use (0x03..=0x77).
     #[error("I2C address {0:#04x} is outside 0x03..=0x77")]
     BadAddress(u8),
+    /// Write Memory needs a 4-byte aligned address.
+    #[error("write address {addr:#010x} is not 4-byte aligned")]
+    Unaligned { addr: u32 },
     /// Write-protect sector numbers are one byte on I2C.
     #[error("write-protect sector {0} does not fit the 1-byte sector field")]
     SectorTooLarge(u16),
@@ -524,6 +527,9 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
         if data.is_empty() || data.len() > 256 {
             return Err(I2cError::BadLength { len: data.len() });
         }
+        if addr % 4 != 0 {
+            return Err(I2cError::Unaligned { addr });
+        }
         let c = self.require(
             self.commands.pick(cmd::WRITE_MEMORY, cmd::NS_WRITE_MEMORY),
             cmd::WRITE_MEMORY,
@@ -549,11 +555,13 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
         )
     }
 
-    /// Extended Erase of a page list (≤ 65535 pages, split by the caller to the device's
-    /// limit): count + its own checksum, ACK, then the pages + checksum, then BUSY polling
+    /// Extended Erase of a page list (1..=511 pages; [`RomTarget::erase`] splits longer ones): count + its own checksum, ACK, then the pages + checksum, then BUSY polling
     /// with `pages × erase_page_ms` of budget.
     pub fn erase_pages(&mut self, pages: &[u16]) -> Result<(), I::Error> {
-        if pages.is_empty() || pages.len() > 0xFFF0 {
+        // Pages go out in one transaction from a fixed stack buffer (no allocation), so one
+        // command carries at most 511 pages: the ROMs' own limit (stm32flash) anyway.
+        const MAX: usize = 511;
+        if pages.is_empty() || pages.len() > MAX {
             return Err(I2cError::BadLength { len: pages.len() });
         }
         let c = self.erase_command()?;
@@ -563,12 +571,6 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
         self.write_phase(c, Phase::Count, &[nb[0], nb[1], nb[0] ^ nb[1]])?;
         let budget = self.timeouts.ack_ms;
         self.wait_ack(c, Phase::Count, budget)?;
-        // Pages go out in one transaction; a fixed stack buffer keeps this allocation-free,
-        // so long lists are sent in one frame of at most 511 pages (the ROM's limit anyway).
-        const MAX: usize = 511;
-        if pages.len() > MAX {
-            return Err(I2cError::BadLength { len: pages.len() });
-        }
         let mut frame = [0u8; MAX * 2 + 1];
         let mut checksum = 0u8;
         for (i, p) in pages.iter().enumerate() {

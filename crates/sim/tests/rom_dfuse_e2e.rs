@@ -156,15 +156,37 @@ fn a_dfu_file_programs_every_element() {
     let DfuContents::DfuSe(image) = parsed.contents else {
         panic!("DfuSe expected")
     };
+    assert_eq!(image.targets().count(), 1);
     let (mut t, _) = setup(d.pid);
-    for target in image.targets() {
-        for e in target.elements() {
-            t.program_with_layout(e.address, e.data, &mut |_| {})
-                .unwrap();
-        }
-    }
+    assert_eq!(
+        t.program_dfu_file(&parsed, 0, None, &mut |_| {}).unwrap(),
+        2
+    );
     assert_eq!(flash_bytes(&mut t, 0x0800_0000, a.len()), a);
     assert_eq!(flash_bytes(&mut t, 0x0800_C000, b.len()), b);
+
+    // One element outside the flash: refused before anything is erased.
+    let bad = DfuSeBuilder {
+        targets: vec![brickless_rom::dfu_file::TargetSpec {
+            alt_setting: 0,
+            name: None,
+            elements: vec![(0x0800_0000, a.clone()), (0x0900_0000, b.clone())],
+        }],
+        ..DfuSeBuilder::default()
+    }
+    .build()
+    .unwrap();
+    let (mut t, _) = setup(d.pid);
+    let err = t
+        .program_dfu_file(&DfuFile::parse(&bad).unwrap(), 0, None, &mut |_| {})
+        .unwrap_err();
+    assert_eq!(
+        err,
+        DfuseError::OutsideLayout {
+            address: 0x0900_0000
+        }
+    );
+    assert_eq!(server(&mut t).stats.pages_erased, 0);
 }
 
 #[test]
@@ -335,4 +357,15 @@ fn a_device_silent_during_mass_erase_is_waited_for() {
             error: UsbError::Timeout
         }
     );
+}
+
+#[test]
+fn the_last_block_is_padded_with_the_erased_value() {
+    // L0 flash erases to 0x00: padding must not program 0xFF past the image.
+    let (mut t, _) = setup(0x447);
+    t.program_with_layout(0x0800_0000, &[0xAB; 13], &mut |_| {})
+        .unwrap();
+    let bytes = flash_bytes(&mut t, 0x0800_0000, 32);
+    assert_eq!(&bytes[..13], &[0xAB; 13]);
+    assert!(bytes[13..].iter().all(|&b| b == 0x00), "{bytes:02x?}");
 }

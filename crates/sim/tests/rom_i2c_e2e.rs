@@ -388,3 +388,52 @@ fn a_stretched_erase_outlasting_the_adapter_timeout_is_waited_for() {
         "{err:?}"
     );
 }
+
+#[test]
+fn long_page_lists_are_split_and_oversized_ones_refused_before_any_traffic() {
+    let (mut host, _) = connected(0x447, 0x12);
+    let data = firmware(600 * 128, 11);
+    program::write(
+        &mut host,
+        0x0800_0000,
+        &data,
+        program::Layout::for_device(device(0x447)),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let pages: Vec<u16> = (0..600).collect();
+    host.erase(Erase::Pages(&pages)).unwrap();
+    assert!(flash_bytes(&mut host, 0x0800_0000, data.len())
+        .iter()
+        .all(|&b| b == 0x00));
+
+    let before = host.bus_mut().transactions;
+    let err = host
+        .erase_pages(&(0..512).collect::<Vec<u16>>())
+        .unwrap_err();
+    assert!(matches!(err, I2cError::BadLength { len: 512 }));
+    assert!(matches!(
+        host.write_memory(0x0800_0002, &[1; 4]),
+        Err(I2cError::Unaligned { .. })
+    ));
+    assert_eq!(
+        host.bus_mut().transactions,
+        before,
+        "refused before any transfer"
+    );
+}
+
+#[test]
+fn a_get_shorter_than_expected_is_taken_as_announced() {
+    // An unknown version (0x0F): the host expects the longest list (18) and the device
+    // sends 11 codes; the extra bytes read are idle-bus filler, the final ACK is its own read.
+    let (mut host, _) = connected(0x450, 0x0F);
+    let listed = (0u8..=255).filter(|&c| host.commands().contains(c)).count();
+    assert_eq!(listed, 11);
+    assert!(
+        !host.commands().contains(0xFF),
+        "filler bytes are not commands"
+    );
+    assert_eq!(host.bus_mut().server.stats.violations, 0);
+    host.erase(Erase::Pages(&[1])).unwrap();
+}

@@ -417,9 +417,11 @@ pub struct DfuseHost<T, D> {
     interface: u16,
     transfer_size: u16,
     timeouts: DfuTimeouts,
-    /// Padding unit for the final block of a write (0xFF fill); 8 works around the L43x
-    /// V9.1 erratum on writes not a multiple of 8 bytes.
+    /// Padding unit for the final block of a write; 8 works around the L43x V9.1 erratum on
+    /// writes not a multiple of 8 bytes.
     pad_to: u16,
+    /// Padding byte: the flash's erased value (0xFF; 0x00 on L0).
+    pad_fill: u8,
 }
 
 impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
@@ -433,6 +435,7 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
             transfer_size: transfer_size.clamp(1, MAX_TRANSFER as u16),
             timeouts: DfuTimeouts::default(),
             pad_to: 8,
+            pad_fill: 0xFF,
         }
     }
 
@@ -442,9 +445,10 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
         self
     }
 
-    /// Sets the write padding unit (1 = no padding).
-    pub fn with_padding(mut self, pad_to: u16) -> Self {
+    /// Sets the write padding unit (1 = no padding) and the padding byte (the erased value).
+    pub fn with_padding(mut self, pad_to: u16, fill: u8) -> Self {
         self.pad_to = pad_to.max(1);
+        self.pad_fill = fill;
         self
     }
 
@@ -815,7 +819,7 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
 
     /// Programs `data` at `address`: checks the range against the layout first (nothing is
     /// erased when any page is missing or not erasable/writable), erases the touched pages,
-    /// writes in wTransferSize blocks (the last one padded with 0xFF to the padding unit),
+    /// writes in wTransferSize blocks (the last one padded with the erased value),
     /// then reads everything back and compares.
     pub fn program(
         &mut self,
@@ -850,7 +854,7 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
             let padded_len = round_up(chunk.len() as u32, u32::from(self.pad_to)) as usize;
             let padded_len = padded_len.min(step).min(MAX_TRANSFER).max(chunk.len());
             block[..chunk.len()].copy_from_slice(chunk);
-            block[chunk.len()..padded_len].fill(0xFF);
+            block[chunk.len()..padded_len].fill(self.pad_fill);
             self.download_block(at, &block[..padded_len])?;
             progress(Progress::Write {
                 done: (i * step.min(MAX_TRANSFER) + chunk.len()) as u32,
@@ -949,11 +953,20 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
         }
         let mut buf = [0u8; MAX_LAYOUT_LEN];
         buf[..bytes.len()].copy_from_slice(bytes);
+        let device = device.or_else(|| guess_device(layout));
+        let host = match device {
+            // Pad to the flash write unit (at least 8, the L43x erratum) with the erased value.
+            Some(d) => {
+                let unit = u16::try_from(d.write_unit().max(8)).unwrap_or(8);
+                host.with_padding(unit, d.geometry.erased)
+            }
+            None => host,
+        };
         Ok(DfuseTarget {
             host,
             layout: buf,
             layout_len: bytes.len(),
-            device: device.or_else(|| guess_device(layout)),
+            device,
         })
     }
 
@@ -982,6 +995,68 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
         let text = core::str::from_utf8(&copy[..self.layout_len]).unwrap_or("@");
         let layout = MemoryLayout::parse(text)?;
         self.host.program(&layout, address, data, progress)
+    }
+
+    /// Programs a `.dfu` file: every element of every target for `alt_setting` (0 is the
+    /// internal flash on ST ROMs). All elements are checked against the layout before
+    /// anything is erased; a raw file (no addresses) goes to `raw_address`. Returns the
+    /// number of elements (1 for a raw file) written and verified.
+    pub fn program_dfu_file(
+        &mut self,
+        file: &crate::dfu_file::DfuFile<'_>,
+        alt_setting: u8,
+        raw_address: Option<u32>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<usize, DfuseError> {
+        use crate::dfu_file::DfuContents;
+        match file.contents {
+            DfuContents::Raw(data) => {
+                let address = raw_address.ok_or(DfuseError::Unsupported {
+                    what: "place a raw .dfu payload without an address",
+                })?;
+                self.program_with_layout(address, data, progress)?;
+                Ok(1)
+            }
+            DfuContents::Stellaris { .. } => Err(DfuseError::Unsupported {
+                what: "program a TI Stellaris-prefixed file on an STM32",
+            }),
+            DfuContents::DfuSe(image) => {
+                let mut copy = [0u8; MAX_LAYOUT_LEN];
+                copy[..self.layout_len].copy_from_slice(&self.layout[..self.layout_len]);
+                let text = core::str::from_utf8(&copy[..self.layout_len]).unwrap_or("@");
+                let layout = MemoryLayout::parse(text)?;
+                let elements = || {
+                    image
+                        .targets()
+                        .filter(move |t| t.alt_setting == alt_setting)
+                        .flat_map(|t| t.elements())
+                };
+                for e in elements() {
+                    let len = u32::try_from(e.data.len())
+                        .map_err(|_| DfuseError::OutsideLayout { address: e.address })?;
+                    DfuseHost::<T, D>::check_range(
+                        &layout,
+                        e.address,
+                        len,
+                        Attributes::writable,
+                        "write",
+                    )?;
+                    DfuseHost::<T, D>::check_range(
+                        &layout,
+                        e.address,
+                        len,
+                        Attributes::erasable,
+                        "erase",
+                    )?;
+                }
+                let mut count = 0;
+                for e in elements() {
+                    self.host.program(&layout, e.address, e.data, progress)?;
+                    count += 1;
+                }
+                Ok(count)
+            }
+        }
     }
 
     fn page_address(&self, index: u16) -> Option<(u32, u32)> {

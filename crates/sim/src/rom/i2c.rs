@@ -130,7 +130,9 @@ pub struct I2cServer<F: FlashStore> {
     opts: I2cServerOptions,
     clock: SimClock,
     expect: Expect,
-    out: VecDeque<u8>,
+    /// What the device will send, one entry per read transaction (a reply never spills
+    /// into the next transaction: the final ACK after a reply is a read of its own).
+    out: VecDeque<Vec<u8>>,
     pending: Option<Pending>,
     /// Counters for tests.
     pub stats: I2cStats,
@@ -219,12 +221,12 @@ impl<F: FlashStore> I2cServer<F> {
     }
 
     fn nack(&mut self) {
-        self.out.push_back(NACK);
+        self.out.push_back(vec![NACK]);
         self.reset_to_command();
     }
 
     fn ack(&mut self) {
-        self.out.push_back(ACK);
+        self.out.push_back(vec![ACK]);
     }
 
     fn timing(&self) -> brickless_flash::Timing {
@@ -285,20 +287,20 @@ impl<F: FlashStore> I2cServer<F> {
             cmd::GET => {
                 self.ack();
                 let list = self.command_list();
-                self.out.push_back(list.len() as u8);
-                self.out.push_back(self.opts.version);
-                self.out.extend(list);
+                let mut reply = vec![list.len() as u8, self.opts.version];
+                reply.extend(list);
+                self.out.push_back(reply);
                 self.ack();
             }
             cmd::GET_VERSION => {
                 self.ack();
-                self.out.push_back(self.opts.version);
+                self.out.push_back(vec![self.opts.version]);
                 self.ack();
             }
             cmd::GET_ID => {
                 self.ack();
                 let pid = self.core.pid().to_be_bytes();
-                self.out.extend([1, pid[0], pid[1]]);
+                self.out.push_back(vec![1, pid[0], pid[1]]);
                 self.ack();
             }
             cmd::READ_MEMORY
@@ -426,7 +428,7 @@ impl<F: FlashStore> I2cServer<F> {
             return self.nack();
         }
         self.ack();
-        self.out.extend(data);
+        self.out.push_back(data);
         self.reset_to_command();
     }
 
@@ -566,15 +568,15 @@ impl<F: FlashStore> I2cServer<F> {
         }
     }
 
-    /// The next byte a read transaction gets.
-    pub fn next_byte(&mut self) -> u8 {
-        if let Some(b) = self.out.pop_front() {
-            return b;
+    /// What one read transaction gets (bytes past it read as 0xFF, the idle bus).
+    pub fn next_frame(&mut self) -> Vec<u8> {
+        if let Some(frame) = self.out.pop_front() {
+            return frame;
         }
         if let Some(p) = self.pending {
             if self.opts.busy_forever && !p.stretch {
                 self.stats.busy_bytes += 1;
-                return BUSY;
+                return vec![BUSY];
             }
             if self.clock.now_ns() < p.until_ns {
                 if p.stretch {
@@ -582,17 +584,16 @@ impl<F: FlashStore> I2cServer<F> {
                     self.clock.advance_to(p.until_ns);
                 } else {
                     self.stats.busy_bytes += 1;
-                    return BUSY;
+                    return vec![BUSY];
                 }
             }
             self.pending = None;
             if let Some(extra) = p.then {
-                self.out.extend(extra);
+                self.out.push_back(extra.to_vec());
             }
-            return p.answer;
+            return vec![p.answer];
         }
-        // Nothing to say: the bus reads idle-high.
-        0xFF
+        Vec::new()
     }
 
     fn transfer_ns(&self, bytes: usize) -> u64 {
@@ -693,8 +694,9 @@ impl<F: FlashStore> I2c for SimI2cBus<F> {
                     self.server
                         .clock
                         .advance_ns(self.server.transfer_ns(buf.len()));
-                    for b in buf.iter_mut() {
-                        *b = self.server.next_byte();
+                    let frame = self.server.next_frame();
+                    for (i, b) in buf.iter_mut().enumerate() {
+                        *b = frame.get(i).copied().unwrap_or(0xFF);
                     }
                     if std::mem::take(&mut self.faults.corrupt_next_read) {
                         if let Some(first) = buf.first_mut() {
