@@ -463,3 +463,34 @@ proptest! {
         }
     }
 }
+
+struct HugeReadSize<'a>(&'a [u8]);
+
+impl ErrorType for HugeReadSize<'_> {
+    type Error = EccFault;
+}
+
+impl ReadNorFlash for HugeReadSize<'_> {
+    const READ_SIZE: usize = 512;
+    fn read(&mut self, _offset: u32, _out: &mut [u8]) -> Result<(), EccFault> {
+        Err(EccFault(0))
+    }
+    fn capacity(&self) -> usize {
+        self.0.len()
+    }
+}
+
+#[test]
+fn erased_slot_and_unsupported_read_size() {
+    let blank = vec![0xffu8; 0x1000];
+    assert_eq!(
+        locate_image(&mut SliceFlash::new(&blank), 0, 0x1000),
+        Err(VerifyError::Format(ImageError::BadMagic {
+            found: 0xffff_ffff
+        }))
+    );
+    assert_eq!(
+        verify_image(&mut HugeReadSize(&blank), 0, 0x1000, &[]),
+        Err(VerifyError::UnsupportedReadSize(512))
+    );
+}
