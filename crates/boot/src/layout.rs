@@ -1,0 +1,457 @@
+//! Where the bootloader, the two slots and the state area live, as data, checked against the
+//! part's flash geometry.
+//!
+//! Addresses here are absolute (0x0800_0000 based) because that is how users and linker
+//! scripts name them; the engine converts them to `NorFlash` offsets (`address - base`).
+use brickless_flash::Geometry;
+use core::fmt;
+
+/// A contiguous address range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// Absolute start address.
+    pub start: u32,
+    /// Length in bytes.
+    pub size: u32,
+}
+
+impl Region {
+    pub const fn new(start: u32, size: u32) -> Self {
+        Region { start, size }
+    }
+
+    /// One past the last byte (saturating, so a bad spec cannot overflow).
+    pub fn end(&self) -> u32 {
+        self.start.saturating_add(self.size)
+    }
+
+    fn overlaps(&self, other: &Region) -> bool {
+        self.start < other.end() && other.start < self.end()
+    }
+}
+
+/// How an update gets from the secondary slot into the primary slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StrategyKind {
+    /// Trial boot with revert: the update is staged one unit into the secondary slot and
+    /// swapped unit by unit; the old image ends in the secondary slot until confirmed.
+    Swap,
+    /// Copy the verified update over the primary slot; no revert.
+    Overwrite,
+}
+
+impl StrategyKind {
+    pub const ALL: [StrategyKind; 2] = [StrategyKind::Swap, StrategyKind::Overwrite];
+
+    /// Lower-case name used on the command line, in TOML and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyKind::Swap => "swap",
+            StrategyKind::Overwrite => "overwrite",
+        }
+    }
+
+    /// Parses [`StrategyKind::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// What a user writes: the regions and the strategy, not yet checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayoutSpec {
+    pub bootloader: Region,
+    pub primary: Region,
+    pub secondary: Region,
+    /// Two state copies, each made of whole sectors, sharing no sector.
+    pub state: [Region; 2],
+    /// Copy/swap unit in bytes: a multiple of every sector it covers in both slots.
+    pub unit: u32,
+    pub strategy: StrategyKind,
+}
+
+/// A layout checked against a geometry. Only [`Layout::new`] builds one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    spec: LayoutSpec,
+    geometry: Geometry,
+}
+
+/// Size of a unit digest kept in the swap plan (a truncated SHA-256).
+pub const DIGEST_LEN: usize = 16;
+
+/// Fixed part of a state record, before digests and padding (see `state.rs`).
+pub const RECORD_FIXED_LEN: u32 = 48;
+
+/// Why a layout does not fit the part; every variant says what to change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// A region is empty.
+    Empty { region: &'static str },
+    /// A region is not inside the flash array, or crosses a hole between banks.
+    OutsideFlash {
+        region: &'static str,
+        start: u32,
+        end: u32,
+        flash_start: u32,
+        flash_end: u32,
+    },
+    /// A region edge is not a sector boundary.
+    NotSectorAligned {
+        region: &'static str,
+        addr: u32,
+        below: u32,
+        above: u32,
+    },
+    /// Two regions share bytes or sectors.
+    Overlap { a: &'static str, b: &'static str },
+    /// The unit is not a multiple of the write unit or of the sectors it covers.
+    BadUnit {
+        unit: u32,
+        region: &'static str,
+        addr: u32,
+        sector_size: u32,
+    },
+    /// A slot is not a whole number of units.
+    SlotNotUnits {
+        region: &'static str,
+        size: u32,
+        unit: u32,
+    },
+    /// The secondary slot is too small for the strategy.
+    SecondaryTooSmall { size: u32, needed: u32 },
+    /// A state copy is too small for the largest record.
+    StateTooSmall { index: u8, size: u32, needed: u32 },
+    /// The primary slot has more units than a record can describe.
+    TooManyUnits { units: u32, max: u32 },
+}
+
+/// The most units a slot may have (plan records list one digest pair per unit).
+pub const MAX_UNITS: u32 = 1024;
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            LayoutError::Empty { region } => write!(f, "the {region} region is empty: give it a size"),
+            LayoutError::OutsideFlash { region, start, end, flash_start, flash_end } => write!(
+                f,
+                "the {region} region {start:#010x}..{end:#010x} is not inside the flash \
+                 {flash_start:#010x}..{flash_end:#010x} (or crosses a hole between banks): move or shrink it"
+            ),
+            LayoutError::NotSectorAligned { region, addr, below, above } => write!(
+                f,
+                "the {region} region has an edge at {addr:#010x}, inside a sector: use {below:#010x} or {above:#010x}"
+            ),
+            LayoutError::Overlap { a, b } => {
+                write!(f, "the {a} and {b} regions share flash (or a sector): separate them")
+            }
+            LayoutError::BadUnit { unit, region, addr, sector_size } => write!(
+                f,
+                "unit {unit:#x} does not tile the {region} slot at {addr:#010x} (sector of {sector_size:#x} bytes): \
+                 make the unit a multiple of every sector in the slots and of the write unit"
+            ),
+            LayoutError::SlotNotUnits { region, size, unit } => write!(
+                f,
+                "the {region} slot size {size:#x} is not a multiple of the unit {unit:#x}: round it to whole units"
+            ),
+            LayoutError::SecondaryTooSmall { size, needed } => write!(
+                f,
+                "the secondary slot is {size:#x} bytes but this strategy needs at least {needed:#x} \
+                 (swap: primary + one unit; overwrite: the primary's size): grow it or shrink the primary"
+            ),
+            LayoutError::StateTooSmall { index, size, needed } => write!(
+                f,
+                "state copy {index} is {size:#x} bytes but must hold two swap plans ({needed:#x} bytes): \
+                 give it more sectors or use a larger unit"
+            ),
+            LayoutError::TooManyUnits { units, max } => write!(
+                f,
+                "the primary slot has {units} units, more than {max}: use a larger unit"
+            ),
+        }
+    }
+}
+
+impl Layout {
+    /// Checks `spec` against `geometry`.
+    pub fn new(spec: LayoutSpec, geometry: &Geometry) -> Result<Layout, LayoutError> {
+        let named = [
+            ("bootloader", spec.bootloader),
+            ("primary", spec.primary),
+            ("secondary", spec.secondary),
+            ("state 0", spec.state[0]),
+            ("state 1", spec.state[1]),
+        ];
+        for (name, r) in named {
+            if r.size == 0 {
+                return Err(LayoutError::Empty { region: name });
+            }
+            check_region(geometry, name, r)?;
+        }
+        for i in 0..named.len() {
+            for j in i + 1..named.len() {
+                if named[i].1.overlaps(&named[j].1) {
+                    return Err(LayoutError::Overlap {
+                        a: named[i].0,
+                        b: named[j].0,
+                    });
+                }
+            }
+        }
+        let unit = spec.unit;
+        if unit == 0 || unit % geometry.write_unit != 0 {
+            return Err(LayoutError::BadUnit {
+                unit,
+                region: "primary",
+                addr: spec.primary.start,
+                sector_size: geometry.write_unit,
+            });
+        }
+        for (name, r) in [("primary", spec.primary), ("secondary", spec.secondary)] {
+            if r.size % unit != 0 {
+                return Err(LayoutError::SlotNotUnits {
+                    region: name,
+                    size: r.size,
+                    unit,
+                });
+            }
+            // Every unit must start on a sector boundary and hold whole sectors only.
+            for s in geometry
+                .sectors()
+                .filter(|s| s.addr >= r.start && s.addr < r.end())
+            {
+                let rel = s.addr - r.start;
+                let unit_start = rel - rel % unit;
+                if s.size > unit || rel - unit_start + s.size > unit {
+                    return Err(LayoutError::BadUnit {
+                        unit,
+                        region: name,
+                        addr: s.addr,
+                        sector_size: s.size,
+                    });
+                }
+            }
+        }
+        let needed = match spec.strategy {
+            StrategyKind::Swap => spec.primary.size.saturating_add(unit),
+            StrategyKind::Overwrite => spec.primary.size,
+        };
+        if spec.secondary.size < needed {
+            return Err(LayoutError::SecondaryTooSmall {
+                size: spec.secondary.size,
+                needed,
+            });
+        }
+        let units = spec.primary.size / unit;
+        if units > MAX_UNITS {
+            return Err(LayoutError::TooManyUnits {
+                units,
+                max: MAX_UNITS,
+            });
+        }
+        let needed = 2 * plan_record_len(units, geometry.write_unit);
+        for (index, r) in spec.state.iter().enumerate() {
+            if r.size < needed {
+                return Err(LayoutError::StateTooSmall {
+                    index: index as u8,
+                    size: r.size,
+                    needed,
+                });
+            }
+        }
+        Ok(Layout {
+            spec,
+            geometry: *geometry,
+        })
+    }
+
+    pub fn spec(&self) -> &LayoutSpec {
+        &self.spec
+    }
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+    pub fn strategy(&self) -> StrategyKind {
+        self.spec.strategy
+    }
+    pub fn unit(&self) -> u32 {
+        self.spec.unit
+    }
+    pub fn write_unit(&self) -> u32 {
+        self.geometry.write_unit
+    }
+    pub fn erased(&self) -> u8 {
+        self.geometry.erased
+    }
+    /// Number of units in the primary slot.
+    pub fn primary_units(&self) -> u32 {
+        self.spec.primary.size / self.spec.unit
+    }
+    /// `NorFlash` offset of an absolute address.
+    pub fn offset(&self, addr: u32) -> u32 {
+        addr - self.geometry.base()
+    }
+    /// Where the application stores an update for this strategy (absolute region).
+    pub fn staging(&self) -> Region {
+        match self.spec.strategy {
+            StrategyKind::Swap => Region::new(
+                self.spec.secondary.start + self.spec.unit,
+                self.spec.primary.size,
+            ),
+            StrategyKind::Overwrite => {
+                Region::new(self.spec.secondary.start, self.spec.primary.size)
+            }
+        }
+    }
+    /// Largest image the primary slot can run.
+    pub fn max_image_size(&self) -> u32 {
+        self.spec.primary.size
+    }
+}
+
+/// Bytes a swap plan with `units` units takes in a state copy, padded to the write unit.
+pub fn plan_record_len(units: u32, write_unit: u32) -> u32 {
+    let raw = RECORD_FIXED_LEN + 2 * units * DIGEST_LEN as u32;
+    raw.div_ceil(write_unit) * write_unit
+}
+
+fn check_region(g: &Geometry, name: &'static str, r: Region) -> Result<(), LayoutError> {
+    let outside = || LayoutError::OutsideFlash {
+        region: name,
+        start: r.start,
+        end: r.end(),
+        flash_start: g.base(),
+        flash_end: g.end(),
+    };
+    if r.start < g.base() || r.end() > g.end() || r.end() < r.start.saturating_add(r.size) {
+        return Err(outside());
+    }
+    // Every byte must be real flash: walk the sectors and require them to be contiguous.
+    let mut cursor = r.start;
+    for s in g.sectors() {
+        if s.addr + s.size <= cursor || s.addr >= r.end() {
+            continue;
+        }
+        if s.addr > cursor {
+            return Err(outside());
+        }
+        if s.addr < r.start {
+            return Err(not_aligned(g, name, r.start));
+        }
+        cursor = s.addr + s.size;
+        if cursor > r.end() {
+            return Err(not_aligned(g, name, r.end()));
+        }
+    }
+    if cursor != r.end() {
+        return Err(outside());
+    }
+    Ok(())
+}
+
+fn not_aligned(g: &Geometry, region: &'static str, addr: u32) -> LayoutError {
+    let (below, above) = g
+        .sectors()
+        .find(|s| addr > s.addr && addr < s.addr + s.size)
+        .map_or((addr, addr), |s| (s.addr, s.addr + s.size));
+    LayoutError::NotSectorAligned {
+        region,
+        addr,
+        below,
+        above,
+    }
+}
+
+/// Smallest bootloader reservation of the default layouts.
+pub const DEFAULT_BOOTLOADER_SIZE: u32 = 32 * 1024;
+/// Smallest unit of the default layouts (keeps plans short on parts with tiny pages).
+pub const DEFAULT_MIN_UNIT: u32 = 2 * 1024;
+
+/// A sensible layout for a part: bootloader first (at least 32 KiB), then two state copies,
+/// then the slots made of equal units (secondary one unit larger for `Swap`).
+pub fn default_layout(geometry: &Geometry, strategy: StrategyKind) -> Result<Layout, LayoutError> {
+    let base = geometry.base();
+    let boot_end = boundary_at_or_after(geometry, base + DEFAULT_BOOTLOADER_SIZE);
+    // Guess the unit from the sectors after the bootloader, then grow it until the plan fits
+    // a reasonable state copy.
+    let max_sector = geometry
+        .sectors()
+        .filter(|s| s.addr >= boot_end)
+        .map(|s| s.size)
+        .max()
+        .unwrap_or(0);
+    let mut unit = max_sector.max(DEFAULT_MIN_UNIT);
+    let rest = geometry.end().saturating_sub(boot_end);
+    while rest / unit / 2 > 256 {
+        unit *= 2;
+    }
+    let units_guess = rest / unit / 2;
+    let state_need = (2 * plan_record_len(units_guess, geometry.write_unit)).max(4096);
+    let s0_end = boundary_at_or_after(geometry, boot_end + state_need);
+    let s1_end = boundary_at_or_after(geometry, s0_end + state_need);
+    // Contiguous runs of whole units after the state (a hole between banks ends a run).
+    let mut best: Option<(u32, u32)> = None; // (start, units) of the largest run
+    let mut run_start: Option<u32> = None;
+    let mut cursor = 0u32;
+    let mut filled = 0u32;
+    let mut units = 0u32;
+    for s in geometry.sectors().filter(|s| s.addr >= s1_end) {
+        if run_start.is_some() && s.addr != cursor {
+            // Hole: close the run, start a new one here.
+            if best.is_none_or(|(_, n)| units > n) {
+                best = run_start.map(|st| (st, units));
+            }
+            run_start = None;
+        }
+        if run_start.is_none() {
+            if s.size > unit {
+                continue;
+            }
+            run_start = Some(s.addr);
+            (filled, units) = (0, 0);
+        }
+        cursor = s.addr + s.size;
+        filled += s.size;
+        if filled == unit {
+            (filled, units) = (0, units + 1);
+        } else if filled > unit {
+            // A sector straddles the unit edge: restart the run at this sector.
+            if best.is_none_or(|(_, n)| units > n) {
+                best = run_start.map(|st| (st, units));
+            }
+            run_start = Some(s.addr);
+            (filled, units) = if s.size == unit { (0, 1) } else { (s.size, 0) };
+        }
+    }
+    if best.is_none_or(|(_, n)| units > n) {
+        best = run_start.map(|st| (st, units));
+    }
+    let (slots_start, n) = best.unwrap_or((geometry.end(), 0));
+    let primary_units = match strategy {
+        StrategyKind::Swap => n.saturating_sub(1) / 2,
+        StrategyKind::Overwrite => n / 2,
+    };
+    let primary = Region::new(slots_start, primary_units * unit);
+    let secondary = Region::new(primary.end(), (n - primary_units) * unit);
+    let spec = LayoutSpec {
+        bootloader: Region::new(base, boot_end - base),
+        primary,
+        secondary,
+        state: [
+            Region::new(boot_end, s0_end - boot_end),
+            Region::new(s0_end, s1_end - s0_end),
+        ],
+        unit,
+        strategy,
+    };
+    Layout::new(spec, geometry)
+}
+
+fn boundary_at_or_after(g: &Geometry, addr: u32) -> u32 {
+    g.sectors()
+        .map(|s| s.addr + s.size)
+        .find(|&e| e >= addr)
+        .unwrap_or(g.end())
+}

@@ -1,0 +1,441 @@
+//! Power-safe boot state: a log of self-checking snapshot records in two state copies.
+//!
+//! Rules that make every cut safe:
+//! - a record is a full snapshot with a sequence number and a CRC-32; the valid record with
+//!   the highest sequence number is the state. A torn record (bad CRC, or a unit that reads
+//!   back as an ECC error) is "not written": the previous record still stands;
+//! - records are appended after the last unit that is not erased, so each write unit is
+//!   programmed once between erases, even after garbage or a torn write;
+//! - when the copy holding the newest record is full, the *other* copy is erased and the new
+//!   record goes there: the newest record is never erased.
+//!
+//! Record layout (little-endian): magic u32, seq u32, len u16, format u8, phase u8,
+//! flags u8, image u8, strategy u8, reserved u8, floor_counter u32, floor_version u64,
+//! old_units u16, new_units u16, unit u32, reserved [u8; 8], digests (swap plans only:
+//! old units then new units, 16 bytes each), crc32 u32; padded with the erased value to the
+//! write unit.
+use crate::layout::{Layout, Region, DIGEST_LEN, RECORD_FIXED_LEN};
+use crate::Error;
+use embedded_storage::nor_flash::NorFlash;
+
+const MAGIC: u32 = 0x7453_4C42; // "BLSt"
+const FORMAT: u8 = 1;
+const HEADER_LEN: usize = (RECORD_FIXED_LEN - 4) as usize;
+static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// What the engine is doing, as recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Nothing in flight: boot the primary slot.
+    Idle,
+    /// The application staged an update and asked for it; nothing moved yet (overwrite
+    /// resumes from here too: its source stays intact until the copy is verified).
+    Pending,
+    /// A swap plan is recorded; units are being exchanged.
+    Swapping,
+    /// The update was swapped in and handed one trial boot; if this phase is still recorded at
+    /// the next boot, the application never confirmed it and the engine reverts.
+    Trial,
+}
+
+impl Phase {
+    fn code(self) -> u8 {
+        match self {
+            Phase::Idle => 1,
+            Phase::Pending => 2,
+            Phase::Swapping => 3,
+            Phase::Trial => 4,
+        }
+    }
+    fn from_code(c: u8) -> Option<Phase> {
+        Some(match c {
+            1 => Phase::Idle,
+            2 => Phase::Pending,
+            3 => Phase::Swapping,
+            4 => Phase::Trial,
+            _ => return None,
+        })
+    }
+}
+
+/// One state snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootState {
+    pub seq: u32,
+    pub phase: Phase,
+    /// Pending/Swapping: install without a trial boot.
+    pub permanent: bool,
+    /// Image index, for multi-image layouts (0 today).
+    pub image: u8,
+    /// Lowest security counter an image may carry (raised when an image is confirmed).
+    pub floor_counter: u32,
+    /// Lowest version (packed, see [`crate::ImageVersion::packed`]) an update may carry.
+    pub floor_version: u64,
+    /// Swapping/Trial: units the old image occupies (0 = no old image to keep).
+    pub old_units: u16,
+    /// Swapping/Trial: units the new image occupies.
+    pub new_units: u16,
+}
+
+impl BootState {
+    /// The state of a device with no valid record: a factory-programmed primary slot.
+    pub const FACTORY: BootState = BootState {
+        seq: 0,
+        phase: Phase::Idle,
+        permanent: false,
+        image: 0,
+        floor_counter: 0,
+        floor_version: 0,
+        old_units: 0,
+        new_units: 0,
+    };
+
+    /// The next snapshot: same fields, next sequence number, new phase.
+    pub fn next(&self, phase: Phase) -> BootState {
+        BootState {
+            seq: self.seq.wrapping_add(1),
+            phase,
+            ..*self
+        }
+    }
+
+    fn digest_count(&self) -> u32 {
+        if self.phase == Phase::Swapping {
+            u32::from(self.old_units) + u32::from(self.new_units)
+        } else {
+            0
+        }
+    }
+
+    fn record_len(&self) -> u32 {
+        RECORD_FIXED_LEN + self.digest_count() * DIGEST_LEN as u32
+    }
+
+    fn header(&self, unit: u32, strategy: u8) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        h[4..8].copy_from_slice(&self.seq.to_le_bytes());
+        h[8..10].copy_from_slice(&(self.record_len() as u16).to_le_bytes());
+        h[10] = FORMAT;
+        h[11] = self.phase.code();
+        h[12] = u8::from(self.permanent);
+        h[13] = self.image;
+        h[14] = strategy;
+        h[16..20].copy_from_slice(&self.floor_counter.to_le_bytes());
+        h[20..28].copy_from_slice(&self.floor_version.to_le_bytes());
+        h[28..30].copy_from_slice(&self.old_units.to_le_bytes());
+        h[30..32].copy_from_slice(&self.new_units.to_le_bytes());
+        h[32..36].copy_from_slice(&unit.to_le_bytes());
+        h
+    }
+
+    fn parse(h: &[u8; HEADER_LEN], unit: u32, strategy: u8) -> Option<(BootState, u32)> {
+        let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let u16_at = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]);
+        if u32_at(0) != MAGIC
+            || h[10] != FORMAT
+            || h[14] != strategy
+            || u32_at(32) != unit
+            || h[12] > 1
+        {
+            return None;
+        }
+        let mut fv = [0u8; 8];
+        fv.copy_from_slice(&h[20..28]);
+        let state = BootState {
+            seq: u32_at(4),
+            phase: Phase::from_code(h[11])?,
+            permanent: h[12] == 1,
+            image: h[13],
+            floor_counter: u32_at(16),
+            floor_version: u64::from_le_bytes(fv),
+            old_units: u16_at(28),
+            new_units: u16_at(30),
+        };
+        let len = u32::from(u16_at(8));
+        (len == state.record_len()).then_some((state, len))
+    }
+}
+
+/// Which half of a swap plan a digest belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestSet {
+    Old,
+    New,
+}
+
+/// The loaded state and where to append the next record.
+#[derive(Clone, Copy, Debug)]
+pub struct StateStore {
+    pub state: BootState,
+    /// Absolute offset (flash offset space) of the newest record, if any.
+    record_at: Option<u32>,
+    /// Copy holding the newest record (appends go there while it has room).
+    current: usize,
+    /// Flash offset of the first byte after the last non-erased unit, per copy.
+    append_at: [u32; 2],
+    /// Whether the state was loaded from a valid record (false: factory default).
+    pub found: bool,
+}
+
+fn strategy_code(layout: &Layout) -> u8 {
+    match layout.strategy() {
+        crate::StrategyKind::Swap => 1,
+        crate::StrategyKind::Overwrite => 2,
+    }
+}
+
+impl StateStore {
+    /// Scans both copies. Never fails: unreadable or garbled units are skipped.
+    pub fn load<F: NorFlash>(flash: &mut F, layout: &Layout) -> StateStore {
+        let mut best: Option<(BootState, u32, usize)> = None;
+        let mut append_at = [0u32; 2];
+        for (copy, region) in layout.spec().state.iter().enumerate() {
+            let region_off = layout.offset(region.start);
+            append_at[copy] = region_off;
+            scan_copy(flash, layout, *region, |found| match found {
+                Scanned::Record(state, at, end) => {
+                    append_at[copy] = end;
+                    let newer = best.is_none_or(|(b, _, _)| seq_newer(state.seq, b.seq));
+                    if newer {
+                        best = Some((state, at, copy));
+                    }
+                }
+                Scanned::Used(end) => append_at[copy] = end,
+            });
+        }
+        match best {
+            Some((state, at, copy)) => StateStore {
+                state,
+                record_at: Some(at),
+                current: copy,
+                append_at,
+                found: true,
+            },
+            None => StateStore {
+                state: BootState::FACTORY,
+                record_at: None,
+                current: 0,
+                append_at,
+                found: false,
+            },
+        }
+    }
+
+    /// Reads digest `index` of `set` from the newest record (a swap plan).
+    pub fn digest<F: NorFlash>(
+        &self,
+        flash: &mut F,
+        set: DigestSet,
+        index: u32,
+    ) -> Result<[u8; DIGEST_LEN], Error> {
+        let at = self.record_at.ok_or(Error::Corrupt)?;
+        let (count, base) = match set {
+            DigestSet::Old => (u32::from(self.state.old_units), 0),
+            DigestSet::New => (
+                u32::from(self.state.new_units),
+                u32::from(self.state.old_units),
+            ),
+        };
+        if self.state.phase != Phase::Swapping || index >= count {
+            return Err(Error::Corrupt);
+        }
+        let mut d = [0u8; DIGEST_LEN];
+        let off = at + HEADER_LEN as u32 + (base + index) * DIGEST_LEN as u32;
+        flash.read(off, &mut d).map_err(|_| Error::Corrupt)?;
+        Ok(d)
+    }
+
+    /// Appends `state` (with digests from `digests` when it is a swap plan).
+    /// `digests(set, index)` is asked for each digest in record order.
+    pub fn write<F: NorFlash>(
+        &mut self,
+        flash: &mut F,
+        layout: &Layout,
+        state: BootState,
+        mut digests: impl FnMut(&mut F, DigestSet, u32) -> Result<[u8; DIGEST_LEN], Error>,
+    ) -> Result<(), Error> {
+        let wu = layout.write_unit();
+        let padded = state.record_len().div_ceil(wu) * wu;
+        let regions = layout.spec().state;
+        let fits = |copy: usize, at: u32| at + padded <= layout.offset(regions[copy].end());
+        let (copy, at) = if fits(self.current, self.append_at[self.current]) {
+            (self.current, self.append_at[self.current])
+        } else {
+            // The newest record lives in `current` (or nowhere): erase the other copy.
+            let other = if self.found { 1 - self.current } else { 0 };
+            let start = layout.offset(regions[other].start);
+            flash
+                .erase(start, start + regions[other].size)
+                .map_err(|_| Error::Flash)?;
+            self.append_at[other] = start;
+            (other, start)
+        };
+        let strategy = strategy_code(layout);
+        // Mark the cached position used before writing: a torn write still burns the units.
+        self.append_at[copy] = at + padded;
+        let mut w = RecordWriter::new(at, layout.erased());
+        w.push(flash, &state.header(layout.unit(), strategy))?;
+        for (set, count) in [
+            (DigestSet::Old, state.old_units),
+            (DigestSet::New, state.new_units),
+        ] {
+            if state.phase != Phase::Swapping {
+                break;
+            }
+            for i in 0..u32::from(count) {
+                let d = digests(flash, set, i)?;
+                w.push(flash, &d)?;
+            }
+        }
+        w.finish(flash, wu)?;
+        self.state = state;
+        self.record_at = Some(at);
+        self.current = copy;
+        self.found = true;
+        Ok(())
+    }
+}
+
+/// `a` is newer than `b` (sequence numbers may wrap after 2^31 records).
+fn seq_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000_0000
+}
+
+enum Scanned {
+    /// A valid record at offset, ending (padded) at offset.
+    Record(BootState, u32, u32),
+    /// A non-erased or unreadable unit ending at offset.
+    Used(u32),
+}
+
+const SCAN_BLOCK: usize = 256;
+
+fn scan_copy<F: NorFlash>(
+    flash: &mut F,
+    layout: &Layout,
+    region: Region,
+    mut found: impl FnMut(Scanned),
+) {
+    let wu = layout.write_unit();
+    let erased = layout.erased();
+    let start = layout.offset(region.start);
+    let end = start + region.size;
+    let mut pos = start;
+    let mut block = [0u8; SCAN_BLOCK];
+    while pos < end {
+        // Fast path: a whole block reads and is erased.
+        let n = (end - pos).min(SCAN_BLOCK as u32);
+        if flash.read(pos, &mut block[..n as usize]).is_ok()
+            && block[..n as usize].iter().all(|&b| b == erased)
+        {
+            pos += n;
+            continue;
+        }
+        let block_end = pos + n;
+        while pos < block_end {
+            match try_record(flash, layout, pos, end) {
+                Some((state, len)) => {
+                    let padded = len.div_ceil(wu) * wu;
+                    found(Scanned::Record(state, pos, pos + padded));
+                    pos += padded;
+                }
+                None => {
+                    let mut unit = [0u8; 32];
+                    let u = &mut unit[..wu.min(32) as usize];
+                    let blank = flash.read(pos, u).is_ok() && u.iter().all(|&b| b == erased);
+                    pos += wu;
+                    if !blank {
+                        found(Scanned::Used(pos));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn try_record<F: NorFlash>(
+    flash: &mut F,
+    layout: &Layout,
+    pos: u32,
+    end: u32,
+) -> Option<(BootState, u32)> {
+    if end - pos < RECORD_FIXED_LEN {
+        return None;
+    }
+    let mut h = [0u8; HEADER_LEN];
+    flash.read(pos, &mut h).ok()?;
+    let (state, len) = BootState::parse(&h, layout.unit(), strategy_code(layout))?;
+    if len > end - pos {
+        return None;
+    }
+    let mut digest = CRC32.digest();
+    digest.update(&h);
+    let mut off = pos + HEADER_LEN as u32;
+    let crc_at = pos + len - 4;
+    let mut buf = [0u8; 64];
+    while off < crc_at {
+        let n = (crc_at - off).min(64) as usize;
+        flash.read(off, &mut buf[..n]).ok()?;
+        digest.update(&buf[..n]);
+        off += n as u32;
+    }
+    let mut crc = [0u8; 4];
+    flash.read(crc_at, &mut crc).ok()?;
+    (u32::from_le_bytes(crc) == digest.finalize()).then_some((state, len))
+}
+
+/// Streams a record to flash through a small buffer, computing the CRC as it goes.
+struct RecordWriter {
+    at: u32,
+    buf: [u8; 256],
+    fill: usize,
+    crc: crc::Digest<'static, u32>,
+    erased: u8,
+}
+
+impl RecordWriter {
+    fn new(at: u32, erased: u8) -> Self {
+        RecordWriter {
+            at,
+            buf: [0; 256],
+            fill: 0,
+            crc: CRC32.digest(),
+            erased,
+        }
+    }
+
+    fn push<F: NorFlash>(&mut self, flash: &mut F, mut data: &[u8]) -> Result<(), Error> {
+        self.crc.update(data);
+        self.raw(flash, &mut data)
+    }
+
+    fn raw<F: NorFlash>(&mut self, flash: &mut F, data: &mut &[u8]) -> Result<(), Error> {
+        while !data.is_empty() {
+            let n = (self.buf.len() - self.fill).min(data.len());
+            self.buf[self.fill..self.fill + n].copy_from_slice(&data[..n]);
+            self.fill += n;
+            *data = &data[n..];
+            if self.fill == self.buf.len() {
+                flash.write(self.at, &self.buf).map_err(|_| Error::Flash)?;
+                self.at += self.buf.len() as u32;
+                self.fill = 0;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish<F: NorFlash>(mut self, flash: &mut F, write_unit: u32) -> Result<(), Error> {
+        let crc = self.crc.clone().finalize().to_le_bytes();
+        self.raw(flash, &mut &crc[..])?;
+        if self.fill > 0 {
+            let padded = (self.fill as u32).div_ceil(write_unit) as usize * write_unit as usize;
+            let erased = self.erased;
+            self.buf[self.fill..padded].fill(erased);
+            flash
+                .write(self.at, &self.buf[..padded])
+                .map_err(|_| Error::Flash)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,350 @@
+//! TLV areas: `image_tlv_info { u16 magic; u16 total }` followed by
+//! `{ u16 type; u16 len; value }` records, all little-endian.
+
+use crate::error::ImageError;
+use crate::header::ImageVersion;
+
+/// Size of a TLV info header and of a TLV record header.
+pub const TLV_INFO_SIZE: usize = 4;
+/// Size of a TLV record header.
+pub const TLV_HEADER_SIZE: usize = 4;
+/// Magic of the unprotected TLV area.
+pub const TLV_INFO_MAGIC: u16 = 0x6907;
+/// Magic of the protected (hashed) TLV area.
+pub const TLV_PROT_INFO_MAGIC: u16 = 0x6908;
+
+/// TLV type codes (`IMAGE_TLV_*`).
+pub mod kind {
+    pub const KEYHASH: u16 = 0x01;
+    pub const PUBKEY: u16 = 0x02;
+    pub const SHA256: u16 = 0x10;
+    pub const SHA384: u16 = 0x11;
+    pub const SHA512: u16 = 0x12;
+    pub const RSA2048_PSS: u16 = 0x20;
+    pub const ECDSA224: u16 = 0x21;
+    pub const ECDSA_SIG: u16 = 0x22;
+    pub const RSA3072_PSS: u16 = 0x23;
+    pub const ED25519: u16 = 0x24;
+    pub const SIG_PURE: u16 = 0x25;
+    pub const ENC_RSA2048: u16 = 0x30;
+    pub const ENC_KW: u16 = 0x31;
+    pub const ENC_EC256: u16 = 0x32;
+    pub const ENC_X25519: u16 = 0x33;
+    pub const ENC_X25519_SHA512: u16 = 0x34;
+    pub const DEPENDENCY: u16 = 0x40;
+    pub const SEC_CNT: u16 = 0x50;
+    pub const BOOT_RECORD: u16 = 0x60;
+    pub const DECOMP_SIZE: u16 = 0x70;
+    pub const DECOMP_SHA: u16 = 0x71;
+    pub const DECOMP_SIGNATURE: u16 = 0x72;
+    pub const COMP_DEC_SIZE: u16 = 0x73;
+    pub const UUID_VID: u16 = 0x74;
+    pub const UUID_CID: u16 = 0x75;
+    /// First type code imgtool accepts for `--custom-tlv`.
+    pub const VENDOR_MIN: u16 = 0x00a0;
+    /// Last type code imgtool accepts for `--custom-tlv`.
+    pub const VENDOR_MAX: u16 = 0xfffe;
+
+    /// Every type imgtool names (custom types excluded).
+    pub const KNOWN: [u16; 25] = [
+        KEYHASH,
+        PUBKEY,
+        SHA256,
+        SHA384,
+        SHA512,
+        RSA2048_PSS,
+        ECDSA224,
+        ECDSA_SIG,
+        RSA3072_PSS,
+        ED25519,
+        SIG_PURE,
+        ENC_RSA2048,
+        ENC_KW,
+        ENC_EC256,
+        ENC_X25519,
+        ENC_X25519_SHA512,
+        DEPENDENCY,
+        SEC_CNT,
+        BOOT_RECORD,
+        DECOMP_SIZE,
+        DECOMP_SHA,
+        DECOMP_SIGNATURE,
+        COMP_DEC_SIZE,
+        UUID_VID,
+        UUID_CID,
+    ];
+
+    /// imgtool's name for a type code (as `dumpinfo` prints it), if it has one.
+    pub fn name(kind: u16) -> Option<&'static str> {
+        Some(match kind {
+            KEYHASH => "KEYHASH",
+            PUBKEY => "PUBKEY",
+            SHA256 => "SHA256",
+            SHA384 => "SHA384",
+            SHA512 => "SHA512",
+            RSA2048_PSS => "RSA2048",
+            ECDSA224 => "ECDSA224",
+            ECDSA_SIG => "ECDSASIG",
+            RSA3072_PSS => "RSA3072",
+            ED25519 => "ED25519",
+            SIG_PURE => "SIG_PURE",
+            ENC_RSA2048 => "ENCRSA2048",
+            ENC_KW => "ENCKW",
+            ENC_EC256 => "ENCEC256",
+            ENC_X25519 => "ENCX25519",
+            ENC_X25519_SHA512 => "ENCX25519_SHA512",
+            DEPENDENCY => "DEPENDENCY",
+            SEC_CNT => "SEC_CNT",
+            BOOT_RECORD => "BOOT_RECORD",
+            DECOMP_SIZE => "DECOMP_SIZE",
+            DECOMP_SHA => "DECOMP_SHA",
+            DECOMP_SIGNATURE => "DECOMP_SIGNATURE",
+            COMP_DEC_SIZE => "COMP_DEC_SIZE",
+            UUID_VID => "UUID_VID",
+            UUID_CID => "UUID_CID",
+            _ => return None,
+        })
+    }
+}
+
+/// A dependency on another image (`DEPENDENCY` TLV: `u8 image_id; u8 pad[3];
+/// image_version`), satisfied when that image's version is at least `min_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dependency {
+    pub image_id: u8,
+    pub min_version: ImageVersion,
+}
+
+impl Dependency {
+    pub const ENCODED_LEN: usize = 12;
+
+    pub fn decode(data: &[u8]) -> Option<Self> {
+        let b: &[u8; 12] = data.try_into().ok()?;
+        let mut v = [0u8; 8];
+        v.copy_from_slice(&b[4..12]);
+        Some(Self {
+            image_id: b[0],
+            min_version: ImageVersion::from_bytes(&v),
+        })
+    }
+
+    pub fn encode(&self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[0] = self.image_id;
+        b[4..12].copy_from_slice(&self.min_version.to_bytes());
+        b
+    }
+}
+
+/// One TLV record borrowed from an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tlv<'a> {
+    /// Type code (see [`kind`]).
+    pub kind: u16,
+    /// Offset of the record header from the image start.
+    pub offset: u32,
+    pub data: &'a [u8],
+}
+
+/// A TLV's value decoded by type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlvValue<'a> {
+    /// SHA-256 of the signing key's DER SubjectPublicKeyInfo.
+    KeyHash(&'a [u8]),
+    /// The signing key's DER SubjectPublicKeyInfo.
+    PubKey(&'a [u8]),
+    Sha256(&'a [u8; 32]),
+    Sha384(&'a [u8; 48]),
+    Sha512(&'a [u8; 64]),
+    Ed25519Signature(&'a [u8; 64]),
+    /// DER `(r, s)`, possibly zero-padded (imgtool `--pad-sig`).
+    EcdsaSignature(&'a [u8]),
+    RsaSignature(&'a [u8]),
+    SigPure(bool),
+    /// Encrypted-image key material (ENC_*), kept opaque.
+    EncryptionKey {
+        kind: u16,
+        data: &'a [u8],
+    },
+    Dependency(Dependency),
+    SecurityCounter(u32),
+    /// CBOR measured-boot record.
+    BootRecord(&'a [u8]),
+    DecompressedSize(u32),
+    DecompressedHash(&'a [u8]),
+    DecompressedSignature(&'a [u8]),
+    CompressedDecryptedSize(u32),
+    VendorUuid(&'a [u8; 16]),
+    ClassUuid(&'a [u8; 16]),
+    /// A vendor type (0x00a0..=0xfffe) or one this crate does not know.
+    Other {
+        kind: u16,
+        data: &'a [u8],
+    },
+}
+
+impl<'a> Tlv<'a> {
+    /// Decode the value by type; a known type with the wrong length is an error.
+    pub fn value(&self) -> Result<TlvValue<'a>, ImageError> {
+        let d = self.data;
+        let bad = ImageError::BadTlvLength {
+            kind: self.kind,
+            len: d.len() as u16,
+        };
+        let u32_of = |d: &[u8]| -> Result<u32, ImageError> {
+            let b: [u8; 4] = d.try_into().map_err(|_| bad)?;
+            Ok(u32::from_le_bytes(b))
+        };
+        Ok(match self.kind {
+            kind::KEYHASH => TlvValue::KeyHash(d),
+            kind::PUBKEY => TlvValue::PubKey(d),
+            kind::SHA256 => TlvValue::Sha256(d.try_into().map_err(|_| bad)?),
+            kind::SHA384 => TlvValue::Sha384(d.try_into().map_err(|_| bad)?),
+            kind::SHA512 => TlvValue::Sha512(d.try_into().map_err(|_| bad)?),
+            kind::ED25519 => TlvValue::Ed25519Signature(d.try_into().map_err(|_| bad)?),
+            kind::ECDSA_SIG | kind::ECDSA224 => TlvValue::EcdsaSignature(d),
+            kind::RSA2048_PSS | kind::RSA3072_PSS => TlvValue::RsaSignature(d),
+            kind::SIG_PURE => match d {
+                [b] => TlvValue::SigPure(*b != 0),
+                _ => return Err(bad),
+            },
+            kind::ENC_RSA2048
+            | kind::ENC_KW
+            | kind::ENC_EC256
+            | kind::ENC_X25519
+            | kind::ENC_X25519_SHA512 => TlvValue::EncryptionKey {
+                kind: self.kind,
+                data: d,
+            },
+            kind::DEPENDENCY => TlvValue::Dependency(Dependency::decode(d).ok_or(bad)?),
+            kind::SEC_CNT => TlvValue::SecurityCounter(u32_of(d)?),
+            kind::BOOT_RECORD => TlvValue::BootRecord(d),
+            kind::DECOMP_SIZE => TlvValue::DecompressedSize(u32_of(d)?),
+            kind::DECOMP_SHA => TlvValue::DecompressedHash(d),
+            kind::DECOMP_SIGNATURE => TlvValue::DecompressedSignature(d),
+            kind::COMP_DEC_SIZE => TlvValue::CompressedDecryptedSize(u32_of(d)?),
+            kind::UUID_VID => TlvValue::VendorUuid(d.try_into().map_err(|_| bad)?),
+            kind::UUID_CID => TlvValue::ClassUuid(d.try_into().map_err(|_| bad)?),
+            k => TlvValue::Other { kind: k, data: d },
+        })
+    }
+}
+
+/// A TLV area (protected or not) borrowed from an image held in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlvArea<'a> {
+    /// `TLV_INFO_MAGIC` or `TLV_PROT_INFO_MAGIC`.
+    pub magic: u16,
+    /// Offset of the info header from the image start.
+    pub offset: u32,
+    /// Records after the info header (`total - 4` bytes).
+    pub records: &'a [u8],
+}
+
+impl<'a> TlvArea<'a> {
+    /// Parse the info header at `offset` in `image` and check that every record lies
+    /// inside the area (so iteration after this cannot fail).
+    pub fn parse(image: &'a [u8], offset: u32, magic: u16) -> Result<Self, ImageError> {
+        let available = image.len() as u32;
+        let start = offset as usize;
+        let info = image
+            .get(start..start.saturating_add(TLV_INFO_SIZE))
+            .ok_or(ImageError::Truncated {
+                needed: offset.saturating_add(TLV_INFO_SIZE as u32),
+                available,
+            })?;
+        let found = u16::from_le_bytes([info[0], info[1]]);
+        let total = u16::from_le_bytes([info[2], info[3]]);
+        if found != magic {
+            return Err(ImageError::MissingTlvInfo {
+                offset,
+                expected: magic,
+                found,
+            });
+        }
+        if (total as usize) < TLV_INFO_SIZE {
+            return Err(ImageError::TlvInfoTooSmall { offset, total });
+        }
+        let end = offset as u64 + total as u64;
+        if end > available as u64 {
+            return Err(ImageError::Truncated {
+                needed: u32::try_from(end).unwrap_or(u32::MAX),
+                available,
+            });
+        }
+        let records = image
+            .get(start + TLV_INFO_SIZE..end as usize)
+            .ok_or(ImageError::SizeOverflow)?;
+        let area = Self {
+            magic,
+            offset,
+            records,
+        };
+        for tlv in area.iter() {
+            tlv?;
+        }
+        Ok(area)
+    }
+
+    /// Total size including the info header.
+    pub fn total_len(&self) -> u32 {
+        (self.records.len() + TLV_INFO_SIZE) as u32
+    }
+
+    /// Iterate the records; a record running past the area yields one error and stops.
+    pub fn iter(&self) -> TlvIter<'a> {
+        TlvIter {
+            records: self.records,
+            pos: 0,
+            base: self.offset + TLV_INFO_SIZE as u32,
+            done: false,
+        }
+    }
+
+    /// The first record of a type.
+    pub fn find(&self, kind: u16) -> Option<Tlv<'a>> {
+        self.iter().filter_map(Result::ok).find(|t| t.kind == kind)
+    }
+}
+
+/// Iterator over the records of a [`TlvArea`].
+#[derive(Debug, Clone)]
+pub struct TlvIter<'a> {
+    records: &'a [u8],
+    pos: usize,
+    base: u32,
+    done: bool,
+}
+
+impl<'a> Iterator for TlvIter<'a> {
+    type Item = Result<Tlv<'a>, ImageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.pos >= self.records.len() {
+            return None;
+        }
+        let offset = self.base + self.pos as u32;
+        let area_end = self.base + self.records.len() as u32;
+        let rest = &self.records[self.pos..];
+        let Some(hdr) = rest.get(..TLV_HEADER_SIZE) else {
+            self.done = true;
+            return Some(Err(ImageError::TlvPastEnd {
+                offset,
+                len: 0,
+                area_end,
+            }));
+        };
+        let kind = u16::from_le_bytes([hdr[0], hdr[1]]);
+        let len = u16::from_le_bytes([hdr[2], hdr[3]]);
+        let Some(data) = rest.get(TLV_HEADER_SIZE..TLV_HEADER_SIZE + len as usize) else {
+            self.done = true;
+            return Some(Err(ImageError::TlvPastEnd {
+                offset,
+                len,
+                area_end,
+            }));
+        };
+        self.pos += TLV_HEADER_SIZE + len as usize;
+        Some(Ok(Tlv { kind, offset, data }))
+    }
+}

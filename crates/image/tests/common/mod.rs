@@ -1,0 +1,118 @@
+//! Helpers for tests that run the real imgtool.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+/// The real imgtool, driven through one long-lived Python process
+/// (`imgtool_batch.py`) so each command does not pay the interpreter start-up.
+pub struct Imgtool {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// Result of one imgtool command.
+pub struct Output {
+    pub success: bool,
+    pub code: i64,
+    pub stdout: Vec<u8>,
+}
+
+impl Imgtool {
+    /// Start imgtool. If it is missing: fail when `BRICKLESS_REQUIRE_PEERS=1` (CI),
+    /// else print a skip message and return `None`.
+    pub fn start() -> Option<Self> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/imgtool_batch.py");
+        let spawned = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn();
+        let mut tool = spawned.ok().map(|mut child| {
+            let stdin = child.stdin.take().expect("stdin");
+            let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+            Self {
+                child,
+                stdin,
+                stdout,
+            }
+        });
+        let works = tool
+            .as_mut()
+            .and_then(|t| t.try_run(Path::new("/"), &["version"]))
+            .is_some_and(|o| o.success);
+        if !works {
+            if std::env::var("BRICKLESS_REQUIRE_PEERS").as_deref() == Ok("1") {
+                panic!(
+                    "imgtool is not installed and BRICKLESS_REQUIRE_PEERS=1 (pip install imgtool)"
+                );
+            }
+            eprintln!("SKIP: imgtool is not installed (pip install imgtool)");
+            return None;
+        }
+        tool
+    }
+
+    fn try_run(&mut self, dir: &Path, args: &[&str]) -> Option<Output> {
+        let req = serde_json::json!({ "cwd": dir, "args": args });
+        writeln!(self.stdin, "{req}").ok()?;
+        self.stdin.flush().ok()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).ok()?;
+        let reply: serde_json::Value = serde_json::from_str(&line).ok()?;
+        let code = reply["rc"].as_i64()?;
+        let hex = reply["stdout"].as_str()?;
+        let stdout = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        Some(Output {
+            success: code == 0,
+            code,
+            stdout,
+        })
+    }
+
+    /// Run `imgtool ARGS` in `dir`, whatever its exit status.
+    pub fn run_status(&mut self, dir: &Path, args: &[&str]) -> Output {
+        self.try_run(dir, args).expect("imgtool batch process died")
+    }
+
+    /// Run `imgtool ARGS` in `dir`; panics if it fails.
+    pub fn run(&mut self, dir: &Path, args: &[&str]) -> Output {
+        let out = self.run_status(dir, args);
+        assert!(
+            out.success,
+            "imgtool {args:?} exited {}: {}",
+            out.code,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        out
+    }
+}
+
+impl Drop for Imgtool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

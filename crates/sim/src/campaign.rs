@@ -1,1 +1,0 @@
-//! The power-cut campaign runner (built in the update-engine issue).
