@@ -580,6 +580,21 @@ mod tests {
     }
 
     #[test]
+    fn hex_segment_addresses_crlf_and_start_records() {
+        // Extended segment address 0x1000 -> base 0x10000; CRLF line ends; a start address.
+        let text =
+            ":020000021000EC\r\n:03001000010203E7\r\n\r\n:0400000508000101ED\r\n:00000001FF\r\n";
+        let image = FirmwareImage::parse_hex(text, p()).unwrap();
+        assert_eq!(
+            image.segments(),
+            &[Segment {
+                address: 0x10010,
+                data: vec![1, 2, 3]
+            }]
+        );
+    }
+
+    #[test]
     fn overlapping_records_are_refused() {
         let text = ":03001000010203E7\n:03001100010203E6\n:00000001FF\n";
         match FirmwareImage::parse_hex(text, p()) {
@@ -588,6 +603,16 @@ mod tests {
                 assert_eq!((second.start, second.end), (0x11, 0x14));
             }
             other => panic!("expected overlap, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn damaged_elf_is_named() {
+        let mut elf = b"\x7fELF\x01\x01\x01\x00".to_vec();
+        elf.resize(40, 0);
+        match FirmwareImage::parse_elf(&elf, Path::new("fw.elf")) {
+            Err(e @ FirmwareFileError::Elf { .. }) => assert!(e.to_string().contains("fw.elf")),
+            other => panic!("expected an ELF error, got {other:?}"),
         }
     }
 

@@ -174,6 +174,12 @@ fn signing_needs_a_private_key_and_keygen_never_overwrites() {
     assert!(err.contains("public key"), "{err}");
     assert!(!out.exists());
 
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&f.key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "private key readable by others: {mode:o}");
+    }
     let before = std::fs::read(&f.key).unwrap();
     let err = run_fails(
         brickless()

@@ -18,8 +18,9 @@ const BASE: [&str; 7] = [
 ];
 
 /// Sign variants: (name, extra flags, output extension). Cover --pad, --confirm,
-/// --align 8 and 32, --security-counter and HEX output.
-const VARIANTS: [(&str, &[&str], &str); 5] = [
+/// --align 4/8/32, --max-align 16, --max-sectors, --security-counter, --dependencies,
+/// --load-addr and HEX output.
+const VARIANTS: [(&str, &[&str], &str); 6] = [
     ("plain", &[], "bin"),
     ("pad8", &["--align", "8", "--pad"], "bin"),
     (
@@ -32,6 +33,23 @@ const VARIANTS: [(&str, &[&str], &str); 5] = [
         "hex8",
         &["--align", "8", "--confirm", "-s", "7", "-x", "0x08020000"],
         "hex",
+    ),
+    (
+        "deps16",
+        &[
+            "--align",
+            "4",
+            "--max-align",
+            "16",
+            "-M",
+            "64",
+            "--pad",
+            "-d",
+            "(1,1.2.0), (2,0.4.0+5)",
+            "-L",
+            "0x20000000",
+        ],
+        "bin",
     ),
 ];
 
@@ -181,7 +199,26 @@ fn ed25519_output_is_byte_identical_to_imgtool() {
         cmds.push(sign_args(&key, hex_flags, &hex_in, &theirs));
         pairs.push((vec![hex_in.clone(), elf_in.clone()], hex_flags, theirs));
     }
+    // Without a key: a hash-only image.
+    let unsigned_theirs = dir.path().join("imgtool-unsigned.bin");
+    let mut unsigned_args = sargs(&[&"sign"]);
+    unsigned_args.extend(BASE.iter().map(|s| s.to_string()));
+    unsigned_args.extend(sargs(&[&input, &unsigned_theirs]));
+    cmds.push(unsigned_args.clone());
     imgtool.batch_ok(cmds);
+    let unsigned_ours = dir.path().join("brickless-unsigned.bin");
+    unsigned_args.pop();
+    run_ok(
+        brickless()
+            .arg("image")
+            .args(&unsigned_args)
+            .arg(&unsigned_ours),
+    );
+    assert_eq!(
+        std::fs::read(&unsigned_ours).unwrap(),
+        std::fs::read(&unsigned_theirs).unwrap(),
+        "unsigned image"
+    );
 
     for (sources, extra, theirs) in &pairs {
         let expected = std::fs::read(theirs).unwrap();

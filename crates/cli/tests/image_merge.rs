@@ -216,3 +216,31 @@ fn elf_without_loadable_data_is_refused() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn elf_with_overlapping_segments_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let elf = dir.path().join("clash.elf");
+    let seg = |paddr| ElfSegment {
+        p_type: 1,
+        paddr,
+        vaddr: paddr,
+        data: vec![1; 32],
+        memsz: 32,
+    };
+    std::fs::write(&elf, elf32(&[seg(0x0800_0000), seg(0x0800_0010)])).unwrap();
+    let out = dir.path().join("out.hex");
+    let err = run_fails(
+        brickless()
+            .args(["image", "merge"])
+            .arg(&elf)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert!(
+        err.contains("clash.elf") && err.contains("overlaps"),
+        "{err}"
+    );
+    assert!(err.contains("0x08000010..0x08000030"), "{err}");
+    assert!(!out.exists());
+}

@@ -28,12 +28,27 @@ impl<'a> ImageView<'a> {
         let header = ImageHeader::parse(bytes)?;
         let layout = header.layout(available)?;
         let protected = if header.protect_tlv_size != 0 {
-            let area = TlvArea::parse(bytes, layout.payload_end, TLV_PROT_INFO_MAGIC)?;
-            if area.total_len() != header.protect_tlv_size as u32 {
+            // Same checks, in the same order, as the flash verifier.
+            let off = layout.payload_end as usize;
+            let info = bytes.get(off..off + 4).ok_or(ImageError::SizeOverflow)?;
+            let magic = u16::from_le_bytes([info[0], info[1]]);
+            let total = u16::from_le_bytes([info[2], info[3]]);
+            if magic != TLV_PROT_INFO_MAGIC {
+                return Err(ImageError::MissingTlvInfo {
+                    offset: layout.payload_end,
+                    expected: TLV_PROT_INFO_MAGIC,
+                    found: magic,
+                });
+            }
+            if total != header.protect_tlv_size {
                 return Err(ImageError::ProtectedSizeMismatch {
                     header: header.protect_tlv_size,
-                    info: area.total_len() as u16,
+                    info: total,
                 });
+            }
+            let area = TlvArea::parse(bytes, layout.payload_end, TLV_PROT_INFO_MAGIC)?;
+            if let Some(sec_cnt) = area.find(kind::SEC_CNT) {
+                sec_cnt.value()?;
             }
             Some(area)
         } else {

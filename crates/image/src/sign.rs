@@ -376,3 +376,116 @@ pub fn sign_image(
     }
     Ok(image)
 }
+
+/// Parse imgtool's `--dependencies` text, e.g. `"(1,2.3.4+5), (2, 1.0.0)"`: every
+/// `(ID` paired with every `, VERSION)` in order, as imgtool matches them.
+pub fn parse_dependencies(text: &str) -> Result<Vec<Dependency>, String> {
+    let bytes = text.as_bytes();
+    let mut ids = Vec::new();
+    let mut versions = Vec::new();
+    for (i, &c) in bytes.iter().enumerate() {
+        if c == b'(' {
+            let digits: String = text[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            if !digits.is_empty() {
+                ids.push(digits);
+            }
+        } else if c == b',' {
+            let rest = text[i + 1..].trim_start();
+            let ver: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '+')
+                .collect();
+            if !ver.is_empty() && rest[ver.len()..].starts_with(')') {
+                versions.push(ver);
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Err(format!("image dependency format is invalid: {text}"));
+    }
+    if ids.len() != versions.len() {
+        return Err(format!(
+            "{} dependency images but {} versions in: {text}",
+            ids.len(),
+            versions.len()
+        ));
+    }
+    ids.iter()
+        .zip(&versions)
+        .map(|(id, ver)| {
+            let image_id = id
+                .parse::<u8>()
+                .map_err(|_| format!("dependency image id {id} is not 0..=255"))?;
+            let min_version = ver
+                .parse::<ImageVersion>()
+                .map_err(|e| format!("dependency version {ver}: {e}"))?;
+            Ok(Dependency {
+                image_id,
+                min_version,
+            })
+        })
+        .collect()
+}
+
+/// Parse imgtool's `--custom-tlv TAG VALUE`: TAG is an integer (`0x` allowed), VALUE is
+/// hex bytes when it starts with `0x`, otherwise its UTF-8 bytes.
+pub fn parse_custom_tlv(tag: &str, value: &str) -> Result<(u16, Vec<u8>), String> {
+    let tag = parse_int(tag)
+        .and_then(|t| u16::try_from(t).ok())
+        .ok_or_else(|| format!("custom TLV tag '{tag}' is not an integer up to 0xffff"))?;
+    let data = match value.strip_prefix("0x") {
+        Some(hex) => {
+            if hex.len() % 2 != 0 {
+                return Err("custom TLV hex value has an odd number of digits".into());
+            }
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|_| format!("custom TLV value '{value}' is not valid hex"))?
+        }
+        None => value.as_bytes().to_vec(),
+    };
+    Ok((tag, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependencies_parse_like_imgtool() {
+        let d = parse_dependencies("(1,2.3.4+5), (2, 1.0)").unwrap();
+        assert_eq!(
+            d,
+            vec![
+                Dependency {
+                    image_id: 1,
+                    min_version: ImageVersion::new(2, 3, 4, 5)
+                },
+                Dependency {
+                    image_id: 2,
+                    min_version: ImageVersion::new(1, 0, 0, 0)
+                },
+            ]
+        );
+        assert!(parse_dependencies("1,2.3.4").is_err());
+        assert!(parse_dependencies("(1,2.3.4").is_err());
+        assert!(parse_dependencies("(300,1.0.0)").is_err());
+    }
+
+    #[test]
+    fn custom_tlvs_and_ints_parse_like_imgtool() {
+        assert_eq!(parse_custom_tlv("0xa0", "0x0102"), Ok((0xa0, vec![1, 2])));
+        assert_eq!(parse_custom_tlv("170", "hi"), Ok((170, b"hi".to_vec())));
+        assert!(parse_custom_tlv("0xa0", "0x012").is_err());
+        assert!(parse_custom_tlv("0x10000", "x").is_err());
+        assert_eq!(parse_int("0b101"), Some(5));
+        assert_eq!(parse_int("0o17"), Some(15));
+        assert_eq!(parse_int("0X1f"), Some(31));
+        assert_eq!(parse_int(""), None);
+    }
+}

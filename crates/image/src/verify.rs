@@ -235,15 +235,24 @@ fn locate_with<F: ReadNorFlash>(r: &mut SlotReader<'_, F>) -> Res<ImageExtent, F
             pos: off + TLV_INFO_SIZE as u32,
             end: layout.protected_end,
         };
+        // Whole area first, so a broken record wins over a bad SEC_CNT (as ImageView).
+        let mut sec_cnt = None;
         while let Some((k, value, len)) = cur.next(r)? {
-            if k == kind::SEC_CNT && security_counter.is_none() {
-                if len != 4 {
-                    return Err(ImageError::BadTlvLength { kind: k, len }.into());
-                }
-                let mut b = [0u8; 4];
-                r.read(value, &mut b)?;
-                security_counter = Some(u32::from_le_bytes(b));
+            if k == kind::SEC_CNT && sec_cnt.is_none() {
+                sec_cnt = Some((value, len));
             }
+        }
+        if let Some((value, len)) = sec_cnt {
+            if len != 4 {
+                return Err(ImageError::BadTlvLength {
+                    kind: kind::SEC_CNT,
+                    len,
+                }
+                .into());
+            }
+            let mut b = [0u8; 4];
+            r.read(value, &mut b)?;
+            security_counter = Some(u32::from_le_bytes(b));
         }
     }
 

@@ -402,14 +402,29 @@ fn pubkey_format_full_and_spki_round_trip() {
     }
 }
 
+/// The in-memory parser and the flash verifier agree on structure. (Only the verifier
+/// checks the lengths of the hash/key/signature TLVs it uses: BadTlvLength.)
+fn assert_parser_agrees<E: core::fmt::Debug>(
+    bytes: &[u8],
+    r: &Result<brickless_image::VerifiedImage, VerifyError<E>>,
+) {
+    match (ImageView::parse(bytes), r) {
+        (_, Err(VerifyError::Format(ImageError::BadTlvLength { .. }))) => {}
+        (Err(p), Err(VerifyError::Format(v))) => assert_eq!(&p, v),
+        (Err(p), v) => panic!("parser rejects ({p:?}) but verifier says {v:?}"),
+        (Ok(_), Err(VerifyError::Format(v))) => panic!("parser accepts, verifier rejects {v:?}"),
+        (Ok(_), _) => {}
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let keys = [ed_key(1).public_key(), ec_key(1).public_key()];
-        let _ = verify_bytes(&bytes, &keys);
-        let _ = ImageView::parse(&bytes);
+        let r = verify_bytes(&bytes, &keys);
+        assert_parser_agrees(&bytes, &r);
         let _ = brickless_image::inspect::inspect(&bytes, 0xff);
         let _ = brickless_image::trailer::TrailerState::read(&bytes, 8, 0xff);
     }
@@ -442,6 +457,7 @@ proptest! {
             bad[i.index(img.len())] ^= x;
         }
         let r = verify_bytes(&bad, &[key.public_key()]);
+        assert_parser_agrees(&bad, &r);
         if r.is_ok() {
             prop_assert_eq!(&bad[..hashed], &img[..hashed]);
         }

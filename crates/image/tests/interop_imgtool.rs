@@ -7,9 +7,12 @@ use std::fs;
 use std::path::Path;
 
 use brickless_image::keys::{self, GetpubEncoding, KeyType, LoadedKey, SigningKey};
-use brickless_image::sign::{parse_int, sign_image, PublicKeyFormat, SecurityCounter, SignOptions};
+use brickless_image::sign::{
+    parse_custom_tlv, parse_dependencies, parse_int, sign_image, PublicKeyFormat, SecurityCounter,
+    SignOptions,
+};
 use brickless_image::tlv::kind;
-use brickless_image::{inspect, verify_bytes, Dependency, ImageVersion, VerifyError};
+use brickless_image::{inspect, verify_bytes, ImageVersion, VerifyError};
 use common::{hex, test_bytes, Imgtool};
 
 /// Map the imgtool `sign` arguments used in these tests onto [`SignOptions`].
@@ -46,26 +49,10 @@ fn options_from_args(args: &[&str]) -> SignOptions {
                     _ => PublicKeyFormat::Hash,
                 }
             }
-            "-d" => {
-                // "(id,maj.min.rev+build)"
-                let v = val().trim_matches(|c| c == '(' || c == ')');
-                let (id, ver) = v.split_once(',').unwrap();
-                o.dependencies.push(Dependency {
-                    image_id: id.trim().parse().unwrap(),
-                    min_version: ver.trim().parse().unwrap(),
-                });
-            }
+            "-d" => o.dependencies = parse_dependencies(val()).unwrap(),
             "--custom-tlv" => {
-                let tag = num(val()) as u16;
-                let v = val();
-                let data = match v.strip_prefix("0x") {
-                    Some(h) => (0..h.len())
-                        .step_by(2)
-                        .map(|j| u8::from_str_radix(&h[j..j + 2], 16).unwrap())
-                        .collect(),
-                    None => v.as_bytes().to_vec(),
-                };
-                o.custom_tlvs.push((tag, data));
+                let tag = val();
+                o.custom_tlvs.push(parse_custom_tlv(tag, val()).unwrap());
             }
             other => panic!("test does not map imgtool arg {other}"),
         }

@@ -4,7 +4,7 @@
 use brickless_flash::{part, Part};
 use brickless_sim::flash::{
     cut_points, essential_cut_points, op_range, replay, CutPhase, CutPoint, SimFlash,
-    SimFlashError, UnitState,
+    SimFlashError, TearAt, UnitState,
 };
 
 const ECC_PARTS: &[&str] = &[
@@ -426,4 +426,75 @@ fn clones_are_independent_and_cheap_to_diverge() {
     assert_eq!(buf, [0u8; 4], "the clone keeps its own copy");
     a.read_abs(0x0800_0000, &mut buf).unwrap();
     assert_eq!(buf, [0xFF; 4]);
+}
+
+#[test]
+fn tear_position_can_be_pinned_to_the_first_or_last_unit() {
+    for (tear, expect) in [(TearAt::First, 0u32), (TearAt::Last, 7)] {
+        let mut f = SimFlash::new(p("stm32l475vg"));
+        f.set_tear_at(tear);
+        f.arm_cut(CutPoint::new(0, CutPhase::Torn));
+        let _ = f.program_abs(0x0800_0000, &[0x12; 64]);
+        assert_eq!(
+            f.scan_torn(0x0800_0000..0x0800_0040),
+            vec![0x0800_0000 + 8 * expect],
+            "{tear:?}"
+        );
+        // Multi-sector erase: the first/last sector is the partly erased one.
+        let mut f = SimFlash::new(p("stm32l475vg"));
+        f.set_tear_at(tear);
+        f.fill(0x0800_0000, 4 * 2048, 0).unwrap();
+        f.arm_cut(CutPoint::new(0, CutPhase::Torn));
+        let _ = f.erase_abs(0x0800_0000, 0x0800_2000);
+        let torn_sector = 0x0800_0000 + 2048 * expect.min(3);
+        let hits = f.scan_torn(0x0800_0000..0x0800_2000);
+        assert!(
+            !hits.is_empty()
+                && hits
+                    .iter()
+                    .all(|a| (torn_sector..torn_sector + 2048).contains(a)),
+            "{tear:?}"
+        );
+    }
+}
+
+#[test]
+fn a_cut_during_a_refused_call_only_loses_power() {
+    for phase in CutPhase::ALL {
+        let mut f = SimFlash::new(p("stm32l475vg"));
+        f.program_abs(0x0800_0000, &[1; 8]).unwrap();
+        f.arm_cut(CutPoint::new(1, phase));
+        // Misaligned: refused before any cell changes, whatever the phase.
+        assert_eq!(
+            f.program_abs(0x0800_0004, &[2; 8]),
+            Err(SimFlashError::PowerLost)
+        );
+        f.power_cycle();
+        f.arm_cut(CutPoint::new(2, phase));
+        // PROGERR on the only unit: the controller never starts programming it.
+        assert_eq!(
+            f.program_abs(0x0800_0000, &[3; 8]),
+            Err(SimFlashError::PowerLost)
+        );
+        f.power_cycle();
+        assert!(
+            f.scan_torn(0x0800_0000..0x0800_0100).is_empty(),
+            "{phase:?}"
+        );
+        let mut buf = [0u8; 16];
+        f.read_abs(0x0800_0000, &mut buf).unwrap();
+        assert_eq!(
+            buf,
+            [1, 1, 1, 1, 1, 1, 1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
+    }
+}
+
+#[test]
+fn a_cut_the_run_never_reaches_does_not_fire() {
+    let base = SimFlash::new(p("stm32h753zi"));
+    let m = replay(&base, &[CutPoint::new(100, CutPhase::Torn)], workload);
+    assert_eq!(m.last_cut(), None);
+    assert!(m.is_powered());
+    assert_eq!(m.op_count(), 4);
 }

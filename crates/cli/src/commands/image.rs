@@ -67,6 +67,10 @@ pub enum KeyFormatArg {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Example (a confirmed image for a 128 KiB slot on STM32H7):\n  \
+    brickless image sign -k key.pem -v 1.0.0 -H 0x400 --pad-header -S 0x20000 --align 32 --confirm app.bin app.signed.bin"
+)]
 pub struct SignArgs {
     /// Private key PEM (ed25519 or ecdsa-p256). Without it the image carries only its hash.
     #[arg(short = 'k', long = "key")]
@@ -131,6 +135,12 @@ pub struct SignArgs {
     /// Mark the image as not bootable.
     #[arg(long = "non-bootable")]
     pub non_bootable: bool,
+    /// Protected vendor TLV: `--custom-tlv 0xa0 0x0102` (hex bytes) or `--custom-tlv 0xa0 text`.
+    #[arg(long = "custom-tlv", num_args = 2, value_names = ["TAG", "VALUE"], action = clap::ArgAction::Append)]
+    pub custom_tlv: Vec<String>,
+    /// Protected vendor TLV whose value is a file's bytes: `--custom-tlv-file 0xa1 blob.bin`.
+    #[arg(long = "custom-tlv-file", num_args = 2, value_names = ["TAG", "FILE"], action = clap::ArgAction::Append)]
+    pub custom_tlv_file: Vec<String>,
     /// Input firmware: BIN, Intel HEX (.hex) or ELF.
     pub infile: PathBuf,
     /// Output image: Intel HEX if it ends in .hex, BIN otherwise.
@@ -173,6 +183,47 @@ fn parse_dependencies(text: &str) -> Result<Vec<Dependency>> {
 }
 
 impl SignArgs {
+    /// imgtool's order: every `--custom-tlv`, then every `--custom-tlv-file`.
+    fn custom_tlvs(&self) -> Result<Vec<(u16, Vec<u8>)>> {
+        let tag_of = |t: &str| {
+            parse_int(t)
+                .and_then(|v| u16::try_from(v).ok())
+                .ok_or_else(|| {
+                    miette!(
+                        help = "custom TLV tags are 0xa0..=0xfffe, e.g. 0xa0",
+                        "custom TLV tag {t:?} is not a 16-bit number"
+                    )
+                })
+        };
+        let mut out = Vec::new();
+        for pair in self.custom_tlv.chunks_exact(2) {
+            let tag = tag_of(&pair[0])?;
+            let value = match pair[1].strip_prefix("0x") {
+                Some(hex) => decode_hex(hex).ok_or_else(|| {
+                    miette!(
+                        help = "write an even number of hex digits after 0x, or a value without 0x for text",
+                        "custom TLV 0x{tag:x}: {:?} is not hex bytes",
+                        pair[1]
+                    )
+                })?,
+                None => pair[1].as_bytes().to_vec(),
+            };
+            out.push((tag, value));
+        }
+        for pair in self.custom_tlv_file.chunks_exact(2) {
+            let tag = tag_of(&pair[0])?;
+            let value = std::fs::read(&pair[1]).map_err(|e| {
+                miette!(
+                    help = "check the path given to --custom-tlv-file",
+                    "cannot read custom TLV file {}: {e}",
+                    pair[1]
+                )
+            })?;
+            out.push((tag, value));
+        }
+        Ok(out)
+    }
+
     fn options(&self) -> Result<SignOptions> {
         Ok(SignOptions {
             version: self.version,
@@ -195,7 +246,7 @@ impl SignArgs {
                 Some(d) => parse_dependencies(d)?,
                 None => Vec::new(),
             },
-            custom_tlvs: Vec::new(),
+            custom_tlvs: self.custom_tlvs()?,
             public_key_format: match self.public_key_format {
                 KeyFormatArg::Hash => PublicKeyFormat::Hash,
                 KeyFormatArg::Full => PublicKeyFormat::Full,
@@ -351,6 +402,16 @@ pub struct VerifyArgs {
     pub image: PathBuf,
 }
 
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 || !hex.is_ascii() {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect()
+}
+
 fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -362,12 +423,20 @@ fn verify(args: VerifyArgs) -> Result<()> {
     }
     let (bytes, _) = load_flat(&args.image, args.erased_val)?;
     let verified = verify_bytes(&bytes, &keys).map_err(|e| {
-        miette!(
-            help =
-                "the image is damaged, was changed after signing, or was signed with another key",
-            "{} failed verification: {e}",
-            args.image.display()
-        )
+        use brickless_image::VerifyError as V;
+        let help = match &e {
+            V::UnknownKey | V::MissingSignature => {
+                "pass the public key the image was signed with; `brickless image inspect` shows its key hash"
+            }
+            V::HashMismatch { .. } => {
+                "the header, firmware or protected TLVs changed after signing: sign it again"
+            }
+            V::BadSignature => "the image was altered or its signature forged: do not install it",
+            V::MissingKeyTlv => "the image is unsigned: sign it with `brickless image sign -k KEY`",
+            V::Format(_) => "is this a signed image? `brickless image inspect` shows its structure",
+            _ => "the image is damaged, was changed after signing, or was signed with another key",
+        };
+        miette!(help = help, "{} failed verification: {e}", args.image.display())
     })?;
     match verified.key_index.and_then(|i| args.keys.get(i)) {
         Some(key) => println!(
@@ -630,6 +699,9 @@ fn inspect_cmd(args: InspectArgs) -> Result<()> {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  brickless image merge bootloader.elf --at 0x08020000=app.signed.bin -o factory.hex -o factory.bin"
+)]
 pub struct MergeArgs {
     /// HEX or ELF files placed at their own addresses (e.g. the bootloader).
     pub inputs: Vec<PathBuf>,

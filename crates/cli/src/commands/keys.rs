@@ -110,8 +110,7 @@ pub fn keygen(args: KeygenArgs) -> Result<()> {
         ));
     }
     let key = keys::generate(args.key_type.into());
-    write_file_atomically(&args.key, key.to_pem().as_bytes())?;
-    restrict_permissions(&args.key);
+    write_private_file(&args.key, key.to_pem().as_bytes())?;
     eprintln!(
         "wrote {} key to {}",
         KeyType::from(args.key_type).imgtool_name(),
@@ -120,15 +119,34 @@ pub fn keygen(args: KeygenArgs) -> Result<()> {
     Ok(())
 }
 
-/// Private keys are secrets: owner-only where the OS has modes.
-fn restrict_permissions(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+/// Write a secret: owner-only from creation where the OS has modes, complete or not at all.
+fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| miette!("{} names no file", path.display()))?;
+    let temp = path.with_file_name(format!(".{}.brickless-tmp", name.to_string_lossy()));
+    // A temp left by a killed run must not block the next one.
+    let _ = std::fs::remove_file(&temp);
+    let result = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
     }
-    #[cfg(not(unix))]
-    let _ = path;
+    result.map_err(|e| {
+        miette!(
+            help = "check the folder exists and is writable",
+            "cannot write key {}: {e}",
+            path.display()
+        )
+    })
 }
 
 pub fn getpub(args: GetpubArgs) -> Result<()> {

@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The `brickless` binary under test.
+/// The `brickless` binary under test. Errors are printed unwrapped (miette's narrated
+/// form), so assertions on paths and ranges do not depend on line wrapping.
 pub fn brickless() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_brickless"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_brickless"));
+    cmd.env("NO_GRAPHICS", "1");
+    cmd
 }
 
 /// Run a command, returning its output (stdout and stderr captured).

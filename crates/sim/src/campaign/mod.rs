@@ -12,6 +12,7 @@
 //!   boots, and the final image is one the flow allows (a confirmed image is never lost) —
 //!   else a *brick*;
 //! - the most-erased sector stays within the strategy's bound (uncut wear + 2 per cut).
+pub mod bench;
 pub mod kit;
 pub mod layout_file;
 
@@ -262,7 +263,6 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
                 return LifeEnd::Failed(format!("boot {boot}: recovery ({r:?})"))
             }
             Err(e) => {
-                drop(engine);
                 return if flash.is_powered() {
                     LifeEnd::Failed(format!("boot {boot}: engine error with power on: {e}"))
                 } else {
@@ -319,12 +319,40 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
                 }
             }
         }
-        drop(engine);
+
         if flash.op_count() == before && !wrote {
             return LifeEnd::Stable { which, boots: boot };
         }
     }
     LifeEnd::Failed(format!("not stable after {MAX_BOOTS} boots"))
+}
+
+/// Boots `flash` until stable with an application that does nothing (no request, no
+/// confirm): the image it settles on, or why it did not (recovery, unverified image,
+/// engine error, no settling).
+pub fn settle(scn: &Scenario, flash: &mut SimFlash) -> Result<Which, String> {
+    let mut app = App {
+        request_done: true,
+        ..App::default()
+    };
+    match life(scn, flash, &mut app, &mut Observed::default()) {
+        LifeEnd::Stable { which, .. } => Ok(which),
+        LifeEnd::Failed(why) => Err(why),
+        LifeEnd::PowerLost => Err("power lost".into()),
+    }
+}
+
+/// Runs the scenario's flow once without cuts from `flash`: the image it settles on.
+pub fn run_flow(scn: &Scenario, flash: &mut SimFlash) -> Result<Which, String> {
+    let mut app = App::default();
+    match life(scn, flash, &mut app, &mut Observed::default()) {
+        LifeEnd::Stable { which, .. } if scn.allowed(which, &app) => Ok(which),
+        LifeEnd::Stable { which, .. } => Err(format!(
+            "settled on the {which:?} image, not allowed by the flow"
+        )),
+        LifeEnd::Failed(why) => Err(why),
+        LifeEnd::PowerLost => Err("power lost".into()),
+    }
 }
 
 /// A device mid-scenario: flash, application memory, observations.

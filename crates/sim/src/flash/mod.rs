@@ -25,9 +25,10 @@
 //! cycles. A call made while power is off is not counted. [`SimFlash::arm_cut`] cuts power at
 //! one [`CutPoint`]:
 //! - [`CutPhase::Before`]: the operation does not happen;
-//! - [`CutPhase::Torn`]: a program leaves the units before one seeded unit programmed, that unit
-//!   **torn** and the rest untouched; an erase leaves the sectors before one seeded sector
-//!   erased and that sector **partly erased** (each programmed unit erased, kept, or torn);
+//! - [`CutPhase::Torn`]: a program leaves the units before one unit programmed, that unit
+//!   **torn** and the rest untouched; an erase leaves the sectors before one sector erased and
+//!   that sector **partly erased** (each programmed unit erased, kept, or torn). Which unit or
+//!   sector: seeded by default, or pinned with [`SimFlash::set_tear_at`];
 //! - [`CutPhase::After`]: the operation completes, then power is lost.
 //!
 //! In all three phases the call returns [`SimFlashError::PowerLost`], as does every later call
@@ -185,6 +186,18 @@ fn set_bits(bits: &mut [u64; BITSET_WORDS], lo: usize, hi: usize) {
     bit_masks(lo, hi).for_each(|(w, mask)| bits[w] |= mask);
 }
 
+/// Which unit of a multi-unit program (or sector of a multi-sector erase) a Torn cut hits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TearAt {
+    /// Chosen from the seed and the operation number (reproducible, varied across seeds).
+    #[default]
+    Seeded,
+    /// The first unit: nothing of the call lands intact.
+    First,
+    /// The last unit: everything but the last unit lands.
+    Last,
+}
+
 /// The state of one write unit, for tests and tools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnitState {
@@ -208,6 +221,7 @@ pub struct SimFlash {
     ops: u64,
     armed: Option<CutPoint>,
     fired: Option<CutPoint>,
+    tear: TearAt,
     /// Sticky error flag per bank, as in the per-bank status registers (SR1/SR2 on H7).
     bank_flags: Vec<Option<HwFlag>>,
     powered: bool,
@@ -269,6 +283,7 @@ impl SimFlash {
             armed: None,
             fired: None,
             bank_flags: vec![None; geometry.banks.len()],
+            tear: TearAt::Seeded,
             powered: true,
             elapsed_us: 0,
             elapsed_max_us: 0,
@@ -314,6 +329,12 @@ impl SimFlash {
     /// The armed cut that has not fired yet.
     pub fn armed_cut(&self) -> Option<CutPoint> {
         self.armed
+    }
+
+    /// Where a [`CutPhase::Torn`] cut lands inside a multi-unit program or multi-sector erase
+    /// (seeded by default).
+    pub fn set_tear_at(&mut self, tear: TearAt) {
+        self.tear = tear;
     }
 
     /// The error flag the bank's status register holds (the last refused program in that
@@ -485,9 +506,7 @@ impl SimFlash {
         let units = data.len() / unit;
         let op = self.ops - 1;
         let tear_at = match phase {
-            Some(CutPhase::Torn) if units > 0 => {
-                Some((mix(self.seed ^ mix(op)) % units as u64) as usize)
-            }
+            Some(CutPhase::Torn) if units > 0 => Some(self.tear_index(op, units)),
             _ => None,
         };
         let done = tear_at.unwrap_or(units) * unit;
@@ -516,7 +535,7 @@ impl SimFlash {
         let op = self.ops - 1;
         let tear_at = match phase {
             Some(CutPhase::Torn) if !range.is_empty() => {
-                Some(range.start + (mix(self.seed ^ mix(op)) % range.len() as u64) as usize)
+                Some(range.start + self.tear_index(op, range.len()))
             }
             _ => None,
         };
@@ -552,6 +571,15 @@ impl SimFlash {
                 Ok(Some(cut.phase))
             }
             _ => Ok(None),
+        }
+    }
+
+    /// Which of `n` units (program) or sectors (erase) a Torn cut of operation `op` hits.
+    fn tear_index(&self, op: u64, n: usize) -> usize {
+        match self.tear {
+            TearAt::Seeded => (mix(self.seed ^ mix(op)) % n as u64) as usize,
+            TearAt::First => 0,
+            TearAt::Last => n - 1,
         }
     }
 

@@ -478,6 +478,24 @@ impl<F: FlashStore> RomCore<F> {
     }
 }
 
+impl FlashStore for crate::flash::SimFlash {
+    fn geometry(&self) -> &Geometry {
+        crate::flash::SimFlash::geometry(self)
+    }
+
+    fn read(&self, addr: u32, buf: &mut [u8]) -> Result<(), String> {
+        self.read_abs(addr, buf).map_err(|e| e.to_string())
+    }
+
+    fn program(&mut self, addr: u32, data: &[u8]) -> Result<(), String> {
+        self.program_abs(addr, data).map_err(|e| e.to_string())
+    }
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), String> {
+        self.erase_abs(from, to).map_err(|e| e.to_string())
+    }
+}
+
 /// True when `[addr, addr + len)` is real flash (banks may be contiguous, never a hole).
 pub fn contains_range(g: &Geometry, addr: u32, len: u32) -> bool {
     let end = u64::from(addr) + u64::from(len.max(1));
@@ -579,6 +597,22 @@ impl FlashStore for MemFlash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_over_the_flash_model() {
+        let part = brickless_flash::part("stm32l475vg").unwrap();
+        let d = brickless_rom::by_pid(part.pid).unwrap();
+        let mut core = RomCore::new(d, crate::flash::SimFlash::new(part));
+        core.write(0x0807_FFF8, &[7; 16]).unwrap();
+        let mut b = [0u8; 16];
+        core.read(0x0807_FFF8, &mut b).unwrap();
+        assert_eq!(b, [7; 16]);
+        // The model refuses a second program of an L4 double word (PROGERR).
+        assert!(matches!(
+            core.write(0x0807_FFF8, &[1; 8]),
+            Err(RomError::Flash(_))
+        ));
+    }
 
     fn h7() -> RomCore<MemFlash> {
         let d = brickless_rom::by_pid(0x450).unwrap();
