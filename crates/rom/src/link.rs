@@ -135,8 +135,9 @@ mod serial {
         type Error = io::Error;
 
         fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-            self.port.write_all(data)?;
-            self.port.flush()
+            // No flush: it is tcdrain(), which on a pty (and some USB-UART drivers) sleeps a
+            // scheduler tick per call; the bytes are already in the kernel's queue.
+            self.port.write_all(data)
         }
 
         fn read(&mut self, buf: &mut [u8], timeout_ms: u32) -> io::Result<usize> {

@@ -109,3 +109,17 @@ fn nothing_is_sent_before_connect() {
     assert!(host.erase(Erase::Mass).is_err());
     assert_eq!(host.bus_mut().transfers, 0);
 }
+
+#[test]
+fn errors_are_std_errors_for_the_cli() {
+    fn is_error<T: std::error::Error + Send + Sync + 'static>() {}
+    is_error::<brickless_rom::an4221::I2cError<BusError>>();
+    is_error::<brickless_rom::dfuse::DfuseError>();
+    is_error::<brickless_rom::dfu_file::DfuFileError>();
+    is_error::<brickless_rom::dfuse::LayoutError>();
+    let e = brickless_rom::an4221::I2cError::<BusError>::BusyTimeout {
+        cmd: 0x45,
+        waited_ms: 10_000,
+    };
+    assert_eq!(e.to_string(), "command 0x45: still BUSY after 10000 ms");
+}

@@ -3,7 +3,8 @@
 //! from the DFU functional descriptor, and hand back a ready [`DfuseHost`].
 
 pub use super::parse_vid_pid;
-use super::{DfuTransport, DfuseHost, UsbError};
+use super::{DfuTransport, DfuseError, DfuseHost, DfuseTarget, UsbError};
+use crate::device::RomDevice;
 use embedded_hal::delay::DelayNs;
 use nusb::descriptors::language_id::US_ENGLISH;
 use nusb::transfer::{ControlIn, ControlOut, ControlType, Recipient, TransferError};
@@ -35,6 +36,9 @@ pub enum OpenError {
     /// The OS refused (permissions, driver, device gone).
     #[error("USB: {0}")]
     Usb(#[from] nusb::Error),
+    /// The alt setting's memory-layout string is malformed.
+    #[error("the device's memory layout {layout:?} is unusable: {error}")]
+    Layout { layout: String, error: DfuseError },
 }
 
 /// One DFU alternate setting as the device describes it.
@@ -211,4 +215,19 @@ pub fn open(vid: u16, pid: u16, memory: &str) -> Result<OpenedDfu, OpenError> {
         layout: chosen.name,
         alt_settings,
     })
+}
+
+/// [`open`], then wraps the host with its layout as a [`DfuseTarget`] (a `RomTarget`):
+/// `device` is the part when the user named it; otherwise it is recognised from the layout
+/// when exactly one table entry has that flash.
+pub fn open_target(
+    vid: u16,
+    pid: u16,
+    memory: &str,
+    device: Option<&'static RomDevice>,
+) -> Result<DfuseTarget<NusbTransport, StdDelay>, OpenError> {
+    let opened = open(vid, pid, memory)?;
+    let layout = opened.layout;
+    DfuseTarget::new(opened.host, &layout, device)
+        .map_err(|error| OpenError::Layout { layout, error })
 }

@@ -79,6 +79,12 @@ struct Conn<'a, S: Read + Write> {
     opts: &'a UsartOptions,
     /// When the last received byte finished arriving on the modelled line.
     rx_done: Instant,
+    /// When the bytes in `inbuf` were handed to us (their earliest possible arrival).
+    chunk_at: Instant,
+    /// When our last transmission finished on the modelled line.
+    tx_free: Instant,
+    /// Byte time, refreshed once per received chunk.
+    bt: Duration,
     inbuf: [u8; 512],
     in_pos: usize,
     in_len: usize,
@@ -122,13 +128,13 @@ impl<S: Read + Write> Conn<'_, S> {
             };
             self.in_pos = 0;
             self.in_len = n;
+            self.chunk_at = Instant::now();
+            self.bt = self.byte_time();
         }
         let b = self.inbuf[self.in_pos];
         self.in_pos += 1;
-        let bt = self.byte_time();
-        if !bt.is_zero() {
-            self.rx_done = self.rx_done.max(Instant::now()) + bt;
-        }
+        // Bytes queue on the line one after another from when they were handed over.
+        self.rx_done = self.rx_done.max(self.chunk_at) + self.bt;
         Ok(b)
     }
 
@@ -140,18 +146,18 @@ impl<S: Read + Write> Conn<'_, S> {
         Ok(out)
     }
 
-    /// Sends after the turnaround, with the line time of the reply.
+    /// Sends a turnaround after the request's last byte arrived, once the line is free,
+    /// delivering the reply when its last byte would have arrived.
     fn send(&mut self, data: &[u8]) -> Result<(), Closed> {
         let tx = self.byte_time() * data.len() as u32;
-        let at = self.rx_done.max(Instant::now()) + self.opts.turnaround + tx;
+        let at = (self.rx_done + self.opts.turnaround).max(self.tx_free) + tx;
         let now = Instant::now();
         if at > now {
             std::thread::sleep(at - now);
         }
         self.stream.write_all(data)?;
         self.stream.flush()?;
-        // Our own transmission occupies the host's next bytes' slot only on the return path.
-        self.rx_done = Instant::now();
+        self.tx_free = at.max(now);
         Ok(())
     }
 
@@ -189,10 +195,14 @@ pub fn serve<S, F>(
     S: Read + Write,
     F: FlashStore,
 {
+    let now = Instant::now();
     let mut conn = Conn {
         stream,
         opts,
-        rx_done: Instant::now(),
+        rx_done: now,
+        chunk_at: now,
+        tx_free: now,
+        bt: Duration::ZERO,
         inbuf: [0; 512],
         in_pos: 0,
         in_len: 0,

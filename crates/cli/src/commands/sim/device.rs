@@ -269,7 +269,7 @@ mod pty {
 
     use brickless_sim::rom::usart::LineParams;
     use nix::pty::openpty;
-    use nix::sys::termios::{self, ControlFlags, SetArg};
+    use nix::sys::termios::{self, SetArg};
 
     pub struct Pty {
         pub master: File,
@@ -314,43 +314,34 @@ mod pty {
     }
 
     impl LineProbe {
+        /// Baud and bits per byte the client set. Read with TCGETS2: serialport-based clients
+        /// set arbitrary rates (BOTHER), which the classic termios speed codes cannot express.
         pub fn params(&self) -> LineParams {
-            let Ok(t) = termios::tcgetattr(self.slave.as_raw_fd()) else {
+            // SAFETY: TCGETS2 fills a `termios2` we own; the descriptor is open for our life.
+            let mut t: libc::termios2 = unsafe { std::mem::zeroed() };
+            let r = unsafe { libc::ioctl(self.slave.as_raw_fd(), libc::TCGETS2, &mut t) };
+            if r != 0 {
                 return LineParams {
                     baud: self.default_baud,
                     bits_per_byte: 11,
                 };
-            };
+            }
             let mut bits = 10;
-            if t.control_flags.contains(ControlFlags::PARENB) {
+            if t.c_cflag & libc::PARENB != 0 {
                 bits += 1;
             }
-            if t.control_flags.contains(ControlFlags::CSTOPB) {
+            if t.c_cflag & libc::CSTOPB != 0 {
                 bits += 1;
             }
-            let baud = baud_value(termios::cfgetospeed(&t)).unwrap_or(self.default_baud);
+            let baud = if t.c_ospeed > 0 {
+                t.c_ospeed
+            } else {
+                self.default_baud
+            };
             LineParams {
                 baud,
                 bits_per_byte: bits,
             }
         }
-    }
-
-    fn baud_value(rate: termios::BaudRate) -> Option<u32> {
-        use termios::BaudRate::*;
-        Some(match rate {
-            B1200 => 1200,
-            B2400 => 2400,
-            B4800 => 4800,
-            B9600 => 9600,
-            B19200 => 19_200,
-            B38400 => 38_400,
-            B57600 => 57_600,
-            B115200 => 115_200,
-            B230400 => 230_400,
-            B460800 => 460_800,
-            B921600 => 921_600,
-            _ => return None,
-        })
     }
 }
