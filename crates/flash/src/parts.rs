@@ -210,6 +210,8 @@ const G0_128K: &[Bank] = &[bank(BASE, PAGES_64X2K)];
 const G0_512K_DUAL: &[Bank] = &[bank(BASE, PAGES_128X2K), bank(0x0804_0000, PAGES_128X2K)];
 /// G4 bank 2 is always at 0x0804_0000.
 const G4_512K_DUAL: &[Bank] = &[bank(BASE, PAGES_128X2K), bank(0x0804_0000, PAGES_128X2K)];
+/// 256 KiB G4 in dual-bank mode: bank 2 still at 0x0804_0000, a hole after bank 1.
+const G4_256K_DUAL: &[Bank] = &[bank(BASE, PAGES_64X2K), bank(0x0804_0000, PAGES_64X2K)];
 const G4_512K_SINGLE: &[Bank] = &[bank(BASE, PAGES_128X4K)];
 const G4_128K: &[Bank] = &[bank(BASE, PAGES_64X2K)];
 const L5_512K_DUAL: &[Bank] = &[bank(BASE, PAGES_128X2K), bank(0x0804_0000, PAGES_128X2K)];
@@ -355,6 +357,13 @@ pub static PARTS: &[Part] = &[
         "stm32g474re-single",
         0x469,
         l4_like(Family::G4, G4_512K_SINGLE, 8, L4_TIMING),
+        SRAM,
+        96 * K,
+    ),
+    part(
+        "stm32g474cc",
+        0x469,
+        l4_like(Family::G4, G4_256K_DUAL, 8, L4_TIMING),
         SRAM,
         96 * K,
     ),

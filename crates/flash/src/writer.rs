@@ -96,7 +96,7 @@ impl<'f, F: NorFlash> AlignedWriter<'f, F> {
             self.flash
                 .write(self.at, &self.pending[..unit])
                 .map_err(WriterError::Flash)?;
-            self.at += self.unit;
+            self.at = self.at.saturating_add(self.unit);
             self.pending_len = 0;
         }
         let whole = data.len() - data.len() % unit;
@@ -105,7 +105,7 @@ impl<'f, F: NorFlash> AlignedWriter<'f, F> {
             self.flash
                 .write(self.at, body)
                 .map_err(WriterError::Flash)?;
-            self.at += whole as u32;
+            self.at = self.at.saturating_add(whole as u32);
             data = tail;
         }
         self.pending[..data.len()].copy_from_slice(data);
@@ -121,7 +121,7 @@ impl<'f, F: NorFlash> AlignedWriter<'f, F> {
             self.flash
                 .write(self.at, &self.pending[..unit])
                 .map_err(WriterError::Flash)?;
-            self.at += self.unit;
+            self.at = self.at.saturating_add(self.unit);
             self.pending_len = 0;
         }
         Ok(self.at)

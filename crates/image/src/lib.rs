@@ -6,8 +6,8 @@
 //!   [`trailer`]) never allocates and never panics on any input bytes; every malformed
 //!   or forged image is rejected with its own [`ImageError`] / [`VerifyError`] variant,
 //!   and a flash read error (e.g. an ECC fault) comes back as [`VerifyError::Flash`].
-//! - [`verify::verify_image`] accepts exactly the images MCUboot would for the same
-//!   keys: SHA-256 over header + payload + protected TLVs, KEYHASH (SHA-256 of the DER
+//! - [`verify::verify_image`] applies MCUboot's validation rules for SHA-256 images:
+//!   SHA-256 over header + payload + protected TLVs, KEYHASH (SHA-256 of the DER
 //!   SubjectPublicKeyInfo) or PUBKEY naming a trusted key, and an Ed25519 (over the
 //!   32-byte digest) or ECDSA P-256 (prehashed digest) signature by that key.
 //! - With `std`, [`sign::sign_image`] produces the same bytes as `imgtool sign` for the

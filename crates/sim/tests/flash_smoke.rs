@@ -56,3 +56,61 @@ fn required_parts_exist() {
         );
     }
 }
+
+#[test]
+fn aligned_writer_and_tolerant_read_work_on_the_model() {
+    use brickless_flash::{read_tolerant, AlignedWriter, ReadFault};
+    use brickless_sim::flash::{CutPhase, CutPoint, UnitState};
+    for p in PARTS {
+        let mut f = SimFlash::new(p);
+        let g = *f.geometry();
+        let image: Vec<u8> = (0..1001u32).map(|i| (i % 251) as u8 | 1).collect();
+        let mut w = AlignedWriter::for_geometry(&mut f, 0, &g).unwrap();
+        for piece in image.chunks(7) {
+            w.write(piece)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", p.name));
+        }
+        let end = w.finish().unwrap();
+        assert_eq!(
+            end,
+            1001u32.div_ceil(g.write_unit) * g.write_unit,
+            "{}",
+            p.name
+        );
+        let mut back = vec![0u8; 1001];
+        read_tolerant(&mut f, 0, &mut back).unwrap();
+        assert_eq!(back, image, "{}", p.name);
+        // The padded tail unit is used up.
+        assert_eq!(
+            f.unit_state(g.base() + end - 1),
+            Some(UnitState::Programmed),
+            "{}",
+            p.name
+        );
+        assert_eq!(
+            f.unit_state(g.base() + end),
+            Some(UnitState::Erased),
+            "{}",
+            p.name
+        );
+
+        // A torn unit reads as an error value through the tolerant path.
+        f.arm_cut(CutPoint::new(f.op_count(), CutPhase::Torn));
+        assert!(f.write(end, &vec![0x11; g.write_unit as usize]).is_err());
+        f.power_cycle();
+        let mut unit = vec![0u8; g.write_unit as usize];
+        let r = read_tolerant(&mut f, end, &mut unit);
+        if g.ecc.detects_double_errors() {
+            assert_eq!(
+                r,
+                Err(ReadFault::Ecc {
+                    addr: g.base() + end
+                }),
+                "{}",
+                p.name
+            );
+        } else {
+            assert_eq!(r, Ok(()), "{}", p.name);
+        }
+    }
+}

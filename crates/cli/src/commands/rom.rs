@@ -1,9 +1,914 @@
-//! `brickless rom …`
-use clap::Subcommand;
+//! `brickless rom …`: program an STM32 through its ROM bootloader.
+//!
+//! Every subcommand works over any [`RomTarget`] (AN3155 over a serial port or TCP today);
+//! the erase/write/verify logic is `brickless_rom::program`, shared with MCU-side hosts.
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use brickless_rom::an3155::{self, Config, Step, Usart};
+use brickless_rom::device::RomDevice;
+use brickless_rom::link::{SerialPortLink, TcpLink};
+use brickless_rom::program::{self, Layout, Phase, ProgramError};
+use brickless_rom::target::{Erase, ReadProtection, RomTarget, TargetInfo};
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use miette::Diagnostic;
+use thiserror::Error;
+
+use crate::firmware_file::{self, FirmwareImage, Segment};
 
 #[derive(Subcommand, Debug)]
-pub enum RomCommand {}
+pub enum RomCommand {
+    /// Connect and show the device: product ID, bootloader version, commands, flash size,
+    /// unique ID, protection.
+    Info(InfoArgs),
+    /// Read memory to a file (.hex: Intel HEX; anything else: raw binary).
+    Read(ReadArgs),
+    /// Erase what a firmware file needs, write it and read it back to verify.
+    Write(WriteArgs),
+    /// Compare memory with a firmware file.
+    Verify(VerifyArgs),
+    /// Erase pages/sectors, a bank, or the whole flash.
+    Erase(EraseArgs),
+    /// Start the application (or code in RAM) at an address.
+    Go(GoArgs),
+    /// Turn on write protection of sectors, or read-out protection.
+    Protect(ProtectArgs),
+    /// Remove write protection, or read-out protection (this mass-erases the flash).
+    Unprotect(UnprotectArgs),
+    /// List the product IDs the device table knows.
+    Devices(DevicesArgs),
+}
+
+/// How to reach the bootloader.
+#[derive(Args, Debug, Clone)]
+pub struct Transport {
+    /// Serial port of a USB-UART wired to the STM32's bootloader USART (e.g. /dev/ttyUSB0).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "tcp",
+        required_unless_present = "tcp"
+    )]
+    pub port: Option<PathBuf>,
+
+    /// Baud rate (the bootloader detects it from the 0x7F sync byte; 115200 is the tested
+    /// maximum on most parts).
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+
+    /// Line parity: even is what the bootloader uses; `none` for a pty or an adapter that
+    /// cannot do parity (the virtual device accepts both).
+    #[arg(long, value_enum, default_value_t = Parity::Even)]
+    pub parity: Parity,
+
+    /// A raw TCP byte stream instead of a serial port (the virtual device's --tcp, ser2net).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tcp: Option<String>,
+
+    /// Modem-line sequence that puts the board in its bootloader before connecting, as
+    /// stm32flash's -i: comma-separated steps `rts`, `-rts`, `dtr`, `-dtr` (a leading `-`
+    /// drives the line low), 100 ms apart; e.g. `-rts,dtr,-dtr` with RTS on BOOT0 and DTR on
+    /// NRST.
+    #[arg(long, value_name = "SEQ")]
+    pub entry: Option<String>,
+
+    /// Modem-line sequence run after the command (e.g. `rts,dtr,-dtr` to reset into the app).
+    #[arg(long, value_name = "SEQ")]
+    pub exit: Option<String>,
+
+    /// Send each command's frames back to back (one round trip instead of three). Faster over
+    /// USB-UART latency; the strict exchange is used again after any failure.
+    #[arg(long)]
+    pub pipeline: bool,
+
+    /// The bootloader was synced by an earlier run: skip the 0x7F byte.
+    #[arg(long)]
+    pub no_sync: bool,
+
+    /// Milliseconds to wait for each answer (erase and write times are added per operation).
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    pub timeout_ms: u32,
+
+    /// Attempts after a failed read, erase or refused write.
+    #[arg(long, default_value_t = 2)]
+    pub retries: u8,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Parity {
+    Even,
+    None,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub transport: Transport,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub transport: Transport,
+    /// First address (default: start of flash).
+    #[arg(long, value_parser = parse_u32)]
+    pub address: Option<u32>,
+    /// Bytes to read (default: the whole flash as the flash-size register reports it).
+    #[arg(long, value_parser = parse_u32)]
+    pub length: Option<u32>,
+    /// Output file: `.hex` writes Intel HEX, anything else raw binary.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EraseMode {
+    /// Erase only the pages/sectors the file touches.
+    Auto,
+    /// Mass-erase first (page by page on parts without mass erase).
+    Mass,
+    /// Do not erase (the flash must already be erased).
+    None,
+}
+
+#[derive(Args, Debug)]
+pub struct WriteArgs {
+    #[command(flatten)]
+    pub transport: Transport,
+    /// Firmware: ELF, Intel HEX or raw binary.
+    pub file: PathBuf,
+    /// Load address of a raw binary (default: start of flash).
+    #[arg(long, value_parser = parse_u32)]
+    pub address: Option<u32>,
+    /// What to erase before writing.
+    #[arg(long, value_enum, default_value_t = EraseMode::Auto)]
+    pub erase: EraseMode,
+    /// Skip the read-back verify (not recommended).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Start the firmware afterwards (Go to the start of the image).
+    #[arg(long)]
+    pub go: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub transport: Transport,
+    /// Firmware: ELF, Intel HEX or raw binary.
+    pub file: PathBuf,
+    /// Load address of a raw binary (default: start of flash).
+    #[arg(long, value_parser = parse_u32)]
+    pub address: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+pub struct EraseArgs {
+    #[command(flatten)]
+    pub transport: Transport,
+    /// Page/sector numbers as the bootloader counts them (global across banks): `0-3,8`.
+    #[arg(long, conflicts_with_all = ["bank", "mass", "range"])]
+    pub pages: Option<String>,
+    /// Erase one bank (1 or 2).
+    #[arg(long, conflicts_with_all = ["mass", "range"])]
+    pub bank: Option<u8>,
+    /// Erase the whole flash.
+    #[arg(long, conflicts_with = "range")]
+    pub mass: bool,
+    /// Erase the pages covering ADDR:LEN (e.g. 0x08020000:0x40000).
+    #[arg(long, value_name = "ADDR:LEN")]
+    pub range: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct GoArgs {
+    #[command(flatten)]
+    pub transport: Transport,
+    /// Vector table address (default: start of flash).
+    #[arg(long, value_parser = parse_u32)]
+    pub address: Option<u32>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Protection {
+    /// Write protection of flash sectors (option bytes WRP).
+    Write,
+    /// Read-out protection (RDP level 1).
+    Readout,
+}
+
+#[derive(Args, Debug)]
+pub struct ProtectArgs {
+    #[command(flatten)]
+    pub transport: Transport,
+    /// Which protection to turn on.
+    #[arg(value_enum)]
+    pub kind: Protection,
+    /// Sectors to write-protect (with `write`): `0-3,8`.
+    #[arg(long)]
+    pub sectors: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct UnprotectArgs {
+    #[command(flatten)]
+    pub transport: Transport,
+    /// Which protection to remove (`readout` mass-erases the flash).
+    #[arg(value_enum)]
+    pub kind: Protection,
+}
+
+#[derive(Args, Debug)]
+pub struct DevicesArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What can go wrong in `brickless rom`, with what to do about it.
+#[derive(Debug, Error, Diagnostic)]
+pub enum RomError {
+    #[error("cannot open {what}: {source}")]
+    #[diagnostic(
+        code(brickless::rom::open),
+        help("check the port name/address and that no other program holds it")
+    )]
+    Open {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("no answer from the bootloader to the 0x7F sync byte")]
+    #[diagnostic(
+        code(brickless::rom::no_sync),
+        help("is BOOT0 high and was the chip reset since (--entry can do it)? Right port, TX/RX crossed, baud ≤ 115200? Use --parity none on a pty")
+    )]
+    NoSync,
+    #[error("the device did not answer in time ({0})")]
+    #[diagnostic(
+        code(brickless::rom::timeout),
+        help("the device stopped answering: check power and wiring; a long erase may need --timeout-ms")
+    )]
+    Timeout(String),
+    #[error("the bootloader refused the request (NACK at {0})")]
+    #[diagnostic(
+        code(brickless::rom::nack),
+        help("the address may be outside the device's memory, or the sector write-protected (brickless rom unprotect write)")
+    )]
+    Nack(String),
+    #[error("read-out protection is active: the bootloader refuses to read or write memory")]
+    #[diagnostic(
+        code(brickless::rom::read_protected),
+        help("`brickless rom unprotect readout` removes it and mass-erases the flash")
+    )]
+    ReadProtected,
+    #[error("unexpected byte {byte:#04x} from the device ({step})")]
+    #[diagnostic(
+        code(brickless::rom::noise),
+        help("line noise or a wrong baud/parity; lower --baud or check grounding")
+    )]
+    Noise { step: String, byte: u8 },
+    #[error("{0}")]
+    #[diagnostic(code(brickless::rom::protocol))]
+    Protocol(String),
+    #[error("verify failed at {addr:#010x}: expected {expected:#04x}, device has {found:#04x}")]
+    #[diagnostic(
+        code(brickless::rom::verify),
+        help("the flash was not erased, or a write was lost; erase and write again")
+    )]
+    Mismatch { addr: u32, expected: u8, found: u8 },
+    #[error("{addr:#010x}..{end:#010x} is not in the flash of {device}", end = u64::from(*addr) + u64::from(*len))]
+    #[diagnostic(
+        code(brickless::rom::range),
+        help("check the file's addresses or --address against the part's flash")
+    )]
+    OutsideFlash { addr: u32, len: u32, device: String },
+    #[error("unknown product ID {0:#05x}: no flash layout for it")]
+    #[diagnostic(
+        code(brickless::rom::unknown_device),
+        help("`brickless rom devices` lists the known parts")
+    )]
+    UnknownDevice(u16),
+    #[error("{0}")]
+    #[diagnostic(code(brickless::rom::usage))]
+    Usage(String),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    File(#[from] firmware_file::FirmwareFileError),
+}
+
+impl From<an3155::Error<std::io::Error>> for RomError {
+    fn from(e: an3155::Error<std::io::Error>) -> Self {
+        use an3155::Error as E;
+        let step = |s: Step| format!("{s:?}");
+        match e {
+            E::Link(io) => RomError::Open {
+                what: "the link".into(),
+                source: io,
+            },
+            E::Timeout(s) => RomError::Timeout(step(s)),
+            E::Nack(s) => RomError::Nack(step(s)),
+            E::UnexpectedByte(s, byte) => RomError::Noise {
+                step: step(s),
+                byte,
+            },
+            E::NoSync => RomError::NoSync,
+            E::ReadProtected => RomError::ReadProtected,
+            other => RomError::Protocol(other.to_string()),
+        }
+    }
+}
+
+impl From<ProgramError<RomError>> for RomError {
+    fn from(e: ProgramError<RomError>) -> Self {
+        match e {
+            ProgramError::Target(e) => e,
+            ProgramError::OutsideFlash { addr, len } => {
+                RomError::OutsideFlash { addr, len, device: "the device".into() }
+            }
+            ProgramError::Mismatch { addr, expected, found } => {
+                RomError::Mismatch { addr, expected, found }
+            }
+            ProgramError::ChecksumMismatch { addr, len, expected, found } => RomError::Protocol(format!(
+                "device checksum of {addr:#010x}+{len:#x} is {found:#010x}, expected {expected:#010x}, but a read-back matched: unstable flash or link"
+            )),
+        }
+    }
+}
+
+/// Any host, with errors mapped to [`RomError`] so commands are written once.
+pub type DynTarget = Box<dyn RomTarget<Error = RomError>>;
+
+struct Mapped<T>(T);
+
+impl<T: RomTarget> RomTarget for Mapped<T>
+where
+    RomError: From<T::Error>,
+{
+    type Error = RomError;
+    fn info(&self) -> TargetInfo {
+        self.0.info()
+    }
+    fn max_transfer(&self) -> usize {
+        self.0.max_transfer()
+    }
+    fn read_memory(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), RomError> {
+        Ok(self.0.read_memory(addr, buf)?)
+    }
+    fn write_memory(&mut self, addr: u32, data: &[u8]) -> Result<(), RomError> {
+        Ok(self.0.write_memory(addr, data)?)
+    }
+    fn erase(&mut self, what: Erase<'_>) -> Result<(), RomError> {
+        Ok(self.0.erase(what)?)
+    }
+    fn go(&mut self, addr: u32) -> Result<(), RomError> {
+        Ok(self.0.go(addr)?)
+    }
+    fn write_protect(&mut self, sectors: &[u16]) -> Result<(), RomError> {
+        Ok(self.0.write_protect(sectors)?)
+    }
+    fn write_unprotect(&mut self) -> Result<(), RomError> {
+        Ok(self.0.write_unprotect()?)
+    }
+    fn readout_protect(&mut self) -> Result<(), RomError> {
+        Ok(self.0.readout_protect()?)
+    }
+    fn readout_unprotect(&mut self) -> Result<(), RomError> {
+        Ok(self.0.readout_unprotect()?)
+    }
+    fn checksum(&mut self, addr: u32, len: u32) -> Result<Option<u32>, RomError> {
+        Ok(self.0.checksum(addr, len)?)
+    }
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    let t = s.trim().replace('_', "");
+    let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16),
+        None => t.parse(),
+    };
+    r.map_err(|_| format!("`{s}` is not a number (decimal or 0x-hex)"))
+}
+
+/// `0-3,8` → [0,1,2,3,8].
+fn parse_list(s: &str) -> Result<Vec<u16>, RomError> {
+    let bad = || RomError::Usage(format!("`{s}` is not a page list like `0-3,8`"));
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u16, u16) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
+                if a > b {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+fn run_line_sequence(link: &mut SerialPortLink, seq: &str) -> Result<(), RomError> {
+    let (mut dtr, mut rts) = (false, false);
+    for step in seq.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match step {
+            "dtr" => dtr = true,
+            "-dtr" => dtr = false,
+            "rts" => rts = true,
+            "-rts" => rts = false,
+            other => {
+                return Err(RomError::Usage(format!(
+                    "unknown line step `{other}` (use rts, -rts, dtr, -dtr)"
+                )))
+            }
+        }
+        // serialport asserts a line with `true`; "high" in stm32flash's sense is asserted.
+        link.set_lines(dtr, rts).map_err(|e| RomError::Open {
+            what: "modem lines".into(),
+            source: e.into(),
+        })?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// Connects over the chosen transport.
+pub fn connect(t: &Transport) -> Result<DynTarget, RomError> {
+    let config = Config {
+        baud: t.baud,
+        bits_per_byte: if t.parity == Parity::Even { 11 } else { 10 },
+        ack_timeout_ms: t.timeout_ms,
+        retries: t.retries,
+        pipeline: t.pipeline,
+        no_sync: t.no_sync,
+    };
+    if let Some(addr) = &t.tcp {
+        let link = TcpLink::connect(addr).map_err(|source| RomError::Open {
+            what: format!("tcp {addr}"),
+            source,
+        })?;
+        let host = Usart::connect(link, config)?;
+        return Ok(Box::new(Mapped(host)));
+    }
+    let path = t
+        .port
+        .as_ref()
+        .ok_or_else(|| RomError::Usage("give --port PATH or --tcp HOST:PORT".into()))?;
+    let shown = path.display().to_string();
+    let mut link = SerialPortLink::open(&shown, t.baud, t.parity == Parity::None).map_err(|e| {
+        RomError::Open {
+            what: shown.clone(),
+            source: e.into(),
+        }
+    })?;
+    if let Some(seq) = &t.entry {
+        run_line_sequence(&mut link, seq)?;
+    }
+    let host = Usart::connect(link, config)?;
+    Ok(Box::new(Mapped(host)))
+}
+
+fn finish(t: &Transport, target: DynTarget) -> Result<(), RomError> {
+    if let (Some(seq), Some(path)) = (&t.exit, &t.port) {
+        drop(target);
+        let shown = path.display().to_string();
+        let mut link =
+            SerialPortLink::open(&shown, t.baud, t.parity == Parity::None).map_err(|e| {
+                RomError::Open {
+                    what: shown,
+                    source: e.into(),
+                }
+            })?;
+        run_line_sequence(&mut link, seq)?;
+    }
+    Ok(())
+}
+
+fn device_of(target: &DynTarget) -> Result<&'static RomDevice, RomError> {
+    let info = target.info();
+    info.device.ok_or(RomError::UnknownDevice(info.pid))
+}
+
+/// A progress bar that follows the erase/write/verify phases.
+struct Progress {
+    bar: ProgressBar,
+    phase: Option<Phase>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:>9} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        Progress { bar, phase: None }
+    }
+
+    fn update(&mut self, phase: Phase, done: u32, total: u32) {
+        if self.phase != Some(phase) {
+            self.phase = Some(phase);
+            self.bar.reset();
+            self.bar.set_message(match phase {
+                Phase::Erase => "erasing",
+                Phase::Write => "writing",
+                Phase::Verify => "verifying",
+            });
+            // Erase progress is counted in pages.
+            self.bar.set_length(u64::from(total));
+        }
+        self.bar.set_position(u64::from(done));
+    }
+
+    fn done(self) {
+        self.bar.finish_and_clear();
+    }
+}
 
 pub fn run(cmd: RomCommand) -> miette::Result<()> {
-    match cmd {}
+    Ok(run_inner(cmd)?)
+}
+
+fn run_inner(cmd: RomCommand) -> Result<(), RomError> {
+    match cmd {
+        RomCommand::Info(a) => info(a),
+        RomCommand::Read(a) => read(a),
+        RomCommand::Write(a) => write(a),
+        RomCommand::Verify(a) => verify(a),
+        RomCommand::Erase(a) => erase(a),
+        RomCommand::Go(a) => {
+            let mut t = connect(&a.transport)?;
+            let addr = match a.address {
+                Some(a) => a,
+                None => device_of(&t)?.flash().start,
+            };
+            t.go(addr)?;
+            println!("started code at {addr:#010x}");
+            finish(&a.transport, t)
+        }
+        RomCommand::Protect(a) => {
+            let mut t = connect(&a.transport)?;
+            match a.kind {
+                Protection::Write => {
+                    let list = a.sectors.as_deref().ok_or_else(|| {
+                        RomError::Usage("give --sectors, e.g. --sectors 0-1".into())
+                    })?;
+                    t.write_protect(&parse_list(list)?)?;
+                    println!("write protection on for sectors {list}");
+                }
+                Protection::Readout => {
+                    t.readout_protect()?;
+                    println!("read-out protection on");
+                }
+            }
+            finish(&a.transport, t)
+        }
+        RomCommand::Unprotect(a) => {
+            let mut t = connect(&a.transport)?;
+            match a.kind {
+                Protection::Write => {
+                    t.write_unprotect()?;
+                    println!("write protection removed");
+                }
+                Protection::Readout => {
+                    t.readout_unprotect()?;
+                    println!("read-out protection removed; the flash was mass-erased");
+                }
+            }
+            finish(&a.transport, t)
+        }
+        RomCommand::Devices(a) => {
+            devices(a.json);
+            Ok(())
+        }
+    }
+}
+
+fn devices(json: bool) {
+    let list: Vec<serde_json::Value> = brickless_rom::DEVICES
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "pid": format!("{:#05x}", d.pid),
+                "name": d.name,
+                "flash_start": format!("{:#010x}", d.flash().start),
+                "flash_max_bytes": d.geometry.total_size(),
+                "pages": d.page_count(),
+                "write_unit": d.write_unit(),
+                "ram": format!("{:#010x}..{:#010x}", d.ram.start, d.ram.end),
+                "i2c_address": d.i2c_address.map(|a| format!("{a:#04x}")),
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::Value::Array(list));
+        return;
+    }
+    println!(
+        "{:<6} {:<22} {:>9} {:>6} {:>5} {:>5}",
+        "PID", "name", "flash", "pages", "unit", "i2c"
+    );
+    for d in brickless_rom::DEVICES {
+        println!(
+            "{:#05x}  {:<22} {:>7}Ki {:>6} {:>5} {:>5}",
+            d.pid,
+            d.name,
+            d.geometry.total_size() / 1024,
+            d.page_count(),
+            d.write_unit(),
+            d.i2c_address
+                .map_or("-".to_string(), |a| format!("{a:#04x}"))
+        );
+    }
+}
+
+fn read_flash_size(t: &mut DynTarget, d: &RomDevice) -> Option<u32> {
+    let mut b = [0u8; 2];
+    t.read_memory(d.flash_size_addr, &mut b).ok()?;
+    let kib = u16::from_le_bytes(b);
+    (kib != 0 && kib != 0xFFFF).then_some(u32::from(kib) * 1024)
+}
+
+fn info(a: InfoArgs) -> Result<(), RomError> {
+    let mut t = connect(&a.transport)?;
+    let i = t.info();
+    let (flash_size, uid) = match i.device {
+        Some(d) => {
+            let size = read_flash_size(&mut t, d);
+            let mut uid = [0u8; 12];
+            let uid = t.read_memory(d.uid_addr, &mut uid).ok().map(|_| uid);
+            (size, uid)
+        }
+        None => (None, None),
+    };
+    let uid_hex = uid.map(|u| u.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let rdp = match i.read_protection {
+        ReadProtection::Active => "active",
+        ReadProtection::Inactive => "inactive",
+        ReadProtection::Unknown if flash_size.is_some() => "inactive",
+        ReadProtection::Unknown => "unknown",
+    };
+    if a.json {
+        let v = serde_json::json!({
+            "pid": format!("{:#05x}", i.pid),
+            "device": i.device.map(|d| d.name),
+            "bootloader_version": format!("{}.{}", i.protocol_version >> 4, i.protocol_version & 0xF),
+            "flash_size": flash_size,
+            "unique_id": uid_hex,
+            "read_protection": rdp,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "product ID   {:#05x} ({})",
+            i.pid,
+            i.device.map_or("unknown part", |d| d.name)
+        );
+        println!(
+            "bootloader   V{}.{}",
+            i.protocol_version >> 4,
+            i.protocol_version & 0xF
+        );
+        if let Some(s) = flash_size {
+            println!("flash        {} KiB", s / 1024);
+        }
+        if let Some(u) = &uid_hex {
+            println!("unique ID    {u}");
+        }
+        println!("read-out protection {rdp}");
+    }
+    finish(&a.transport, t)
+}
+
+fn read(a: ReadArgs) -> Result<(), RomError> {
+    let mut t = connect(&a.transport)?;
+    let d = device_of(&t).ok();
+    let start = match (a.address, d) {
+        (Some(x), _) => x,
+        (None, Some(d)) => d.flash().start,
+        (None, None) => return Err(RomError::Usage("unknown part: give --address".into())),
+    };
+    let len = match (a.length, d) {
+        (Some(l), _) => l,
+        (None, Some(d)) => read_flash_size(&mut t, d).unwrap_or(d.geometry.total_size()),
+        (None, None) => return Err(RomError::Usage("unknown part: give --length".into())),
+    };
+    let mut data = vec![0u8; len as usize];
+    let mut p = Progress::new();
+    let t0 = Instant::now();
+    program::read(&mut t, start, &mut data, &mut |ph, d, tot| {
+        p.update(ph, d, tot)
+    })?;
+    p.done();
+    let image = FirmwareImage::from_bin(start, data, &a.output)?;
+    firmware_file::save(&image, &a.output, 0xFF)?;
+    println!(
+        "read {len} bytes at {start:#010x} to {} in {:.1} s",
+        a.output.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    finish(&a.transport, t)
+}
+
+/// Segments joined across small gaps (filled with the erased value), so no flash write
+/// unit is programmed twice.
+fn coalesce(segments: &[Segment], erased: u8) -> Vec<Segment> {
+    let mut out: Vec<Segment> = Vec::new();
+    for s in segments {
+        match out.last_mut() {
+            Some(last) if s.address as u64 >= last.end() && s.address as u64 - last.end() < 256 => {
+                let gap = (s.address as u64 - last.end()) as usize;
+                last.data.extend(std::iter::repeat_n(erased, gap));
+                last.data.extend_from_slice(&s.data);
+            }
+            _ => out.push(s.clone()),
+        }
+    }
+    out
+}
+
+fn load_image(
+    file: &Path,
+    address: Option<u32>,
+    d: Option<&RomDevice>,
+) -> Result<Vec<Segment>, RomError> {
+    let base = address
+        .or(d.map(|d| d.flash().start))
+        .unwrap_or(0x0800_0000);
+    let image = FirmwareImage::load(file, base)?;
+    let erased = d.map_or(0xFF, |d| d.geometry.erased);
+    Ok(coalesce(image.segments(), erased))
+}
+
+fn in_flash(d: &RomDevice, s: &Segment) -> bool {
+    d.page_index(s.address).is_some()
+}
+
+fn write(a: WriteArgs) -> Result<(), RomError> {
+    let mut t = connect(&a.transport)?;
+    let d = device_of(&t)?;
+    let segments = load_image(&a.file, a.address, Some(d))?;
+    let total: usize = segments.iter().map(|s| s.data.len()).sum();
+    let t0 = Instant::now();
+    let mut p = Progress::new();
+    let mut progress = |ph, done, tot| p.update(ph, done, tot);
+    let layout = Layout::for_device(d);
+    match a.erase {
+        EraseMode::Mass => t.erase(Erase::Mass)?,
+        EraseMode::None => {}
+        EraseMode::Auto => {
+            // Union of pages first: two segments in one page must not erase each other.
+            let mut pages: Vec<u16> = Vec::new();
+            for s in segments.iter().filter(|s| in_flash(d, s)) {
+                let last = s.address + (s.data.len() as u32).saturating_sub(1);
+                let (Some(a0), Some(a1)) = (d.page_index(s.address), d.page_index(last)) else {
+                    return Err(RomError::OutsideFlash {
+                        addr: s.address,
+                        len: s.data.len() as u32,
+                        device: d.name.into(),
+                    });
+                };
+                pages.extend(a0..=a1);
+            }
+            pages.sort_unstable();
+            pages.dedup();
+            let total_pages = pages.len() as u32;
+            for (i, chunk) in pages.chunks(64).enumerate() {
+                t.erase(Erase::Pages(chunk))?;
+                progress(Phase::Erase, (i * 64 + chunk.len()) as u32, total_pages);
+            }
+        }
+    }
+    for s in &segments {
+        program::write(&mut t, s.address, &s.data, layout, &mut progress)?;
+    }
+    if !a.no_verify {
+        for s in &segments {
+            program::verify(&mut t, s.address, &s.data, &mut progress)?;
+        }
+    }
+    p.done();
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "wrote {total} bytes in {} segment(s) to {} {}in {secs:.1} s ({:.1} KiB/s)",
+        segments.len(),
+        d.name,
+        if a.no_verify { "" } else { "and verified " },
+        total as f64 / 1024.0 / secs.max(1e-9)
+    );
+    if a.go {
+        let start = segments.first().map_or(d.flash().start, |s| s.address);
+        t.go(start)?;
+        println!("started the firmware at {start:#010x}");
+    }
+    let _ = std::io::stdout().flush();
+    finish(&a.transport, t)
+}
+
+fn verify(a: VerifyArgs) -> Result<(), RomError> {
+    let mut t = connect(&a.transport)?;
+    let d = device_of(&t).ok();
+    let segments = load_image(&a.file, a.address, d)?;
+    let mut p = Progress::new();
+    for s in &segments {
+        program::verify(&mut t, s.address, &s.data, &mut |ph, done, tot| {
+            p.update(ph, done, tot)
+        })?;
+    }
+    p.done();
+    let total: usize = segments.iter().map(|s| s.data.len()).sum();
+    println!(
+        "verified {total} bytes: the device matches {}",
+        a.file.display()
+    );
+    finish(&a.transport, t)
+}
+
+fn erase(a: EraseArgs) -> Result<(), RomError> {
+    let mut t = connect(&a.transport)?;
+    if a.mass {
+        t.erase(Erase::Mass)?;
+        println!("flash mass-erased");
+    } else if let Some(bank) = a.bank {
+        if !(1..=2).contains(&bank) {
+            return Err(RomError::Usage("--bank is 1 or 2".into()));
+        }
+        t.erase(Erase::Bank(bank - 1))?;
+        println!("bank {bank} erased");
+    } else if let Some(list) = &a.pages {
+        let pages = parse_list(list)?;
+        for chunk in pages.chunks(64) {
+            t.erase(Erase::Pages(chunk))?;
+        }
+        println!("erased pages {list}");
+    } else if let Some(range) = &a.range {
+        let (addr, len) = range
+            .split_once(':')
+            .ok_or_else(|| RomError::Usage("--range is ADDR:LEN".into()))?;
+        let addr = parse_u32(addr).map_err(RomError::Usage)?;
+        let len = parse_u32(len).map_err(RomError::Usage)?;
+        let d = device_of(&t)?;
+        let mut p = Progress::new();
+        program::erase_range(&mut t, d, addr, len, &mut |ph, done, tot| {
+            p.update(ph, done, tot)
+        })?;
+        p.done();
+        println!("erased the pages covering {addr:#010x}+{len:#x}");
+    } else {
+        return Err(RomError::Usage(
+            "say what to erase: --pages, --bank, --mass or --range".into(),
+        ));
+    }
+    finish(&a.transport, t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_lists_parse() {
+        assert_eq!(parse_list("0-3,8").unwrap(), vec![0, 1, 2, 3, 8]);
+        assert!(parse_list("3-1").is_err());
+        assert!(parse_list("x").is_err());
+        assert!(parse_list("").is_err());
+    }
+
+    #[test]
+    fn close_segments_are_joined_with_erased_fill() {
+        let s = vec![
+            Segment {
+                address: 0x100,
+                data: vec![1; 4],
+            },
+            Segment {
+                address: 0x108,
+                data: vec![2; 4],
+            },
+            Segment {
+                address: 0x1000,
+                data: vec![3; 4],
+            },
+        ];
+        let c = coalesce(&s, 0xFF);
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            c[0].data,
+            vec![1, 1, 1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 2, 2, 2, 2]
+        );
+    }
 }

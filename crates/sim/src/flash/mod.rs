@@ -1,7 +1,7 @@
 //! A faithful STM32 embedded-flash model with power cuts, torn operations and ECC faults.
 //!
 //! [`SimFlash`] implements embedded-storage `NorFlash` + `ReadNorFlash` over one
-//! [`Part`](brickless_flash::Part). The `NorFlash` offset is `absolute address - geometry.base()`;
+//! [`Part`]. The `NorFlash` offset is `absolute address - geometry.base()`;
 //! [`SimFlash::read_abs`] and [`SimFlash::preload`] take absolute addresses.
 //!
 //! # Rules enforced (per family, at runtime, from the part's [`Geometry`])
@@ -25,9 +25,10 @@
 //! cycles. A call made while power is off is not counted. [`SimFlash::arm_cut`] cuts power at
 //! one [`CutPoint`]:
 //! - [`CutPhase::Before`]: the operation does not happen;
-//! - [`CutPhase::Torn`]: a program leaves the units before one seeded unit programmed, that unit
-//!   **torn** and the rest untouched; an erase leaves the sectors before one seeded sector
-//!   erased and that sector **partly erased** (each programmed unit erased, kept, or torn);
+//! - [`CutPhase::Torn`]: a program leaves the units before one unit programmed, that unit
+//!   **torn** and the rest untouched; an erase leaves the sectors before one sector erased and
+//!   that sector **partly erased** (each programmed unit erased, kept, or torn). Which unit or
+//!   sector: seeded by default, or pinned with [`SimFlash::set_tear_at`];
 //! - [`CutPhase::After`]: the operation completes, then power is lost.
 //!
 //! In all three phases the call returns [`SimFlashError::PowerLost`], as does every later call
@@ -54,7 +55,7 @@ use embedded_storage::nor_flash::{
 };
 
 pub use brickless_flash::HwFlag as Flag;
-pub use cuts::{cut_points, op_range, replay, CutPhase, CutPoint};
+pub use cuts::{cut_points, essential_cut_points, op_range, replay, CutPhase, CutPoint};
 pub use persist::PersistError;
 
 /// Bytes per copy-on-write chunk.
@@ -158,6 +159,45 @@ impl Chunk {
     }
 }
 
+/// Masks `(word, mask)` covering bits `lo..hi`.
+fn bit_masks(lo: usize, hi: usize) -> impl Iterator<Item = (usize, u64)> {
+    let mut start = lo;
+    std::iter::from_fn(move || {
+        if start >= hi {
+            return None;
+        }
+        let (w, b) = (start / 64, start % 64);
+        let width = (64 - b).min(hi - start);
+        start += width;
+        let mask = if width == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << width) - 1) << b
+        };
+        Some((w, mask))
+    })
+}
+
+fn any_bit(bits: &[u64; BITSET_WORDS], lo: usize, hi: usize) -> bool {
+    bit_masks(lo, hi).any(|(w, mask)| bits[w] & mask != 0)
+}
+
+fn set_bits(bits: &mut [u64; BITSET_WORDS], lo: usize, hi: usize) {
+    bit_masks(lo, hi).for_each(|(w, mask)| bits[w] |= mask);
+}
+
+/// Which unit of a multi-unit program (or sector of a multi-sector erase) a Torn cut hits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TearAt {
+    /// Chosen from the seed and the operation number (reproducible, varied across seeds).
+    #[default]
+    Seeded,
+    /// The first unit: nothing of the call lands intact.
+    First,
+    /// The last unit: everything but the last unit lands.
+    Last,
+}
+
 /// The state of one write unit, for tests and tools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnitState {
@@ -181,8 +221,12 @@ pub struct SimFlash {
     ops: u64,
     armed: Option<CutPoint>,
     fired: Option<CutPoint>,
+    tear: TearAt,
+    /// Sticky error flag per bank, as in the per-bank status registers (SR1/SR2 on H7).
+    bank_flags: Vec<Option<HwFlag>>,
     powered: bool,
     elapsed_us: u64,
+    elapsed_max_us: u64,
 }
 
 impl std::fmt::Debug for SimFlash {
@@ -238,8 +282,11 @@ impl SimFlash {
             ops: 0,
             armed: None,
             fired: None,
+            bank_flags: vec![None; geometry.banks.len()],
+            tear: TearAt::Seeded,
             powered: true,
             elapsed_us: 0,
+            elapsed_max_us: 0,
         }
     }
 
@@ -284,6 +331,23 @@ impl SimFlash {
         self.armed
     }
 
+    /// Where a [`CutPhase::Torn`] cut lands inside a multi-unit program or multi-sector erase
+    /// (seeded by default).
+    pub fn set_tear_at(&mut self, tear: TearAt) {
+        self.tear = tear;
+    }
+
+    /// The error flag the bank's status register holds (the last refused program in that
+    /// bank), until [`SimFlash::clear_flags`] or a power cycle.
+    pub fn bank_flag(&self, bank: u8) -> Option<HwFlag> {
+        self.bank_flags.get(usize::from(bank)).copied().flatten()
+    }
+
+    /// Clears every bank's error flag (what a driver does before its next operation).
+    pub fn clear_flags(&mut self) {
+        self.bank_flags.iter_mut().for_each(|f| *f = None);
+    }
+
     /// The last cut that fired.
     pub fn last_cut(&self) -> Option<CutPoint> {
         self.fired
@@ -297,6 +361,7 @@ impl SimFlash {
     /// Restores power: calls work again. Flash contents, wear and the op counter are kept.
     pub fn power_cycle(&mut self) {
         self.powered = true;
+        self.clear_flags();
     }
 
     /// Whether calls currently work.
@@ -307,6 +372,11 @@ impl SimFlash {
     /// Simulated busy time of all programs and erases so far (family typical times), in µs.
     pub fn elapsed_us(&self) -> u64 {
         self.elapsed_us
+    }
+
+    /// The same busy time at the family's maximum program/erase times (a worst-case budget).
+    pub fn elapsed_max_us(&self) -> u64 {
+        self.elapsed_max_us
     }
 
     /// Erase cycles of the sector holding `addr` (absolute), or `None` outside flash.
@@ -368,6 +438,7 @@ impl SimFlash {
 
     /// Factory programming of `len` copies of `byte` (see [`SimFlash::preload`]).
     pub fn fill(&mut self, addr: u32, len: u32, byte: u8) -> Result<(), SimFlashError> {
+        self.mapped(addr, len as usize)?;
         self.preload(addr, &vec![byte; len as usize])
     }
 
@@ -428,33 +499,24 @@ impl SimFlash {
         if let Err(e) = checked {
             return match phase {
                 Some(_) => Err(self.lose_power()),
-                None => Err(e),
+                None => Err(self.raise(e)),
             };
         }
         let unit = self.geometry.write_unit as usize;
         let units = data.len() / unit;
         let op = self.ops - 1;
         let tear_at = match phase {
-            Some(CutPhase::Torn) if units > 0 => {
-                Some((mix(self.seed ^ mix(op)) % units as u64) as usize)
-            }
+            Some(CutPhase::Torn) if units > 0 => Some(self.tear_index(op, units)),
             _ => None,
         };
-        let mut result = Ok(());
-        for (i, new) in data.chunks_exact(unit).enumerate() {
-            let at = addr + (i * unit) as u32;
-            if tear_at == Some(i) {
-                self.tear_unit(at, new, op);
-                break;
-            }
-            if let Err(e) = self.program_unit(at, new) {
-                result = Err(e);
-                break;
-            }
+        let done = tear_at.unwrap_or(units) * unit;
+        let result = self.program_run(addr, &data[..done]);
+        if let (Ok(()), Some(_)) = (result, tear_at) {
+            self.tear_unit(addr + done as u32, &data[done..done + unit], op);
         }
         match phase {
             Some(_) => Err(self.lose_power()),
-            None => result,
+            None => result.map_err(|e| self.raise(e)),
         }
     }
 
@@ -473,7 +535,7 @@ impl SimFlash {
         let op = self.ops - 1;
         let tear_at = match phase {
             Some(CutPhase::Torn) if !range.is_empty() => {
-                Some(range.start + (mix(self.seed ^ mix(op)) % range.len() as u64) as usize)
+                Some(range.start + self.tear_index(op, range.len()))
             }
             _ => None,
         };
@@ -481,11 +543,11 @@ impl SimFlash {
             let sector = self.sectors[si];
             self.wear[si] = self.wear[si].saturating_add(1);
             if tear_at == Some(si) {
-                self.elapsed_us += self.geometry.timing.erase_typ_us(sector.size) / 2;
+                self.charge_erase(sector.size, 2);
                 self.partly_erase(sector, op);
                 break;
             }
-            self.elapsed_us += self.geometry.timing.erase_typ_us(sector.size);
+            self.charge_erase(sector.size, 1);
             self.erase_sector(sector);
         }
         match phase {
@@ -512,6 +574,25 @@ impl SimFlash {
         }
     }
 
+    /// Which of `n` units (program) or sectors (erase) a Torn cut of operation `op` hits.
+    fn tear_index(&self, op: u64, n: usize) -> usize {
+        match self.tear {
+            TearAt::Seeded => (mix(self.seed ^ mix(op)) % n as u64) as usize,
+            TearAt::First => 0,
+            TearAt::Last => n - 1,
+        }
+    }
+
+    /// Latches a refused program's flag in its bank's status.
+    fn raise(&mut self, e: SimFlashError) -> SimFlashError {
+        if let SimFlashError::Program { flag, addr } = e {
+            if let Some(bank) = self.geometry.bank_at(addr) {
+                self.bank_flags[usize::from(bank)] = Some(flag);
+            }
+        }
+        e
+    }
+
     fn lose_power(&mut self) -> SimFlashError {
         self.powered = false;
         SimFlashError::PowerLost
@@ -522,7 +603,7 @@ impl SimFlash {
             addr,
             len: u32::MAX,
         })?;
-        if self.geometry.contains_range(addr, len32) && (len > 0 || self.geometry.contains(addr)) {
+        if self.geometry.contains_range(addr, len32) {
             Ok(())
         } else {
             Err(SimFlashError::Unmapped { addr, len: len32 })
@@ -599,6 +680,65 @@ impl SimFlash {
         (off / CHUNK, co / self.geometry.write_unit as usize, co)
     }
 
+    /// Adds the time of programming `len` bytes at `addr`, divided by `divisor` (2 for a cut
+    /// half-way). L0 programs an aligned 64-byte half-page in the time of one word.
+    fn charge_program(&mut self, addr: u32, len: usize, divisor: u64) {
+        let unit = self.geometry.write_unit as usize;
+        let steps = if self.geometry.family == brickless_flash::Family::L0 {
+            const HALF_PAGE: u32 = 64;
+            let first = addr.div_ceil(HALF_PAGE) * HALF_PAGE;
+            let end = addr + len as u32;
+            let halves = if end > first {
+                (end - first) / HALF_PAGE
+            } else {
+                0
+            };
+            let words = (len - (halves * HALF_PAGE) as usize) / unit;
+            u64::from(halves) + words as u64
+        } else {
+            (len / unit) as u64
+        };
+        let t = self.geometry.timing;
+        self.elapsed_us += steps * u64::from(t.program_unit_typ_us) / divisor;
+        self.elapsed_max_us += steps * u64::from(t.program_unit_max_us) / divisor;
+    }
+
+    fn charge_erase(&mut self, size: u32, divisor: u64) {
+        let t = self.geometry.timing;
+        self.elapsed_us += t.erase_typ_us(size) / divisor;
+        self.elapsed_max_us += t.erase_max_us(size) / divisor;
+    }
+
+    /// Programs whole units in address order, stopping at the first refused one. Units with
+    /// no program since erase (the common case) take a bulk copy per chunk.
+    fn program_run(&mut self, addr: u32, data: &[u8]) -> Result<(), SimFlashError> {
+        let unit = self.geometry.write_unit as usize;
+        let mut done = 0usize;
+        while done < data.len() {
+            let at = addr + done as u32;
+            let (ci, u0, co) = self.locate(at);
+            let take = (CHUNK - co).min(data.len() - done);
+            let n = take / unit;
+            let fresh = match &self.chunks[ci] {
+                None => true,
+                Some(c) => !any_bit(&c.programmed, u0, u0 + n),
+            };
+            if fresh {
+                self.charge_program(at, take, 1);
+                let chunk = self.chunk_mut(ci);
+                // Unprogrammed units hold the erased value: a plain copy is every rule's result.
+                chunk.data[co..co + take].copy_from_slice(&data[done..done + take]);
+                set_bits(&mut chunk.programmed, u0, u0 + n);
+            } else {
+                for (i, new) in data[done..done + take].chunks_exact(unit).enumerate() {
+                    self.program_unit(at + (i * unit) as u32, new)?;
+                }
+            }
+            done += take;
+        }
+        Ok(())
+    }
+
     fn program_unit(&mut self, addr: u32, new: &[u8]) -> Result<(), SimFlashError> {
         let (ci, u, co) = self.locate(addr);
         let rule = self.geometry.rewrite;
@@ -628,7 +768,7 @@ impl SimFlash {
             }
             _ => {}
         }
-        self.elapsed_us += u64::from(self.geometry.timing.program_unit_typ_us);
+        self.charge_program(addr, new.len(), 1);
         let chunk = self.chunk_mut(ci);
         let cur = &mut chunk.data[co..co + new.len()];
         match rule {
@@ -682,7 +822,7 @@ impl SimFlash {
         let mut noise = [0u8; brickless_flash::MAX_WRITE_UNIT];
         let noise = &mut noise[..new.len()];
         self.noise(op, addr, noise);
-        self.elapsed_us += u64::from(self.geometry.timing.program_unit_typ_us) / 2;
+        self.charge_program(addr, new.len(), 2);
         let chunk = self.chunk_mut(ci);
         let cur = &mut chunk.data[co..co + new.len()];
         for ((c, n), r) in cur.iter_mut().zip(new).zip(noise.iter()) {
@@ -868,5 +1008,37 @@ impl SimFlash {
                 addr: offset,
                 len: len as u32,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bit_ranges_cover_exactly_the_requested_bits() {
+        for (lo, hi) in [
+            (0, 0),
+            (0, 1),
+            (10, 100),
+            (63, 65),
+            (64, 128),
+            (5, 1024),
+            (1000, 1024),
+        ] {
+            let mut bits = [0u64; BITSET_WORDS];
+            set_bits(&mut bits, lo, hi);
+            for i in 0..1024 {
+                let set = bits[i / 64] & (1 << (i % 64)) != 0;
+                assert_eq!(set, (lo..hi).contains(&i), "{lo}..{hi} bit {i}");
+                let mut one = [0u64; BITSET_WORDS];
+                one[i / 64] = 1 << (i % 64);
+                assert_eq!(
+                    any_bit(&one, lo, hi),
+                    (lo..hi).contains(&i),
+                    "{lo}..{hi} probe {i}"
+                );
+            }
+        }
     }
 }

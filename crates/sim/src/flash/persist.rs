@@ -3,7 +3,7 @@
 //! Format (little-endian), hand-written because it is a flat dump no serde format would make
 //! smaller or clearer:
 //! `"BRKLFLSH"`, version u32 = 1, part-name length u8 + name, seed u64, op count u64,
-//! elapsed µs u64, span u32, write unit u32, sector count u32, then `span` data bytes,
+//! elapsed µs (typical, maximum) u64 ×2, span u32, write unit u32, sector count u32, then `span` data bytes,
 //! the programmed bitset and the torn bitset (one bit per unit, LSB first) and one u32 erase
 //! count per sector.
 
@@ -138,6 +138,7 @@ impl SimFlash {
         put_u64(&mut out, self.seed);
         put_u64(&mut out, self.ops);
         put_u64(&mut out, self.elapsed_us);
+        put_u64(&mut out, self.elapsed_max_us);
         put_u32(&mut out, span as u32);
         put_u32(&mut out, unit as u32);
         put_u32(&mut out, self.wear.len() as u32);
@@ -210,6 +211,7 @@ impl SimFlash {
         let mut m = SimFlash::with_seed(part, r.u64()?);
         m.ops = r.u64()?;
         m.elapsed_us = r.u64()?;
+        m.elapsed_max_us = r.u64()?;
         let span = m.geometry.span() as usize;
         let unit = m.geometry.write_unit as usize;
         if r.u32()? as usize != span || r.u32()? as usize != unit {

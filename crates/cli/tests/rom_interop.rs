@@ -1,0 +1,362 @@
+//! `brickless sim --rom` driven by the real peers (stm32flash on the pty, stm32loader's
+//! bootloader class over TCP) and by `brickless rom` itself, on several part profiles.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_brickless");
+
+/// A running virtual ROM device, killed on drop.
+struct Sim {
+    child: Child,
+    pty: PathBuf,
+    tcp: String,
+}
+
+impl Sim {
+    fn start(dir: &Path, part: &str, flash: &str, extra: &[&str]) -> Sim {
+        let link = dir.join(format!("tty-{part}"));
+        let mut child = Command::new(BIN)
+            .args(["sim", "--rom", "--part", part, "--flash"])
+            .arg(dir.join(flash))
+            .arg("--link")
+            .arg(&link)
+            .args(["--tcp", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start brickless sim");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(
+            first.starts_with("serving AN3155 on "),
+            "first line: {first}"
+        );
+        let tcp = first
+            .split("tcp ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .expect("tcp address in the first line")
+            .to_string();
+        Sim {
+            child,
+            pty: link,
+            tcp,
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn require_peers() -> bool {
+    std::env::var("BRICKLESS_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+}
+
+fn have(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// True when the peer is there; otherwise skip (or fail in CI).
+fn peer(name: &str, present: bool) -> bool {
+    if !present {
+        assert!(
+            !require_peers(),
+            "{name} is required (BRICKLESS_REQUIRE_PEERS=1) but missing"
+        );
+        eprintln!("skipping: {name} not installed");
+    }
+    present
+}
+
+fn firmware(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn brickless(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run brickless")
+}
+
+fn ok(out: &std::process::Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "brickless failed: {text}");
+    text
+}
+
+#[test]
+fn stm32flash_programs_reads_back_and_verifies() {
+    if !peer(
+        "stm32flash",
+        have("stm32flash", &["-h"]) || Path::new("/usr/bin/stm32flash").exists(),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), "stm32h753zi", "h7.flash", &[]);
+    let fw = firmware(150_001, 1);
+    let fw_path = dir.path().join("fw.bin");
+    std::fs::write(&fw_path, &fw).unwrap();
+    let out = Command::new("stm32flash")
+        .args(["-m", "8n1", "-b", "115200", "-w"])
+        .arg(&fw_path)
+        .args(["-v", "-S", "0x08020000"])
+        .arg(&sim.pty)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stm32flash write failed: {log}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(log.contains("Device ID    : 0x0450"), "{log}");
+    assert!(log.contains("Done."), "{log}");
+
+    let back_path = dir.path().join("back.bin");
+    let out = Command::new("stm32flash")
+        .args(["-m", "8n1", "-r"])
+        .arg(&back_path)
+        .args(["-S", "0x08020000:150001"])
+        .arg(&sim.pty)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stm32flash read failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read(&back_path).unwrap(),
+        fw,
+        "stm32flash reads back what it wrote"
+    );
+
+    // Our host sees the same bytes over TCP.
+    ok(&brickless(&[
+        "rom",
+        "verify",
+        "--tcp",
+        &sim.tcp,
+        fw_path.to_str().unwrap(),
+        "--address",
+        "0x08020000",
+    ]));
+}
+
+const STM32LOADER_SCRIPT: &str = r#"
+import sys, serial
+from stm32loader.bootloader import Stm32Bootloader
+url, family, path, addr, page = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4], 0), int(sys.argv[5])
+data = open(path, "rb").read()
+conn = serial.serial_for_url(url, timeout=5)
+bl = Stm32Bootloader(conn, device_family=family, verbosity=0)
+# stm32loader's table says 1 KiB pages for L4; the part has 2 KiB pages.
+bl.flash_page_size = page
+bl.reset_from_system_memory()
+bl.get()
+print("pid %#x" % bl.get_id())
+print("flash_kib %d" % bl.get_flash_size())
+page = bl.flash_page_size
+start = addr - 0x08000000
+bl.extended_erase_memory(bl.pages_from_range(start, (start + len(data) + page - 1) // page * page))
+bl.write_memory_data(addr, data)
+back = bl.read_memory_data(addr, len(data))
+bl.verify_data(back, data)
+print("verified %d" % len(data))
+"#;
+
+#[test]
+fn stm32loader_programs_reads_back_and_verifies() {
+    let present = have("python3", &["-c", "import stm32loader.bootloader, serial"]);
+    if !peer("stm32loader (python3 -m pip install stm32loader)", present) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), "stm32l475vg", "l4.flash", &[]);
+    let script = dir.path().join("load.py");
+    std::fs::write(&script, STM32LOADER_SCRIPT).unwrap();
+    let fw = firmware(6 * 1024, 2);
+    let fw_path = dir.path().join("fw.bin");
+    std::fs::write(&fw_path, &fw).unwrap();
+    // Old firmware there first: stm32loader must erase the right pages for its write to land.
+    let old = dir.path().join("old.bin");
+    std::fs::write(&old, firmware(8 * 1024, 9)).unwrap();
+    ok(&brickless(&[
+        "rom",
+        "write",
+        "--tcp",
+        &sim.tcp,
+        old.to_str().unwrap(),
+        "--address",
+        "0x08004000",
+    ]));
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(format!("socket://{}", sim.tcp))
+        .args(["L4"])
+        .arg(&fw_path)
+        .args(["0x08004000", "2048"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stm32loader failed: {log}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(log.contains("pid 0x415"), "{log}");
+    assert!(log.contains("flash_kib 1024"), "{log}");
+    assert!(log.contains(&format!("verified {}", fw.len())), "{log}");
+    // And what stm32loader wrote is on the device for another client.
+    ok(&brickless(&[
+        "rom",
+        "verify",
+        "--tcp",
+        &sim.tcp,
+        fw_path.to_str().unwrap(),
+        "--address",
+        "0x08004000",
+    ]));
+}
+
+#[test]
+fn our_host_on_four_profiles_and_flash_kept_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (part, addr)) in [
+        ("stm32h753zi", "0x08100000"),
+        ("stm32l475vg", "0x0807f000"),
+        ("stm32f407vg", "0x0800c000"),
+        ("stm32l073rz", "0x08017f00"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let flash = format!("{part}.flash");
+        let fw = firmware(9_000 + i * 77, 10 + i as u32);
+        let fw_path = dir.path().join(format!("{part}.bin"));
+        std::fs::write(&fw_path, &fw).unwrap();
+        let fw_arg = fw_path.to_str().unwrap();
+        {
+            let sim = Sim::start(dir.path(), part, &flash, &[]);
+            let info = ok(&brickless(&["rom", "info", "--tcp", &sim.tcp, "--json"]));
+            let pid = brickless_rom::by_part_name(part).unwrap().pid;
+            assert!(info.contains(&format!("\"pid\":\"{pid:#05x}\"")), "{info}");
+            // Over the pty on one profile, over TCP on the others.
+            let transport: Vec<&str> = if i == 0 {
+                vec!["--port", sim.pty.to_str().unwrap(), "--parity", "none"]
+            } else {
+                vec!["--tcp", &sim.tcp]
+            };
+            let mut args = vec!["rom", "write", fw_arg, "--address", addr];
+            args.extend(&transport);
+            let out = ok(&brickless(&args));
+            assert!(out.contains("and verified"), "{out}");
+            let back = dir.path().join(format!("{part}.back.bin"));
+            ok(&brickless(&[
+                "rom",
+                "read",
+                "--tcp",
+                &sim.tcp,
+                "--address",
+                addr,
+                "--length",
+                &fw.len().to_string(),
+                "-o",
+                back.to_str().unwrap(),
+            ]));
+            assert_eq!(std::fs::read(&back).unwrap(), fw, "{part}");
+            // Let the device persist its flash, then stop it.
+            std::thread::sleep(std::time::Duration::from_millis(400));
+        }
+        // A new run of the device over the same flash file still holds the firmware.
+        let sim = Sim::start(dir.path(), part, &flash, &[]);
+        ok(&brickless(&[
+            "rom",
+            "verify",
+            "--tcp",
+            &sim.tcp,
+            fw_arg,
+            "--address",
+            addr,
+        ]));
+    }
+}
+
+#[test]
+fn errors_are_named_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), "stm32f407vg", "f4.flash", &[]);
+    // A file that runs past the end of flash: refused before anything is erased.
+    let fw_path = dir.path().join("big.bin");
+    std::fs::write(&fw_path, firmware(8192, 3)).unwrap();
+    let out = brickless(&[
+        "rom",
+        "write",
+        "--tcp",
+        &sim.tcp,
+        fw_path.to_str().unwrap(),
+        "--address",
+        "0x080FF000",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not in the flash"), "{err}");
+    // Read-out protection: a named error with the way out.
+    ok(&brickless(&[
+        "rom", "protect", "readout", "--tcp", &sim.tcp,
+    ]));
+    let out = brickless(&[
+        "rom",
+        "read",
+        "--tcp",
+        &sim.tcp,
+        "--length",
+        "16",
+        "-o",
+        dir.path().join("x.bin").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("read-out protection is active") && err.contains("unprotect readout"),
+        "{err}"
+    );
+    ok(&brickless(&[
+        "rom",
+        "unprotect",
+        "readout",
+        "--tcp",
+        &sim.tcp,
+    ]));
+    // Nobody listening: a clear open error.
+    let out = brickless(&["rom", "info", "--tcp", "127.0.0.1:1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"));
+}

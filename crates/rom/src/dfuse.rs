@@ -1,1 +1,0 @@
-//! dfuse (placeholder until built).
