@@ -360,3 +360,50 @@ fn errors_are_named_and_change_nothing() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"));
 }
+
+#[test]
+fn dfuse_pack_file_is_written_at_its_element_address() {
+    if !peer(
+        "dfuse-pack (dfu-util)",
+        have("sh", &["-c", "command -v dfuse-pack"]),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), "stm32g474re", "g4.flash", &[]);
+    let fw = firmware(3000, 4);
+    let bin = dir.path().join("fw.bin");
+    std::fs::write(&bin, &fw).unwrap();
+    let dfu = dir.path().join("fw.dfu");
+    let st = Command::new("dfuse-pack")
+        .arg("-b")
+        .arg(format!("0x08020000:{}", bin.display()))
+        .arg(&dfu)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    ok(&brickless(&[
+        "rom",
+        "write",
+        "--tcp",
+        &sim.tcp,
+        dfu.to_str().unwrap(),
+    ]));
+    ok(&brickless(&[
+        "rom",
+        "verify",
+        "--tcp",
+        &sim.tcp,
+        bin.to_str().unwrap(),
+        "--address",
+        "0x08020000",
+    ]));
+    // A damaged .dfu is refused with a named error and nothing is written.
+    let bad = dir.path().join("bad.dfu");
+    let mut bytes = std::fs::read(&dfu).unwrap();
+    bytes[20] ^= 0xFF;
+    std::fs::write(&bad, bytes).unwrap();
+    let out = brickless(&["rom", "write", "--tcp", &sim.tcp, bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable .dfu file"));
+}
