@@ -268,9 +268,11 @@ fn our_host_on_four_profiles_and_flash_kept_across_runs() {
             let info = ok(&brickless(&["rom", "info", "--tcp", &sim.tcp, "--json"]));
             let pid = brickless_rom::by_part_name(part).unwrap().pid;
             assert!(info.contains(&format!("\"pid\":\"{pid:#05x}\"")), "{info}");
-            // Over the pty on one profile, over TCP on the others.
+            // The pty in 8N1 and in 8E1 (the device takes either), TCP on the others.
             let transport: Vec<&str> = if i == 0 {
                 vec!["--port", sim.pty.to_str().unwrap(), "--parity", "none"]
+            } else if i == 1 {
+                vec!["--port", sim.pty.to_str().unwrap(), "--parity", "even"]
             } else {
                 vec!["--tcp", &sim.tcp]
             };
