@@ -295,7 +295,7 @@ fn our_host_on_four_profiles_and_flash_kept_across_runs() {
             ]));
             assert_eq!(std::fs::read(&back).unwrap(), fw, "{part}");
             // Let the device persist its flash, then stop it.
-            std::thread::sleep(std::time::Duration::from_millis(400));
+            std::thread::sleep(std::time::Duration::from_millis(1000));
         }
         // A new run of the device over the same flash file still holds the firmware.
         let sim = Sim::start(dir.path(), part, &flash, &[]);
