@@ -268,9 +268,11 @@ fn our_host_on_four_profiles_and_flash_kept_across_runs() {
             let info = ok(&brickless(&["rom", "info", "--tcp", &sim.tcp, "--json"]));
             let pid = brickless_rom::by_part_name(part).unwrap().pid;
             assert!(info.contains(&format!("\"pid\":\"{pid:#05x}\"")), "{info}");
-            // Over the pty on one profile, over TCP on the others.
+            // The pty in 8N1 and in 8E1 (the device takes either), TCP on the others.
             let transport: Vec<&str> = if i == 0 {
                 vec!["--port", sim.pty.to_str().unwrap(), "--parity", "none"]
+            } else if i == 1 {
+                vec!["--port", sim.pty.to_str().unwrap(), "--parity", "even"]
             } else {
                 vec!["--tcp", &sim.tcp]
             };
@@ -293,7 +295,7 @@ fn our_host_on_four_profiles_and_flash_kept_across_runs() {
             ]));
             assert_eq!(std::fs::read(&back).unwrap(), fw, "{part}");
             // Let the device persist its flash, then stop it.
-            std::thread::sleep(std::time::Duration::from_millis(400));
+            std::thread::sleep(std::time::Duration::from_millis(1000));
         }
         // A new run of the device over the same flash file still holds the firmware.
         let sim = Sim::start(dir.path(), part, &flash, &[]);
@@ -359,4 +361,51 @@ fn errors_are_named_and_change_nothing() {
     let out = brickless(&["rom", "info", "--tcp", "127.0.0.1:1"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"));
+}
+
+#[test]
+fn dfuse_pack_file_is_written_at_its_element_address() {
+    if !peer(
+        "dfuse-pack (dfu-util)",
+        have("sh", &["-c", "command -v dfuse-pack"]),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), "stm32g474re", "g4.flash", &[]);
+    let fw = firmware(3000, 4);
+    let bin = dir.path().join("fw.bin");
+    std::fs::write(&bin, &fw).unwrap();
+    let dfu = dir.path().join("fw.dfu");
+    let st = Command::new("dfuse-pack")
+        .arg("-b")
+        .arg(format!("0x08020000:{}", bin.display()))
+        .arg(&dfu)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    ok(&brickless(&[
+        "rom",
+        "write",
+        "--tcp",
+        &sim.tcp,
+        dfu.to_str().unwrap(),
+    ]));
+    ok(&brickless(&[
+        "rom",
+        "verify",
+        "--tcp",
+        &sim.tcp,
+        bin.to_str().unwrap(),
+        "--address",
+        "0x08020000",
+    ]));
+    // A damaged .dfu is refused with a named error and nothing is written.
+    let bad = dir.path().join("bad.dfu");
+    let mut bytes = std::fs::read(&dfu).unwrap();
+    bytes[20] ^= 0xFF;
+    std::fs::write(&bad, bytes).unwrap();
+    let out = brickless(&["rom", "write", "--tcp", &sim.tcp, bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable .dfu file"));
 }

@@ -249,6 +249,10 @@ fn read_back_compare<T: RomTarget>(
         let got = &mut buf[..chunk.len()];
         let chunk_addr = addr.wrapping_add(offset as u32);
         target.read_memory(chunk_addr, got)?;
+        if chunk != &got[..] {
+            // Read data carries no checksum: read once more before blaming the flash.
+            target.read_memory(chunk_addr, got)?;
+        }
         if let Some(i) = chunk.iter().zip(got.iter()).position(|(a, b)| a != b) {
             return Err(ProgramError::Mismatch {
                 addr: chunk_addr.wrapping_add(i as u32),

@@ -140,7 +140,7 @@ pub enum EraseMode {
 pub struct WriteArgs {
     #[command(flatten)]
     pub transport: Transport,
-    /// Firmware: ELF, Intel HEX or raw binary.
+    /// Firmware: ELF, Intel HEX, DfuSe `.dfu` or raw binary.
     pub file: PathBuf,
     /// Load address of a raw binary (default: start of flash).
     #[arg(long, value_parser = parse_u32)]
@@ -160,7 +160,7 @@ pub struct WriteArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub transport: Transport,
-    /// Firmware: ELF, Intel HEX or raw binary.
+    /// Firmware: ELF, Intel HEX, DfuSe `.dfu` or raw binary.
     pub file: PathBuf,
     /// Load address of a raw binary (default: start of flash).
     #[arg(long, value_parser = parse_u32)]
@@ -296,6 +296,12 @@ pub enum RomError {
     #[error("{0}")]
     #[diagnostic(code(brickless::rom::usage))]
     Usage(String),
+    #[error("{path}: not a usable .dfu file: {reason}")]
+    #[diagnostic(
+        code(brickless::rom::dfu_file),
+        help("regenerate it (dfuse-pack, STM32CubeProgrammer) or pass the ELF/HEX/BIN")
+    )]
+    BadDfu { path: PathBuf, reason: String },
     #[error(transparent)]
     #[diagnostic(transparent)]
     File(#[from] firmware_file::FirmwareFileError),
@@ -741,6 +747,38 @@ fn coalesce(segments: &[Segment], erased: u8) -> Vec<Segment> {
     out
 }
 
+/// Segments of a `.dfu` file: DfuSe elements (all targets), or a Stellaris/raw payload.
+fn dfu_segments(file: &Path, base: u32) -> Result<Vec<Segment>, RomError> {
+    use brickless_rom::dfu_file::{DfuContents, DfuFile};
+    let bytes = std::fs::read(file).map_err(|source| RomError::Open {
+        what: file.display().to_string(),
+        source,
+    })?;
+    let dfu = DfuFile::parse(&bytes).map_err(|e| RomError::BadDfu {
+        path: file.into(),
+        reason: e.to_string(),
+    })?;
+    let segments = match dfu.contents {
+        DfuContents::DfuSe(image) => image
+            .targets()
+            .flat_map(|t| t.elements())
+            .map(|e| Segment {
+                address: e.address,
+                data: e.data.to_vec(),
+            })
+            .collect(),
+        DfuContents::Stellaris { address, payload } => vec![Segment {
+            address,
+            data: payload.to_vec(),
+        }],
+        DfuContents::Raw(payload) => vec![Segment {
+            address: base,
+            data: payload.to_vec(),
+        }],
+    };
+    Ok(segments)
+}
+
 fn load_image(
     file: &Path,
     address: Option<u32>,
@@ -749,7 +787,14 @@ fn load_image(
     let base = address
         .or(d.map(|d| d.flash().start))
         .unwrap_or(0x0800_0000);
-    let image = FirmwareImage::load(file, base)?;
+    let is_dfu = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("dfu"));
+    let image = if is_dfu {
+        FirmwareImage::from_segments(dfu_segments(file, base)?, file)?
+    } else {
+        FirmwareImage::load(file, base)?
+    };
     let erased = d.map_or(0xFF, |d| d.geometry.erased);
     Ok(coalesce(image.segments(), erased))
 }
