@@ -1,0 +1,95 @@
+//! `brickless sim campaign` as a user runs it: rows with the documented JSON fields, no brick,
+//! a named error for an unknown part, and the benchmark against MCUboot's k64f figures.
+use std::process::Command;
+
+fn brickless(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_brickless"))
+        .args(args)
+        .output()
+        .expect("run brickless")
+}
+
+#[test]
+fn json_rows_have_the_documented_fields_and_no_brick() {
+    let out = brickless(&[
+        "sim",
+        "campaign",
+        "--part",
+        "stm32g071rb",
+        "--sample",
+        "3",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect();
+    // 2 strategies x 5 flows.
+    assert_eq!(rows.len(), 10, "{text}");
+    let mut cut_total = 0;
+    for row in &rows {
+        for field in [
+            "part",
+            "strategy",
+            "flow",
+            "cut_points",
+            "bricks",
+            "unverified_boots",
+        ] {
+            assert!(row.get(field).is_some(), "missing {field} in {row}");
+        }
+        assert_eq!(row["part"], "stm32g071rb");
+        assert_eq!(row["bricks"], 0, "{row}");
+        assert_eq!(row["unverified_boots"], 0, "{row}");
+        cut_total += row["cut_points"].as_u64().unwrap();
+    }
+    assert!(cut_total > 0, "the sample cut nothing: {text}");
+}
+
+#[test]
+fn unknown_part_is_a_named_error() {
+    let out = brickless(&["sim", "campaign", "--part", "stm32x999"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown part `stm32x999`"), "{err}");
+    assert!(
+        err.contains("stm32h753zi"),
+        "the help lists known parts: {err}"
+    );
+}
+
+#[test]
+fn bench_compares_with_mcuboot_and_the_physical_minimum() {
+    let out = brickless(&["sim", "campaign", "--bench"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let k64f_swap = text
+        .lines()
+        .find(|l| l.starts_with("k64f-shaped") && l.contains("swap-offset 368"))
+        .unwrap_or_else(|| panic!("no k64f swap row: {text}"));
+    // Columns: part strategy buffer units ops writes erases min_ops max_e time min ratio.
+    let cols: Vec<&str> = k64f_swap.split_whitespace().collect();
+    let ops: u64 = cols[4].parse().unwrap();
+    assert!(
+        ops < 368,
+        "swap with revert must beat MCUboot swap-offset: {k64f_swap}"
+    );
+    for line in text.lines().skip(1).filter(|l| l.starts_with("stm32")) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let ratio: f64 = cols[11].parse().unwrap();
+        assert!(
+            ratio >= 0.99,
+            "modelled time below the physical minimum: {line}"
+        );
+    }
+}
