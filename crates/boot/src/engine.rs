@@ -1,6 +1,6 @@
 //! The boot decision and the application-side operations (request an upgrade, confirm).
 use crate::layout::{Layout, StrategyKind};
-use crate::state::{BootState, Phase, StateStore};
+use crate::state::{BootState, InstalledImage, Phase, StateStore};
 use crate::strategy::{Ctx, Overwrite, Strategy, Swap};
 use crate::{Error, ImageCheck, ImageInfo, NoPlatform, Platform};
 use embedded_storage::nor_flash::NorFlash;
@@ -42,6 +42,18 @@ pub enum UpgradeMode {
     Permanent,
 }
 
+/// When the bootloader checks the signature of the image it boots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum VerifyPolicy {
+    /// Hash and signature before every boot.
+    #[default]
+    EveryBoot,
+    /// Full verification once (after an update, or on the first boot of a factory image);
+    /// later boots compare the SHA-256 of the image bytes with the one recorded then, and
+    /// fall back to full verification on any mismatch.
+    RecordedHash,
+}
+
 /// The update engine over one flash array.
 pub struct Engine<'b, F, C, P = NoPlatform> {
     flash: F,
@@ -49,6 +61,7 @@ pub struct Engine<'b, F, C, P = NoPlatform> {
     check: C,
     platform: P,
     buf: &'b mut [u8],
+    policy: VerifyPolicy,
 }
 
 /// Boots the decision loop may take before it must have settled: every pass either returns
@@ -81,7 +94,13 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
             check,
             platform,
             buf,
+            policy: VerifyPolicy::EveryBoot,
         })
+    }
+
+    /// Chooses when signatures are checked (default: every boot).
+    pub fn set_verify_policy(&mut self, policy: VerifyPolicy) {
+        self.policy = policy;
     }
 
     pub fn layout(&self) -> &Layout {
@@ -190,7 +209,8 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
             Phase::Idle => Ok(()),
             Phase::Trial => {
                 let running = self.check_primary().ok_or(Error::InvalidImage)?;
-                let next = settled(&store.state, Some(&running));
+                let installed = self.installed(&running);
+                let next = settled(&store.state, Some(&running), installed);
                 store.write(&mut self.flash, &self.layout, next, no_digests)
             }
             Phase::Pending | Phase::Swapping => Err(Error::Busy),
@@ -205,8 +225,33 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
         for _ in 0..MAX_PASSES {
             match store.state.phase {
                 Phase::Idle => {
+                    let recorded = store.state.installed;
+                    if self.policy == VerifyPolicy::RecordedHash
+                        && recorded.size > 0
+                        && recorded.security_counter >= store.state.floor_counter
+                        && self.primary_sha256(recorded.size) == Some(recorded.sha256)
+                    {
+                        let image = ImageInfo {
+                            version: recorded.version,
+                            security_counter: recorded.security_counter,
+                            size: recorded.size,
+                            hash: recorded.sha256,
+                        };
+                        return Ok(self.target(image, false));
+                    }
                     if let Some(p) = self.check_primary() {
                         if p.security_counter >= store.state.floor_counter {
+                            if self.policy == VerifyPolicy::RecordedHash {
+                                // Record it once; later boots only hash.
+                                let installed = self.installed(&p);
+                                if installed != recorded {
+                                    let next = BootState {
+                                        installed,
+                                        ..store.state.next(Phase::Idle)
+                                    };
+                                    store.write(&mut self.flash, &self.layout, next, no_digests)?;
+                                }
+                            }
                             return Ok(self.target(p, false));
                         }
                     }
@@ -310,7 +355,8 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                 Ok(Some(self.target(img, true)))
             }
             Some(img) => {
-                let next = settled(&store.state, Some(&img));
+                let installed = self.installed(&img);
+                let next = settled(&store.state, Some(&img), installed);
                 store.write(&mut self.flash, &self.layout, next, no_digests)?;
                 Ok(Some(self.target(img, false)))
             }
@@ -333,6 +379,37 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                 }
                 Ok(None)
             }
+        }
+    }
+
+    /// SHA-256 of the first `size` bytes of the primary slot (`None` if unreadable).
+    fn primary_sha256(&mut self, size: u32) -> Option<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        let start = self.layout.offset(self.layout.spec().primary.start);
+        if size > self.layout.spec().primary.size {
+            return None;
+        }
+        let mut h = Sha256::new();
+        let mut done = 0;
+        while done < size {
+            let n = (size - done).min(self.buf.len() as u32) as usize;
+            self.flash.read(start + done, &mut self.buf[..n]).ok()?;
+            h.update(&self.buf[..n]);
+            done += n as u32;
+        }
+        Some(h.finalize().into())
+    }
+
+    /// The record of a just-verified primary image.
+    fn installed(&mut self, img: &ImageInfo) -> InstalledImage {
+        match self.primary_sha256(img.size) {
+            Some(sha256) => InstalledImage {
+                size: img.size,
+                version: img.version,
+                security_counter: img.security_counter,
+                sha256,
+            },
+            None => InstalledImage::NONE,
         }
     }
 
@@ -371,11 +448,12 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
 }
 
 /// The Idle state after an image is kept for good: the floor rises to it.
-fn settled(state: &BootState, image: Option<&ImageInfo>) -> BootState {
+fn settled(state: &BootState, image: Option<&ImageInfo>, installed: InstalledImage) -> BootState {
     let mut next = BootState {
         old_units: 0,
         new_units: 0,
         permanent: false,
+        installed,
         ..state.next(Phase::Idle)
     };
     if let Some(img) = image {

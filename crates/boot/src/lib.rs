@@ -22,10 +22,12 @@
 
 pub mod engine;
 pub mod layout;
+#[cfg(feature = "mcuboot")]
+pub mod mcuboot;
 pub mod state;
 pub mod strategy;
 
-pub use engine::{BootDecision, BootTarget, Engine, RecoveryReason, UpgradeMode};
+pub use engine::{BootDecision, BootTarget, Engine, RecoveryReason, UpgradeMode, VerifyPolicy};
 pub use layout::{default_layout, Layout, LayoutError, LayoutSpec, Region, StrategyKind};
 pub use state::{BootState, Phase};
 

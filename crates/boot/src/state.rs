@@ -11,7 +11,9 @@
 //!
 //! Record layout (little-endian): magic u32, seq u32, len u16, format u8, phase u8,
 //! flags u8, image u8, strategy u8, reserved u8, floor_counter u32, floor_version u64,
-//! old_units u16, new_units u16, unit u32, reserved [u8; 8], digests (swap plans only:
+//! old_units u16, new_units u16, unit u32, reserved [u8; 8], then the installed image's
+//! record (size u32, version [u8; 8], security counter u32, SHA-256 [u8; 32]; size 0 = none),
+//! digests (swap plans only:
 //! old units then new units, 16 bytes each), crc32 u32; padded with the erased value to the
 //! write unit.
 use crate::layout::{Layout, Region, DIGEST_LEN, RECORD_FIXED_LEN};
@@ -75,6 +77,32 @@ pub struct BootState {
     pub old_units: u16,
     /// Swapping/Trial: units the new image occupies.
     pub new_units: u16,
+    /// The image in the primary slot as last fully verified (for
+    /// [`crate::engine::VerifyPolicy::RecordedHash`]); `size == 0` means none.
+    pub installed: InstalledImage,
+}
+
+/// A fully verified image and the SHA-256 of its bytes in the primary slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstalledImage {
+    pub size: u32,
+    pub version: crate::ImageVersion,
+    pub security_counter: u32,
+    pub sha256: [u8; 32],
+}
+
+impl InstalledImage {
+    pub const NONE: InstalledImage = InstalledImage {
+        size: 0,
+        version: crate::ImageVersion {
+            major: 0,
+            minor: 0,
+            revision: 0,
+            build: 0,
+        },
+        security_counter: 0,
+        sha256: [0; 32],
+    };
 }
 
 impl BootState {
@@ -88,6 +116,7 @@ impl BootState {
         floor_version: 0,
         old_units: 0,
         new_units: 0,
+        installed: InstalledImage::NONE,
     };
 
     /// The next snapshot: same fields, next sequence number, new phase.
@@ -126,6 +155,14 @@ impl BootState {
         h[28..30].copy_from_slice(&self.old_units.to_le_bytes());
         h[30..32].copy_from_slice(&self.new_units.to_le_bytes());
         h[32..36].copy_from_slice(&unit.to_le_bytes());
+        let i = &self.installed;
+        h[44..48].copy_from_slice(&i.size.to_le_bytes());
+        h[48] = i.version.major;
+        h[49] = i.version.minor;
+        h[50..52].copy_from_slice(&i.version.revision.to_le_bytes());
+        h[52..56].copy_from_slice(&i.version.build.to_le_bytes());
+        h[56..60].copy_from_slice(&i.security_counter.to_le_bytes());
+        h[60..92].copy_from_slice(&i.sha256);
         h
     }
 
@@ -151,6 +188,21 @@ impl BootState {
             floor_version: u64::from_le_bytes(fv),
             old_units: u16_at(28),
             new_units: u16_at(30),
+            installed: InstalledImage {
+                size: u32_at(44),
+                version: crate::ImageVersion {
+                    major: h[48],
+                    minor: h[49],
+                    revision: u16_at(50),
+                    build: u32_at(52),
+                },
+                security_counter: u32_at(56),
+                sha256: {
+                    let mut d = [0u8; 32];
+                    d.copy_from_slice(&h[60..92]);
+                    d
+                },
+            },
         };
         let len = u32::from(u16_at(8));
         (len == state.record_len()).then_some((state, len))

@@ -463,3 +463,63 @@ proptest! {
         }
     }
 }
+
+struct HugeReadSize<'a>(&'a [u8]);
+
+impl ErrorType for HugeReadSize<'_> {
+    type Error = EccFault;
+}
+
+impl ReadNorFlash for HugeReadSize<'_> {
+    const READ_SIZE: usize = 512;
+    fn read(&mut self, _offset: u32, _out: &mut [u8]) -> Result<(), EccFault> {
+        Err(EccFault(0))
+    }
+    fn capacity(&self) -> usize {
+        self.0.len()
+    }
+}
+
+#[test]
+fn erased_slot_and_unsupported_read_size() {
+    let blank = vec![0xffu8; 0x1000];
+    assert_eq!(
+        locate_image(&mut SliceFlash::new(&blank), 0, 0x1000),
+        Err(VerifyError::Format(ImageError::BadMagic {
+            found: 0xffff_ffff
+        }))
+    );
+    assert_eq!(
+        verify_image(&mut HugeReadSize(&blank), 0, 0x1000, &[]),
+        Err(VerifyError::UnsupportedReadSize(512))
+    );
+}
+
+/// OpenSSL (imgtool) does not normalise `s`: both `s` and `n - s` must verify, as they
+/// do in MCUboot.
+#[test]
+fn ecdsa_high_and_low_s_both_verify() {
+    use p256::ecdsa::Signature;
+    let key = ec_key(11);
+    let img = good_image(&key);
+    let sig_at = tlv_offset(&img, kind::ECDSA_SIG);
+    let v = view(&img);
+    let der = v.unprotected.find(kind::ECDSA_SIG).unwrap().data;
+    let sig = Signature::from_der(der).unwrap();
+    let (r, s) = sig.split_scalars();
+    let flipped = Signature::from_scalars(r, -*s).unwrap();
+    for variant in [sig, flipped] {
+        let new_der = variant.to_der();
+        let mut bytes = img[..sig_at].to_vec();
+        bytes.extend_from_slice(&kind::ECDSA_SIG.to_le_bytes());
+        bytes.extend_from_slice(&(new_der.as_bytes().len() as u16).to_le_bytes());
+        bytes.extend_from_slice(new_der.as_bytes());
+        let info = v.layout.protected_end as usize;
+        let total = (bytes.len() - info) as u16;
+        bytes[info + 2..info + 4].copy_from_slice(&total.to_le_bytes());
+        assert_eq!(
+            verify_bytes(&bytes, &[key.public_key()]).unwrap().key_index,
+            Some(0)
+        );
+    }
+}

@@ -5,7 +5,6 @@ use brickless_boot::layout::DIGEST_LEN;
 use brickless_boot::state::{BootState, Phase, StateStore};
 use brickless_boot::{Engine, StrategyKind};
 use brickless_flash::part;
-use brickless_sim::campaign::kit::HashCheck;
 use brickless_sim::campaign::{run_flow, settle, Flow, Scenario, Which, CAMPAIGN_PARTS};
 use brickless_sim::flash::{CutPhase, CutPoint, SimFlash};
 use embedded_storage::nor_flash::NorFlash;
@@ -74,6 +73,7 @@ fn forged_record(scn: &Scenario, flash: &mut SimFlash, rng: &mut Rng) {
         floor_version: 0,
         old_units: (rng.next() % 5) as u16,
         new_units: (rng.next() % 5) as u16,
+        installed: brickless_boot::state::InstalledImage::NONE,
     };
     let digests = rng.bytes(4096);
     let _ = store.write(&mut *flash, &scn.layout, state, |_, _, i| {
@@ -150,7 +150,7 @@ fn no_valid_image_anywhere_means_recovery_not_a_crash() {
                 flash.preload(at, &rng.bytes(16)).unwrap();
             }
             let mut buf = vec![0u8; 4096];
-            let mut engine = Engine::new(&mut flash, scn.layout, HashCheck, &mut buf).unwrap();
+            let mut engine = Engine::new(&mut flash, scn.layout, scn.check, &mut buf).unwrap();
             for _ in 0..3 {
                 let d = engine.boot().unwrap();
                 assert!(
@@ -159,5 +159,73 @@ fn no_valid_image_anywhere_means_recovery_not_a_crash() {
                 );
             }
         }
+    }
+}
+
+struct CountingCheck<'a> {
+    inner: brickless_sim::campaign::kit::Checker,
+    calls: &'a std::cell::Cell<u32>,
+}
+
+impl<F: embedded_storage::nor_flash::ReadNorFlash> brickless_boot::ImageCheck<F>
+    for CountingCheck<'_>
+{
+    fn check(
+        &mut self,
+        flash: &mut F,
+        offset: u32,
+        max_size: u32,
+    ) -> Option<brickless_boot::ImageInfo> {
+        self.calls.set(self.calls.get() + 1);
+        self.inner.check(flash, offset, max_size)
+    }
+}
+
+#[test]
+fn recorded_hash_skips_signatures_but_never_boots_a_changed_image() {
+    use brickless_boot::{BootDecision, VerifyPolicy};
+    let p = part("stm32g071rb").unwrap();
+    let scn = Scenario::new(p, StrategyKind::Swap, Flow::Permanent).unwrap();
+    let mut flash = scn.initial_flash();
+    let calls = std::cell::Cell::new(0);
+    let mut buf = vec![0u8; 2048];
+    let boot = |flash: &mut SimFlash, buf: &mut Vec<u8>| {
+        let check = CountingCheck {
+            inner: scn.check,
+            calls: &calls,
+        };
+        let mut e = Engine::new(&mut *flash, scn.layout, check, buf).unwrap();
+        e.set_verify_policy(VerifyPolicy::RecordedHash);
+        e.boot().unwrap()
+    };
+    // First boot: full verification, then the hash is recorded.
+    assert!(matches!(boot(&mut flash, &mut buf), BootDecision::Boot(_)));
+    assert!(calls.get() >= 1);
+    // Later boots: no signature check at all.
+    calls.set(0);
+    assert!(matches!(boot(&mut flash, &mut buf), BootDecision::Boot(_)));
+    assert_eq!(calls.get(), 0);
+    // One changed byte in the image: back to full verification, which fails; the staged
+    // update (valid) is installed instead of booting the changed image.
+    let at = scn.layout.spec().primary.start + 100;
+    let mut byte = [0u8; 1];
+    flash.read_abs(at, &mut byte).unwrap();
+    let unit = flash.geometry().write_unit as usize;
+    let mut unit_bytes = vec![0u8; unit];
+    let unit_at = at - (at % unit as u32);
+    flash.read_abs(unit_at, &mut unit_bytes).unwrap();
+    unit_bytes[(at - unit_at) as usize] ^= 0x01;
+    flash.preload(unit_at, &unit_bytes).unwrap();
+    calls.set(0);
+    match boot(&mut flash, &mut buf) {
+        BootDecision::Boot(t) => {
+            assert!(calls.get() >= 1);
+            let mut got = vec![0u8; t.image.size as usize];
+            flash
+                .read_abs(scn.layout.spec().primary.start, &mut got)
+                .unwrap();
+            assert_eq!(got, scn.new, "only the verified staged image may boot");
+        }
+        d => panic!("{d:?}"),
     }
 }

@@ -29,3 +29,21 @@ fn every_part_strategy_and_flow_survives_sampled_cuts() {
         }
     }
 }
+
+#[test]
+fn recorded_hash_policy_survives_every_cut() {
+    // Signatures checked once, then the recorded SHA-256 of the image bytes: every cut point.
+    for name in ["stm32g071rb", "stm32u585ai"] {
+        let p = part(name).unwrap();
+        for strategy in StrategyKind::ALL {
+            for flow in [Flow::TestConfirm, Flow::TestRevert, Flow::Permanent] {
+                if strategy == StrategyKind::Overwrite && flow != Flow::Permanent {
+                    continue;
+                }
+                let mut scn = Scenario::new(p, strategy, flow).unwrap();
+                scn.policy = brickless_boot::VerifyPolicy::RecordedHash;
+                check(&run_row(&scn, CutPlan::Every, &mut |_, _| {}));
+            }
+        }
+    }
+}

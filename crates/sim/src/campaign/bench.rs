@@ -233,3 +233,25 @@ pub fn bench_report(parts: &[&'static Part], buffer: usize) -> Result<Vec<BenchR
     }
     Ok(rows)
 }
+
+/// Memory the engine itself needs (host sizes: pointers are 8 bytes here, 4 on Cortex-M).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct EngineRam {
+    pub engine_struct: usize,
+    pub layout: usize,
+    /// Fixed-size buffers the engine puts on the stack: the state scan block (256 B), the
+    /// record writer (256 B + CRC state), a CRC read block (64 B), a record header (92 B)
+    /// and a SHA-256 state.
+    pub stack_buffers: usize,
+}
+
+/// The engine's RAM figures for the campaign's flash type.
+pub fn engine_ram() -> EngineRam {
+    EngineRam {
+        engine_struct: core::mem::size_of::<
+            Engine<'static, &'static mut SimFlash, super::kit::Checker>,
+        >(),
+        layout: core::mem::size_of::<Layout>(),
+        stack_buffers: 256 + 256 + 4 + 64 + 92 + core::mem::size_of::<sha2::Sha256>(),
+    }
+}

@@ -4,8 +4,12 @@
 //! payload and a SHA-256 over everything before it: verification is a full hash check, which
 //! is all a power-cut campaign needs (a torn or mixed image never matches). The campaign also
 //! checks every booted image byte for byte against the images it staged, independently of
-//! the checker.
+//! the checker. The MCUboot kit signs real images (ed25519) with `brickless-image` and
+//! verifies them with the engine's real check ([`McubootCheck`]).
+use brickless_boot::mcuboot::McubootCheck;
 use brickless_boot::{ImageCheck, ImageInfo, ImageVersion};
+use brickless_image::sign::{sign_image, SecurityCounter, SignOptions};
+use brickless_image::PublicKey;
 use embedded_storage::nor_flash::ReadNorFlash;
 use sha2::{Digest, Sha256};
 
@@ -79,5 +83,84 @@ impl<F: ReadNorFlash> ImageCheck<F> for HashCheck {
             size,
             hash,
         })
+    }
+}
+
+/// Which image format and check a campaign uses.
+#[derive(Clone, Copy, Debug)]
+pub enum Checker {
+    /// Fast-kit images, hash check only.
+    Hash,
+    /// MCUboot images signed by the kit's key, verified with [`McubootCheck`].
+    Mcuboot(&'static [PublicKey]),
+}
+
+impl<F: ReadNorFlash> ImageCheck<F> for Checker {
+    fn check(&mut self, flash: &mut F, offset: u32, max_size: u32) -> Option<ImageInfo> {
+        match self {
+            Checker::Hash => HashCheck.check(flash, offset, max_size),
+            Checker::Mcuboot(keys) => McubootCheck { keys }.check(flash, offset, max_size),
+        }
+    }
+}
+
+/// A signing key (fixed seed: campaigns are reproducible) and its public key list.
+pub struct McubootKit {
+    key: brickless_image::keys::SigningKey,
+    pub keys: &'static [PublicKey],
+}
+
+impl McubootKit {
+    pub fn new() -> McubootKit {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let key = brickless_image::keys::SigningKey::Ed25519(sk);
+        let keys: &'static [PublicKey] = Box::leak(Box::new([key.public_key()]));
+        McubootKit { key, keys }
+    }
+
+    /// A signed image of about `size` bytes (never more), `write_unit`-aligned TLVs.
+    pub fn build(
+        &self,
+        version: ImageVersion,
+        security_counter: u32,
+        size: u32,
+        seed: u64,
+        write_unit: u32,
+    ) -> Vec<u8> {
+        let opts = SignOptions {
+            version: brickless_image::ImageVersion::new(
+                version.major,
+                version.minor,
+                version.revision,
+                version.build,
+            ),
+            pad_header: true,
+            align: write_unit.clamp(1, 32),
+            security_counter: Some(SecurityCounter::Value(security_counter)),
+            ..SignOptions::default()
+        };
+        // Header (0x20 default) + payload + TLVs (hash, key hash, signature, counter) < 256 B.
+        let payload_len = (size as usize)
+            .saturating_sub(opts.header_size as usize + 256)
+            .max(64);
+        let mut x = seed;
+        let payload: Vec<u8> = (0..payload_len)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 33) as u8
+            })
+            .collect();
+        match sign_image(&payload, Some(&self.key), &opts) {
+            Ok(img) => img,
+            Err(e) => panic!("the campaign's own signing options are valid: {e}"),
+        }
+    }
+}
+
+impl Default for McubootKit {
+    fn default() -> Self {
+        Self::new()
     }
 }

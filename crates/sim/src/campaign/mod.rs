@@ -20,10 +20,10 @@ use crate::flash::{CutPhase, CutPoint, SimFlash};
 use brickless_boot::state::StateStore;
 use brickless_boot::{
     default_layout, BootDecision, Engine, Error, ImageVersion, Layout, LayoutError, LayoutSpec,
-    Phase, Region, StrategyKind, UpgradeMode,
+    Phase, Region, StrategyKind, UpgradeMode, VerifyPolicy,
 };
 use brickless_flash::{Bank, Geometry, Part, SectorRun};
-use kit::{build_image, HashCheck};
+use kit::{build_image, Checker, McubootKit};
 
 /// The parts every campaign covers.
 pub const CAMPAIGN_PARTS: [&str; 7] = [
@@ -108,6 +108,27 @@ pub struct Scenario {
     pub new: Vec<u8>,
     /// Seed of the model's torn contents.
     pub seed: u64,
+    /// The engine's image check (matching how `old` and `new` were built).
+    pub check: Checker,
+    /// Pre-fill the first state copy with old records so the flow's records force a
+    /// compaction into the other copy (erase, then write) at some point.
+    pub aged_state: bool,
+    /// When the engine checks signatures.
+    pub policy: VerifyPolicy,
+}
+
+/// How the campaign builds and checks images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kit {
+    /// MCUboot images signed with ed25519, verified by the engine's real check.
+    Mcuboot,
+    /// Hash-only images: faster, for the very long runs (pairs of cuts).
+    Fast,
+}
+
+fn mcuboot_kit() -> &'static McubootKit {
+    static KIT: std::sync::OnceLock<McubootKit> = std::sync::OnceLock::new();
+    KIT.get_or_init(McubootKit::new)
 }
 
 pub const OLD_VERSION: ImageVersion = ImageVersion {
@@ -141,17 +162,37 @@ impl Scenario {
         Ok(Scenario::with_layout(part, layout, flow))
     }
 
-    /// Same images, a given layout.
+    /// Same images, a given layout (MCUboot kit).
     pub fn with_layout(part: &'static Part, layout: Layout, flow: Flow) -> Scenario {
+        Scenario::with_kit(part, layout, flow, Kit::Mcuboot)
+    }
+
+    /// A given layout and image kit.
+    pub fn with_kit(part: &'static Part, layout: Layout, flow: Flow, kit: Kit) -> Scenario {
         let unit = layout.unit();
         let cap = layout.max_image_size();
-        let old = build_image(OLD_VERSION, 2, (unit * 3 / 2).min(cap), 1);
         let (version, counter) = if flow == Flow::Downgrade {
             (DOWNGRADE_VERSION, 2)
         } else {
             (NEW_VERSION, 3)
         };
-        let new = build_image(version, counter, (unit * 9 / 4).min(cap), 2);
+        let (old_size, new_size) = ((unit * 3 / 2).min(cap), (unit * 9 / 4).min(cap));
+        let (old, new, check) = match kit {
+            Kit::Fast => (
+                build_image(OLD_VERSION, 2, old_size, 1),
+                build_image(version, counter, new_size, 2),
+                Checker::Hash,
+            ),
+            Kit::Mcuboot => {
+                let k = mcuboot_kit();
+                let wu = layout.write_unit();
+                (
+                    k.build(OLD_VERSION, 2, old_size, 1, wu),
+                    k.build(version, counter, new_size, 2, wu),
+                    Checker::Mcuboot(k.keys),
+                )
+            }
+        };
         Scenario {
             part,
             layout,
@@ -160,6 +201,9 @@ impl Scenario {
             old,
             new,
             seed: 0x5EED,
+            check,
+            aged_state: false,
+            policy: VerifyPolicy::EveryBoot,
         }
     }
 
@@ -173,7 +217,40 @@ impl Scenario {
         flash
             .preload(self.layout.staging().start, &self.new)
             .expect("staging fits the new image");
+        if self.aged_state {
+            // Idle records until the first copy has room for little more than one small
+            // record: the flow's plan (or the record after it) must go to the other copy.
+            let mut store = StateStore::load(&mut flash, &self.layout);
+            let copy = self.layout.spec().state[0];
+            let wu = self.layout.write_unit();
+            let room_needed = 2 * brickless_boot::layout::RECORD_FIXED_LEN.div_ceil(wu) * wu;
+            let mut state = brickless_boot::BootState::FACTORY;
+            while self.used_in_first_copy(&flash) + room_needed < copy.size {
+                state = state.next(Phase::Idle);
+                let none = |_: &mut SimFlash, _, _| Err(Error::Corrupt);
+                store
+                    .write(&mut flash, &self.layout, state, none)
+                    .expect("aging writes fit");
+            }
+        }
         flash
+    }
+
+    fn used_in_first_copy(&self, flash: &SimFlash) -> u32 {
+        let copy = self.layout.spec().state[0];
+        let unit = self.layout.write_unit();
+        let mut buf = vec![0u8; unit as usize];
+        let mut used = 0;
+        let mut at = copy.start;
+        while at < copy.end() {
+            if flash.read_abs(at, &mut buf).is_err()
+                || buf.iter().any(|&b| b != self.layout.erased())
+            {
+                used = at + unit - copy.start;
+            }
+            at += unit;
+        }
+        used
     }
 
     fn strategy(&self) -> StrategyKind {
@@ -253,8 +330,11 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
         if scn.flow != Flow::Downgrade && peek.floor_version >= new_floor {
             app.confirmed = true;
         }
-        let mut engine = match Engine::new(&mut *flash, scn.layout, HashCheck, &mut buf) {
-            Ok(e) => e,
+        let mut engine = match Engine::new(&mut *flash, scn.layout, scn.check, &mut buf) {
+            Ok(mut e) => {
+                e.set_verify_policy(scn.policy);
+                e
+            }
             Err(e) => return LifeEnd::Failed(format!("engine refused its buffer: {e}")),
         };
         let target = match engine.boot() {
@@ -668,7 +748,7 @@ pub fn reduced_scenario(
 ) -> Result<Scenario, LayoutError> {
     let small = reduced_part(part);
     let layout = reduced_layout(small, strategy)?;
-    let mut scn = Scenario::with_layout(small, layout, flow);
+    let mut scn = Scenario::with_kit(small, layout, flow, Kit::Fast);
     scn.buffer = (layout.unit() / 2) as usize;
     Ok(scn)
 }

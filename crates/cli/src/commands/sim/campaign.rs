@@ -118,6 +118,14 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
     if args.bench {
         let rows = bench_report(&parts, args.buffer).map_err(|e| miette!("{e}"))?;
         print_bench(&rows, args.json)?;
+        if !args.json {
+            let ram = brickless_sim::campaign::bench::engine_ram();
+            println!(
+                "engine RAM (host build): engine struct {} B (layout {} B) + copy buffer (the --buffer value); \
+                 fixed stack buffers {} B (state scan block, record writer, CRC and SHA-256 state)",
+                ram.engine_struct, ram.layout, ram.stack_buffers
+            );
+        }
         return Ok(());
     }
 
@@ -292,9 +300,10 @@ fn print_bench(rows: &[BenchRow], json: bool) -> miette::Result<()> {
         return Ok(());
     }
     println!(
-        "{:22} {:9} {:>5} {:>5} {:>6} {:>6} {:>6} {:>9} {:>11} {:>11} {:>6}  vs MCUboot",
+        "{:22} {:9} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6} {:>9} {:>11} {:>11} {:>6}  vs MCUboot",
         "part",
         "strategy",
+        "buffer",
         "units",
         "ops",
         "writes",
@@ -307,9 +316,10 @@ fn print_bench(rows: &[BenchRow], json: bool) -> miette::Result<()> {
     );
     for r in rows {
         println!(
-            "{:22} {:9} {:>5} {:>5} {:>6} {:>6} {:>6} {:>9} {:>11.1} {:>11.1} {:>6.2}  {}",
+            "{:22} {:9} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6} {:>9} {:>11.1} {:>11.1} {:>6.2}  {}",
             r.part,
             r.strategy,
+            r.buffer,
             r.units,
             r.ops,
             r.writes,
