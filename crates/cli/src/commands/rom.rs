@@ -1,6 +1,7 @@
 //! `brickless rom …`: program an STM32 through its ROM bootloader.
 //!
-//! Every subcommand works over any [`RomTarget`] (AN3155 over a serial port or TCP today);
+//! Every subcommand works over any [`RomTarget`] (AN3155 over a serial port or TCP, AN4221
+//! over Linux I2C, DfuSe over USB);
 //! the erase/write/verify logic is `brickless_rom::program`, shared with MCU-side hosts.
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use brickless_rom::device::RomDevice;
 use brickless_rom::link::{SerialPortLink, TcpLink};
 use brickless_rom::program::{self, Layout, Phase, ProgramError};
 use brickless_rom::target::{Erase, ReadProtection, RomTarget, TargetInfo};
+use brickless_rom::{an4221, dfuse};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use miette::Diagnostic;
@@ -41,16 +43,17 @@ pub enum RomCommand {
     Devices(DevicesArgs),
 }
 
-/// How to reach the bootloader.
+/// How to reach the bootloader: exactly one of --port, --tcp, --i2c, --dfu.
 #[derive(Args, Debug, Clone)]
+#[command(group(
+    clap::ArgGroup::new("link")
+        .required(true)
+        .multiple(false)
+        .args(["port", "tcp", "i2c", "dfu"])
+))]
 pub struct Transport {
     /// Serial port of a USB-UART wired to the STM32's bootloader USART (e.g. /dev/ttyUSB0).
-    #[arg(
-        long,
-        value_name = "PATH",
-        conflicts_with = "tcp",
-        required_unless_present = "tcp"
-    )]
+    #[arg(long, value_name = "PATH")]
     pub port: Option<PathBuf>,
 
     /// Baud rate (the bootloader detects it from the 0x7F sync byte; 115200 is the tested
@@ -66,6 +69,30 @@ pub struct Transport {
     /// A raw TCP byte stream instead of a serial port (the virtual device's --tcp, ser2net).
     #[arg(long, value_name = "HOST:PORT")]
     pub tcp: Option<String>,
+
+    /// Linux I2C bus wired to the part's bootloader I2C pins (AN4221 protocol), e.g.
+    /// /dev/i2c-1. Needs the i2c-dev module (`modprobe i2c-dev`), read/write access to the
+    /// node (the `i2c` group), SCL/SDA on the I2C peripheral AN2606 names for the part, with
+    /// pull-ups, and BOOT0 high at reset. The adapter must do plain I2C (not SMBus-only).
+    #[arg(long, value_name = "/dev/i2c-N")]
+    pub i2c: Option<PathBuf>,
+
+    /// 7-bit I2C address of the bootloader (AN2606 gives it per part). Default: try the
+    /// addresses of the parts in the device table (`brickless rom devices`).
+    #[arg(long, value_name = "0xNN", value_parser = parse_i2c_address, requires = "i2c")]
+    pub addr: Option<u8>,
+
+    /// USB DFU (DfuSe) bootloader with this VID:PID, in hex (default 0483:df11, ST's ROM).
+    /// Needs BOOT0 high at reset with the part's USB port cabled to this machine, and access to
+    /// the USB device (a udev rule granting it to your user, or root). With a positional file,
+    /// put the file before --dfu or write `--dfu=VID:PID`.
+    #[arg(
+        long,
+        value_name = "VID:PID",
+        num_args = 0..=1,
+        default_missing_value = "0483:df11"
+    )]
+    pub dfu: Option<String>,
 
     /// Modem-line sequence that puts the board in its bootloader before connecting, as
     /// stm32flash's -i: comma-separated steps `rts`, `-rts`, `dtr`, `-dtr` (a leading `-`
@@ -305,6 +332,103 @@ pub enum RomError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     File(#[from] firmware_file::FirmwareFileError),
+    #[error("cannot open the I2C bus {path}: {reason}")]
+    #[diagnostic(
+        code(brickless::rom::i2c_open),
+        help("is the i2c-dev module loaded (`modprobe i2c-dev`), does {path} exist (`ls /dev/i2c-*`) and may you open it (the `i2c` group)?")
+    )]
+    I2cOpen { path: String, reason: String },
+    #[error("no bootloader answered on {path} at {tried}")]
+    #[diagnostic(
+        code(brickless::rom::i2c_no_answer),
+        help("give the part's bootloader address with --addr (AN2606); check BOOT0 high at reset, SCL/SDA on the bootloader's I2C pins and pull-ups")
+    )]
+    I2cNoAnswer { path: String, tried: String },
+    #[error("I2C bootloader: {0}")]
+    #[diagnostic(
+        code(brickless::rom::i2c),
+        help("check wiring and pull-ups; a long erase may need a power-cycle and a retry")
+    )]
+    I2c(String),
+    #[error("`{0}` is not a USB VID:PID like 0483:df11")]
+    #[diagnostic(
+        code(brickless::rom::bad_vid_pid),
+        help("give two hex numbers separated by ':' (e.g. --dfu 0483:df11); if it was the firmware file, put the file before --dfu or write --dfu=VID:PID")
+    )]
+    BadVidPid(String),
+    #[error("no DFU device {vid:04x}:{pid:04x} was found")]
+    #[diagnostic(
+        code(brickless::rom::dfu_not_found),
+        help("hold BOOT0 high, reset the part and cable its USB port; `lsusb` should list it. Check --dfu VID:PID")
+    )]
+    DfuNotFound { vid: u16, pid: u16 },
+    #[error("cannot use the DFU device: {0}")]
+    #[diagnostic(
+        code(brickless::rom::dfu_open),
+        help("permission denied usually means a missing udev rule for the device (or run as root); another program may hold it")
+    )]
+    DfuOpen(String),
+    #[error("DfuSe: {0}")]
+    #[diagnostic(
+        code(brickless::rom::dfuse),
+        help("the address may be outside the device's memory layout or the device left DFU mode; reset into the bootloader and retry")
+    )]
+    Dfuse(String),
+    #[error(
+        "{path} is made for USB device {file_vid:04x}:{file_pid:04x}, not {vid:04x}:{pid:04x}"
+    )]
+    #[diagnostic(
+        code(brickless::rom::dfu_mismatch),
+        help("use the .dfu file built for this device, or the ELF/HEX/BIN")
+    )]
+    DfuFileForOtherDevice {
+        path: PathBuf,
+        file_vid: u16,
+        file_pid: u16,
+        vid: u16,
+        pid: u16,
+    },
+}
+
+impl<E: std::fmt::Debug> From<an4221::I2cError<E>> for RomError {
+    fn from(e: an4221::I2cError<E>) -> Self {
+        use an4221::I2cError as E;
+        match e {
+            E::Nack { cmd, phase } => RomError::Nack(format!("I2C command {cmd:#04x} {phase:?}")),
+            E::NoAnswer { .. } | E::BusyTimeout { .. } => RomError::Timeout(e.to_string()),
+            E::UnexpectedByte { cmd, phase, byte } => RomError::Noise {
+                step: format!("I2C command {cmd:#04x} {phase:?}"),
+                byte,
+            },
+            other => RomError::I2c(other.to_string()),
+        }
+    }
+}
+
+impl From<dfuse::DfuseError> for RomError {
+    fn from(e: dfuse::DfuseError) -> Self {
+        match e {
+            dfuse::DfuseError::VerifyMismatch {
+                address,
+                expected,
+                found,
+            } => RomError::Mismatch {
+                addr: address,
+                expected,
+                found,
+            },
+            other => RomError::Dfuse(other.to_string()),
+        }
+    }
+}
+
+impl From<dfuse::usb::OpenError> for RomError {
+    fn from(e: dfuse::usb::OpenError) -> Self {
+        match e {
+            dfuse::usb::OpenError::NotFound { vid, pid } => RomError::DfuNotFound { vid, pid },
+            other => RomError::DfuOpen(other.to_string()),
+        }
+    }
 }
 
 impl From<an3155::Error<std::io::Error>> for RomError {
@@ -391,6 +515,14 @@ where
     }
 }
 
+fn parse_i2c_address(s: &str) -> Result<u8, String> {
+    let v = parse_u32(s)?;
+    u8::try_from(v)
+        .ok()
+        .filter(|a| (0x03..=0x77).contains(a))
+        .ok_or_else(|| format!("`{s}` is not a 7-bit I2C address (0x03..=0x77)"))
+}
+
 fn parse_u32(s: &str) -> Result<u32, String> {
     let t = s.trim().replace('_', "");
     let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
@@ -459,6 +591,26 @@ pub fn connect(t: &Transport) -> Result<DynTarget, RomError> {
         pipeline: t.pipeline,
         no_sync: t.no_sync,
     };
+    if t.addr.is_some() && t.i2c.is_none() {
+        return Err(RomError::Usage(
+            "--addr is the I2C address: use it with --i2c".into(),
+        ));
+    }
+    if let Some(path) = &t.i2c {
+        return connect_i2c(path, t.addr);
+    }
+    if let Some(arg) = &t.dfu {
+        let (vid, pid) = dfu_vid_pid(arg)?;
+        let target = match dfuse::usb::open_target(vid, pid, "Internal Flash", None) {
+            Ok(t) => t,
+            // ENOENT while listing or opening: no USB bus here, or the device went away.
+            Err(dfuse::usb::OpenError::Usb(e)) if e.os_error() == Some(2) => {
+                return Err(RomError::DfuNotFound { vid, pid })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        return Ok(Box::new(Mapped(target)));
+    }
     if let Some(addr) = &t.tcp {
         let link = TcpLink::connect(addr).map_err(|source| RomError::Open {
             what: format!("tcp {addr}"),
@@ -467,10 +619,11 @@ pub fn connect(t: &Transport) -> Result<DynTarget, RomError> {
         let host = Usart::connect(link, config)?;
         return Ok(Box::new(Mapped(host)));
     }
-    let path = t
-        .port
-        .as_ref()
-        .ok_or_else(|| RomError::Usage("give --port PATH or --tcp HOST:PORT".into()))?;
+    let path = t.port.as_ref().ok_or_else(|| {
+        RomError::Usage(
+            "give one of --port PATH, --tcp HOST:PORT, --i2c /dev/i2c-N, --dfu [VID:PID]".into(),
+        )
+    })?;
     let shown = path.display().to_string();
     let mut link = SerialPortLink::open(&shown, t.baud, t.parity == Parity::None).map_err(|e| {
         RomError::Open {
@@ -483,6 +636,87 @@ pub fn connect(t: &Transport) -> Result<DynTarget, RomError> {
     }
     let host = Usart::connect(link, config)?;
     Ok(Box::new(Mapped(host)))
+}
+
+fn dfu_vid_pid(arg: &str) -> Result<(u16, u16), RomError> {
+    dfuse::parse_vid_pid(Some(arg)).ok_or_else(|| RomError::BadVidPid(arg.into()))
+}
+
+#[cfg(target_os = "linux")]
+fn connect_i2c(path: &Path, addr: Option<u8>) -> Result<DynTarget, RomError> {
+    use an4221::linux::LinuxOpenError;
+    let shown = path.display().to_string();
+    // Without --addr, try the addresses AN2606 gives for the known parts, in table order.
+    let candidates: Vec<u8> = match addr {
+        Some(a) => vec![a],
+        None => {
+            let mut all = Vec::new();
+            for a in brickless_rom::DEVICES.iter().filter_map(|d| d.i2c_address) {
+                if !all.contains(&a) {
+                    all.push(a);
+                }
+            }
+            all
+        }
+    };
+    for &a in &candidates {
+        match an4221::linux::open(&shown, a) {
+            Ok((host, _info)) => return Ok(Box::new(Mapped(host))),
+            Err(LinuxOpenError::Open { source, .. }) => {
+                return Err(RomError::I2cOpen {
+                    path: shown,
+                    reason: source.to_string(),
+                })
+            }
+            Err(LinuxOpenError::Protocol(an4221::I2cError::NoAnswer { .. })) if addr.is_none() => {}
+            Err(LinuxOpenError::Protocol(e)) => return Err(e.into()),
+        }
+    }
+    let tried = candidates
+        .iter()
+        .map(|a| format!("{a:#04x}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(RomError::I2cNoAnswer { path: shown, tried })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn connect_i2c(path: &Path, _addr: Option<u8>) -> Result<DynTarget, RomError> {
+    Err(RomError::I2cOpen {
+        path: path.display().to_string(),
+        reason: "I2C is supported on Linux only (i2c-dev)".into(),
+    })
+}
+
+/// A `.dfu` file's suffix must name the device it goes to (or "any").
+fn check_dfu_suffix(t: &Transport, file: &Path) -> Result<(), RomError> {
+    let Some(arg) = &t.dfu else { return Ok(()) };
+    if !file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("dfu"))
+    {
+        return Ok(());
+    }
+    let (vid, pid) = dfu_vid_pid(arg)?;
+    let bytes = std::fs::read(file).map_err(|source| RomError::Open {
+        what: file.display().to_string(),
+        source,
+    })?;
+    let dfu = brickless_rom::dfu_file::DfuFile::parse(&bytes).map_err(|e| RomError::BadDfu {
+        path: file.into(),
+        reason: e.to_string(),
+    })?;
+    if dfu.suffix.matches_device(vid, pid) {
+        Ok(())
+    } else {
+        Err(RomError::DfuFileForOtherDevice {
+            path: file.into(),
+            file_vid: dfu.suffix.vendor_id,
+            file_pid: dfu.suffix.product_id,
+            vid,
+            pid,
+        })
+    }
 }
 
 fn finish(t: &Transport, target: DynTarget) -> Result<(), RomError> {
@@ -804,6 +1038,7 @@ fn in_flash(d: &RomDevice, s: &Segment) -> bool {
 }
 
 fn write(a: WriteArgs) -> Result<(), RomError> {
+    check_dfu_suffix(&a.transport, &a.file)?;
     let mut t = connect(&a.transport)?;
     let d = device_of(&t)?;
     let segments = load_image(&a.file, a.address, Some(d))?;
@@ -865,6 +1100,7 @@ fn write(a: WriteArgs) -> Result<(), RomError> {
 }
 
 fn verify(a: VerifyArgs) -> Result<(), RomError> {
+    check_dfu_suffix(&a.transport, &a.file)?;
     let mut t = connect(&a.transport)?;
     let d = device_of(&t).ok();
     let segments = load_image(&a.file, a.address, d)?;
