@@ -174,3 +174,30 @@ fn write_of_a_bad_file_over_a_failing_transport_changes_nothing() {
     );
     assert_eq!(entries(dir.path()), before);
 }
+
+#[test]
+fn dfu_file_for_another_device_is_refused_before_usb() {
+    use brickless_rom::dfu_file::DfuSeBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    // Built for ST's ROM DFU, 0483:df11.
+    let bytes = DfuSeBuilder::single(0x0800_0000, &[0xA5; 64])
+        .build()
+        .unwrap();
+    let file = dir.path().join("fw.dfu");
+    std::fs::write(&file, &bytes).unwrap();
+    let file = file.to_str().unwrap();
+    let before = entries(dir.path());
+
+    let o = run(&["rom", "write", file, "--dfu", "1234:5678"], LIMIT);
+    let e = stderr(&o);
+    assert!(failed(&o));
+    assert!(e.contains("brickless::rom::dfu_mismatch"), "{e}");
+    assert!(e.contains("0483:df11"), "{e}");
+
+    // The matching device is looked for (and is absent here).
+    let o = run(&["rom", "write", file, "--dfu"], LIMIT);
+    let e = stderr(&o);
+    assert!(failed(&o));
+    assert!(e.contains("brickless::rom::dfu_not_found"), "{e}");
+    assert_eq!(entries(dir.path()), before);
+}

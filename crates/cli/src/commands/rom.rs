@@ -601,15 +601,7 @@ pub fn connect(t: &Transport) -> Result<DynTarget, RomError> {
     }
     if let Some(arg) = &t.dfu {
         let (vid, pid) = dfu_vid_pid(arg)?;
-        let target = match dfuse::usb::open_target(vid, pid, "Internal Flash", None) {
-            Ok(t) => t,
-            // ENOENT while listing or opening: no USB bus here, or the device went away.
-            Err(dfuse::usb::OpenError::Usb(e)) if e.os_error() == Some(2) => {
-                return Err(RomError::DfuNotFound { vid, pid })
-            }
-            Err(e) => return Err(e.into()),
-        };
-        return Ok(Box::new(Mapped(target)));
+        return Ok(Box::new(Mapped(open_dfu(vid, pid)?)));
     }
     if let Some(addr) = &t.tcp {
         let link = TcpLink::connect(addr).map_err(|source| RomError::Open {
@@ -636,6 +628,20 @@ pub fn connect(t: &Transport) -> Result<DynTarget, RomError> {
     }
     let host = Usart::connect(link, config)?;
     Ok(Box::new(Mapped(host)))
+}
+
+type UsbDfuTarget = dfuse::DfuseTarget<dfuse::usb::NusbTransport, dfuse::usb::StdDelay>;
+
+/// The ROM's internal-flash alternate setting of DFU device `vid:pid`.
+fn open_dfu(vid: u16, pid: u16) -> Result<UsbDfuTarget, RomError> {
+    match dfuse::usb::open_target(vid, pid, "Internal Flash", None) {
+        Ok(t) => Ok(t),
+        // ENOENT while listing or opening: no USB bus here, or the device went away.
+        Err(dfuse::usb::OpenError::Usb(e)) if e.os_error() == Some(2) => {
+            Err(RomError::DfuNotFound { vid, pid })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn dfu_vid_pid(arg: &str) -> Result<(u16, u16), RomError> {
@@ -691,10 +697,7 @@ fn connect_i2c(path: &Path, _addr: Option<u8>) -> Result<DynTarget, RomError> {
 /// A `.dfu` file's suffix must name the device it goes to (or "any").
 fn check_dfu_suffix(t: &Transport, file: &Path) -> Result<(), RomError> {
     let Some(arg) = &t.dfu else { return Ok(()) };
-    if !file
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("dfu"))
-    {
+    if !is_dfu_file(file) {
         return Ok(());
     }
     let (vid, pid) = dfu_vid_pid(arg)?;
@@ -1037,8 +1040,58 @@ fn in_flash(d: &RomDevice, s: &Segment) -> bool {
     d.page_index(s.address).is_some()
 }
 
+/// A `.dfu` file over DFU, the way DfuSe tools do it: every element of alt setting 0 is
+/// checked against the device's own memory layout, then erased, written and read back (no
+/// device-table entry needed).
+fn write_dfu_file(a: &WriteArgs, vid: u16, pid: u16) -> Result<(), RomError> {
+    let bytes = std::fs::read(&a.file).map_err(|source| RomError::Open {
+        what: a.file.display().to_string(),
+        source,
+    })?;
+    let bad = |e: brickless_rom::dfu_file::DfuFileError| RomError::BadDfu {
+        path: a.file.clone(),
+        reason: e.to_string(),
+    };
+    let file = brickless_rom::dfu_file::DfuFile::parse(&bytes).map_err(bad)?;
+    let mut target = open_dfu(vid, pid)?;
+    let start = target.layout().start();
+    let raw_address = a.address.or(start);
+    let mut p = Progress::new();
+    let t0 = Instant::now();
+    let elements = target.program_dfu_file(&file, 0, raw_address, &mut |pr| match pr {
+        dfuse::Progress::Erase { done, total } => p.update(Phase::Erase, done, total),
+        dfuse::Progress::Write { done, total } => p.update(Phase::Write, done, total),
+        dfuse::Progress::Read { done, total } => p.update(Phase::Verify, done, total),
+    })?;
+    p.done();
+    println!(
+        "wrote and verified {elements} element(s) of {} in {:.1} s",
+        a.file.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    if a.go {
+        let at = a.address.or(start).ok_or_else(|| {
+            RomError::Usage("the device's layout has no start address: give --address".into())
+        })?;
+        target.go(at)?;
+        println!("started the firmware at {at:#010x}");
+    }
+    Ok(())
+}
+
+fn is_dfu_file(file: &Path) -> bool {
+    file.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("dfu"))
+}
+
 fn write(a: WriteArgs) -> Result<(), RomError> {
     check_dfu_suffix(&a.transport, &a.file)?;
+    if let Some(arg) = &a.transport.dfu {
+        if is_dfu_file(&a.file) && a.erase == EraseMode::Auto && !a.no_verify {
+            let (vid, pid) = dfu_vid_pid(arg)?;
+            return write_dfu_file(&a, vid, pid);
+        }
+    }
     let mut t = connect(&a.transport)?;
     let d = device_of(&t)?;
     let segments = load_image(&a.file, a.address, Some(d))?;
