@@ -18,51 +18,25 @@ use crate::target::{Erase, ReadProtection, RomTarget, TargetInfo};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::{Error as _, ErrorKind, I2c, NoAcknowledgeSource};
 
-/// ACK byte.
-pub const ACK: u8 = 0x79;
-/// NACK byte.
-pub const NACK: u8 = 0x1F;
-/// BUSY byte, sent while a no-stretch command works.
-pub const BUSY: u8 = 0x76;
+/// Control bytes and the command codes both protocols share are AN3155's: one definition.
+pub use crate::an3155::{ACK, BUSY, NACK};
 
-/// AN4221 command codes.
+/// AN4221 command codes: AN3155's, plus the no-stretch variants of the long commands.
 pub mod cmd {
-    /// Get: version and the list of supported commands.
-    pub const GET: u8 = 0x00;
-    /// Get Version.
-    pub const GET_VERSION: u8 = 0x01;
-    /// Get ID.
-    pub const GET_ID: u8 = 0x02;
-    /// Read Memory.
-    pub const READ_MEMORY: u8 = 0x11;
-    /// Go.
-    pub const GO: u8 = 0x21;
-    /// Write Memory (clock stretching).
-    pub const WRITE_MEMORY: u8 = 0x31;
+    pub use crate::an3155::cmd::*;
+
     /// Write Memory, no stretch.
     pub const NS_WRITE_MEMORY: u8 = 0x32;
-    /// Extended Erase (clock stretching).
-    pub const EXTENDED_ERASE: u8 = 0x44;
     /// Extended Erase, no stretch.
     pub const NS_EXTENDED_ERASE: u8 = 0x45;
-    /// Write Protect.
-    pub const WRITE_PROTECT: u8 = 0x63;
     /// Write Protect, no stretch.
     pub const NS_WRITE_PROTECT: u8 = 0x64;
-    /// Write Unprotect.
-    pub const WRITE_UNPROTECT: u8 = 0x73;
     /// Write Unprotect, no stretch.
     pub const NS_WRITE_UNPROTECT: u8 = 0x74;
-    /// Readout Protect.
-    pub const READOUT_PROTECT: u8 = 0x82;
     /// Readout Protect, no stretch.
     pub const NS_READOUT_PROTECT: u8 = 0x83;
-    /// Readout Unprotect.
-    pub const READOUT_UNPROTECT: u8 = 0x92;
     /// Readout Unprotect, no stretch.
     pub const NS_READOUT_UNPROTECT: u8 = 0x93;
-    /// Get Checksum (I2C protocol v1.2).
-    pub const GET_CHECKSUM: u8 = 0xA1;
 }
 
 /// Number of command codes Get lists, by I2C protocol version (stm32flash's table): v1.0
