@@ -72,7 +72,7 @@ impl Default for Layout {
 }
 
 /// Erases every page that `[addr, addr + len)` touches, batching page numbers.
-pub fn erase_range<T: RomTarget>(
+pub fn erase_range<T: RomTarget + ?Sized>(
     target: &mut T,
     device: &RomDevice,
     addr: u32,
@@ -177,7 +177,7 @@ fn for_each_block<E>(
 
 /// Writes `data` at `addr` (flash or RAM), padding the first and last write unit with the
 /// erased value. The flash must have been erased.
-pub fn write<T: RomTarget>(
+pub fn write<T: RomTarget + ?Sized>(
     target: &mut T,
     addr: u32,
     data: &[u8],
@@ -200,7 +200,7 @@ pub fn write<T: RomTarget>(
 /// Checks that flash at `addr` holds `data`: with one device-side checksum when the target
 /// offers it (the cheapest verify), else (or on a checksum mismatch, to name the first bad
 /// byte) by reading back.
-pub fn verify<T: RomTarget>(
+pub fn verify<T: RomTarget + ?Sized>(
     target: &mut T,
     addr: u32,
     data: &[u8],
@@ -235,7 +235,7 @@ pub fn verify<T: RomTarget>(
     Ok(())
 }
 
-fn read_back_compare<T: RomTarget>(
+fn read_back_compare<T: RomTarget + ?Sized>(
     target: &mut T,
     addr: u32,
     data: &[u8],
@@ -267,7 +267,7 @@ fn read_back_compare<T: RomTarget>(
 }
 
 /// Reads `buf.len()` bytes at `addr` in transfer-sized blocks.
-pub fn read<T: RomTarget>(
+pub fn read<T: RomTarget + ?Sized>(
     target: &mut T,
     addr: u32,
     buf: &mut [u8],
@@ -285,7 +285,7 @@ pub fn read<T: RomTarget>(
 }
 
 /// Erases the pages `data` touches, writes it and verifies it.
-pub fn program<T: RomTarget>(
+pub fn program<T: RomTarget + ?Sized>(
     target: &mut T,
     device: &RomDevice,
     addr: u32,

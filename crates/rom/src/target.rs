@@ -81,47 +81,8 @@ pub trait RomTarget {
     }
 }
 
-/// A borrowed target is a target (for `dyn RomTarget`).
+/// A borrowed target is a target; `&mut *boxed` turns a `Box<dyn RomTarget>` into one.
 impl<T: RomTarget + ?Sized> RomTarget for &mut T {
-    type Error = T::Error;
-    fn info(&self) -> TargetInfo {
-        (**self).info()
-    }
-    fn max_transfer(&self) -> usize {
-        (**self).max_transfer()
-    }
-    fn read_memory(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), Self::Error> {
-        (**self).read_memory(addr, buf)
-    }
-    fn write_memory(&mut self, addr: u32, data: &[u8]) -> Result<(), Self::Error> {
-        (**self).write_memory(addr, data)
-    }
-    fn erase(&mut self, what: Erase<'_>) -> Result<(), Self::Error> {
-        (**self).erase(what)
-    }
-    fn go(&mut self, addr: u32) -> Result<(), Self::Error> {
-        (**self).go(addr)
-    }
-    fn write_protect(&mut self, sectors: &[u16]) -> Result<(), Self::Error> {
-        (**self).write_protect(sectors)
-    }
-    fn write_unprotect(&mut self) -> Result<(), Self::Error> {
-        (**self).write_unprotect()
-    }
-    fn readout_protect(&mut self) -> Result<(), Self::Error> {
-        (**self).readout_protect()
-    }
-    fn readout_unprotect(&mut self) -> Result<(), Self::Error> {
-        (**self).readout_unprotect()
-    }
-    fn checksum(&mut self, addr: u32, len: u32) -> Result<Option<u32>, Self::Error> {
-        (**self).checksum(addr, len)
-    }
-}
-
-/// A boxed target is a target (the CLI picks the transport at run time).
-#[cfg(feature = "std")]
-impl<T: RomTarget + ?Sized> RomTarget for std::boxed::Box<T> {
     type Error = T::Error;
     fn info(&self) -> TargetInfo {
         (**self).info()

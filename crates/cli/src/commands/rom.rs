@@ -953,7 +953,7 @@ fn read(a: ReadArgs) -> Result<(), RomError> {
     let mut data = vec![0u8; len as usize];
     let mut p = Progress::new();
     let t0 = Instant::now();
-    program::read(&mut t, start, &mut data, &mut |ph, d, tot| {
+    program::read(&mut *t, start, &mut data, &mut |ph, d, tot| {
         p.update(ph, d, tot)
     })?;
     p.done();
@@ -1127,11 +1127,11 @@ fn write(a: WriteArgs) -> Result<(), RomError> {
         }
     }
     for s in &segments {
-        program::write(&mut t, s.address, &s.data, layout, &mut progress)?;
+        program::write(&mut *t, s.address, &s.data, layout, &mut progress)?;
     }
     if !a.no_verify {
         for s in &segments {
-            program::verify(&mut t, s.address, &s.data, &mut progress)?;
+            program::verify(&mut *t, s.address, &s.data, &mut progress)?;
         }
     }
     p.done();
@@ -1159,7 +1159,7 @@ fn verify(a: VerifyArgs) -> Result<(), RomError> {
     let segments = load_image(&a.file, a.address, d)?;
     let mut p = Progress::new();
     for s in &segments {
-        program::verify(&mut t, s.address, &s.data, &mut |ph, done, tot| {
+        program::verify(&mut *t, s.address, &s.data, &mut |ph, done, tot| {
             p.update(ph, done, tot)
         })?;
     }
@@ -1197,7 +1197,7 @@ fn erase(a: EraseArgs) -> Result<(), RomError> {
         let len = parse_u32(len).map_err(RomError::Usage)?;
         let d = device_of(&t)?;
         let mut p = Progress::new();
-        program::erase_range(&mut t, d, addr, len, &mut |ph, done, tot| {
+        program::erase_range(&mut *t, d, addr, len, &mut |ph, done, tot| {
             p.update(ph, done, tot)
         })?;
         p.done();
