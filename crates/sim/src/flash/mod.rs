@@ -38,6 +38,17 @@
 //! those units without failing, as a bootloader's NMI-trapping scan does. The same seed and the
 //! same cut point always give the same bytes.
 //!
+//! # Unstable torn units
+//! A half-programmed or half-erased cell does not hold a stable value: each read may sense it
+//! differently. [`SimFlash::set_unstable_torn`] turns that on: every unit left torn by a cut
+//! (program or erase) remembers which bits the interrupted operation was changing, and each
+//! read that touches it returns fresh values for those bits (the other bits keep their
+//! value). On SEC/DED families such a read sometimes faults ([`SimFlashError::Ecc`]) and
+//! sometimes returns a value. The values derive from the seed and a read counter that is part
+//! of the model (cloned with it), so a run replays identically. Off by default; the marks are
+//! kept either way (and cleared by erase or reprogramming), so turning it on later applies to
+//! units torn before. Flash files do not store the marks.
+//!
 //! # Cheap clones
 //! The array is stored in 4 KiB copy-on-write chunks (`Arc`), erased chunks not at all, so a
 //! clone of a 2 MiB model copies a few KiB of pointers; the power-cut campaign clones one model
@@ -46,7 +57,9 @@
 pub mod cuts;
 mod persist;
 
+use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use brickless_flash::{EccReport, Geometry, HwFlag, Part, RewriteRule, Sector};
@@ -198,6 +211,33 @@ pub enum TearAt {
     Last,
 }
 
+/// Units left torn by a cut (absolute address) and the bits the interrupted operation was
+/// changing in each (the bits that may read differently when unstable reads are on).
+type Marginal = BTreeMap<u32, [u8; brickless_flash::MAX_WRITE_UNIT]>;
+
+/// A read counter that `read(&self)` can advance; cloned by value (a clone continues from the
+/// same count, so a cloned model replays the same reads identically).
+#[derive(Debug, Default)]
+struct ReadTicks(AtomicU64);
+
+impl Clone for ReadTicks {
+    fn clone(&self) -> Self {
+        ReadTicks(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+/// One counted flash operation, as recorded by [`SimFlash::record_ops`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoggedOp {
+    /// Operation number ([`SimFlash::op_count`] when it started).
+    pub op: u64,
+    /// Absolute start address.
+    pub addr: u32,
+    /// Bytes programmed, or bytes erased.
+    pub len: u32,
+    pub erase: bool,
+}
+
 /// The state of one write unit, for tests and tools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnitState {
@@ -227,6 +267,10 @@ pub struct SimFlash {
     powered: bool,
     elapsed_us: u64,
     elapsed_max_us: u64,
+    marginal: Arc<Marginal>,
+    unstable_torn: bool,
+    read_ticks: ReadTicks,
+    op_log: Option<Vec<LoggedOp>>,
 }
 
 impl std::fmt::Debug for SimFlash {
@@ -287,7 +331,39 @@ impl SimFlash {
             powered: true,
             elapsed_us: 0,
             elapsed_max_us: 0,
+            marginal: Arc::new(Marginal::new()),
+            unstable_torn: false,
+            read_ticks: ReadTicks::default(),
+            op_log: None,
         }
+    }
+
+    /// Makes torn units read unstably (see the module documentation): on F4/F7/L0 the bits
+    /// the interrupted operation was changing take fresh values on every read; on SEC/DED
+    /// families a read of a torn unit faults or returns such a value, varying per read.
+    pub fn set_unstable_torn(&mut self, on: bool) {
+        self.unstable_torn = on;
+    }
+
+    /// Whether torn units read unstably.
+    pub fn unstable_torn(&self) -> bool {
+        self.unstable_torn
+    }
+
+    /// Absolute addresses of the units in `range` left torn by a cut and not erased or
+    /// reprogrammed since (on every family, with or without ECC).
+    pub fn marginal_units(&self, range: Range<u32>) -> Vec<u32> {
+        self.marginal.range(range).map(|(a, _)| *a).collect()
+    }
+
+    /// Starts (or stops and drops) a log of every counted operation from now on.
+    pub fn record_ops(&mut self, on: bool) {
+        self.op_log = on.then(Vec::new);
+    }
+
+    /// The operations logged since [`SimFlash::record_ops`]`(true)` (empty when off).
+    pub fn op_log(&self) -> &[LoggedOp] {
+        self.op_log.as_deref().unwrap_or(&[])
     }
 
     /// The part this array belongs to.
@@ -419,6 +495,8 @@ impl SimFlash {
     /// outside `bytes` keep their value) and loses any ECC error.
     pub fn preload(&mut self, addr: u32, bytes: &[u8]) -> Result<(), SimFlashError> {
         self.mapped(addr, bytes.len())?;
+        let unit = self.geometry.write_unit;
+        self.clear_marginal(addr - addr % unit, addr + bytes.len() as u32);
         let mut done = 0usize;
         while done < bytes.len() {
             let off = (addr - self.geometry.base()) as usize + done;
@@ -492,6 +570,7 @@ impl SimFlash {
     /// Programs `data` at absolute `addr` (one operation).
     pub fn program_abs(&mut self, addr: u32, data: &[u8]) -> Result<(), SimFlashError> {
         let phase = self.begin_op()?;
+        self.log_op(addr, data.len() as u32, false);
         if phase == Some(CutPhase::Before) {
             return Err(self.lose_power());
         }
@@ -523,6 +602,7 @@ impl SimFlash {
     /// Erases the sectors covering exactly `[from, to)` (absolute; one operation).
     pub fn erase_abs(&mut self, from: u32, to: u32) -> Result<(), SimFlashError> {
         let phase = self.begin_op()?;
+        self.log_op(from, to.saturating_sub(from), true);
         if phase == Some(CutPhase::Before) {
             return Err(self.lose_power());
         }
@@ -572,6 +652,32 @@ impl SimFlash {
             }
             _ => Ok(None),
         }
+    }
+
+    fn log_op(&mut self, addr: u32, len: u32, erase: bool) {
+        let op = self.ops - 1;
+        if let Some(log) = &mut self.op_log {
+            log.push(LoggedOp {
+                op,
+                addr,
+                len,
+                erase,
+            });
+        }
+    }
+
+    /// Forgets the torn marks of units in `[from, to)` (absolute): erased or reprogrammed.
+    fn clear_marginal(&mut self, from: u32, to: u32) {
+        if self.marginal.range(from..to).next().is_some() {
+            Arc::make_mut(&mut self.marginal).retain(|a, _| !(from..to).contains(a));
+        }
+    }
+
+    /// Marks the unit at `addr` torn, `changing` holding the bits the operation was changing.
+    fn mark_marginal(&mut self, addr: u32, changing: &[u8]) {
+        let mut mask = [0u8; brickless_flash::MAX_WRITE_UNIT];
+        mask[..changing.len()].copy_from_slice(changing);
+        Arc::make_mut(&mut self.marginal).insert(addr, mask);
     }
 
     /// Which of `n` units (program) or sectors (erase) a Torn cut of operation `op` hits.
@@ -789,6 +895,22 @@ impl SimFlash {
             RewriteRule::NotZeroErr => cur.copy_from_slice(new),
         }
         chunk.set_programmed(u);
+        if let Some(mask) = self.marginal.get(&addr).copied() {
+            // Cells this program drives fully are stable now; on the AND rule the cells it
+            // leaves alone stay half-programmed. Elsewhere the unit is rewritten or poisoned.
+            let mut left = mask;
+            let keep = rule == RewriteRule::BitwiseAnd && {
+                for (m, n) in left.iter_mut().zip(new) {
+                    *m &= if erased == 0xFF { *n } else { !*n };
+                }
+                left.iter().any(|m| *m != 0)
+            };
+            if keep {
+                Arc::make_mut(&mut self.marginal).insert(addr, left);
+            } else {
+                Arc::make_mut(&mut self.marginal).remove(&addr);
+            }
+        }
         Ok(())
     }
 
@@ -823,8 +945,12 @@ impl SimFlash {
         let noise = &mut noise[..new.len()];
         self.noise(op, addr, noise);
         self.charge_program(addr, new.len(), 2);
+        let mut changing = [0u8; brickless_flash::MAX_WRITE_UNIT];
         let chunk = self.chunk_mut(ci);
         let cur = &mut chunk.data[co..co + new.len()];
+        for ((m, c), n) in changing.iter_mut().zip(cur.iter()).zip(new) {
+            *m = if erased == 0xFF { *c & !n } else { !*c & n };
+        }
         for ((c, n), r) in cur.iter_mut().zip(new).zip(noise.iter()) {
             // Programming moves bits away from the erased value; a torn unit got some of them.
             *c = if erased == 0xFF {
@@ -835,9 +961,12 @@ impl SimFlash {
         }
         chunk.set_programmed(u);
         chunk.set_torn(u, poisons);
+        let len = new.len();
+        self.mark_marginal(addr, &changing[..len]);
     }
 
     fn erase_sector(&mut self, sector: Sector) {
+        self.clear_marginal(sector.addr, sector.end());
         let base = self.geometry.base();
         let erased = self.geometry.erased;
         let unit = self.geometry.write_unit as usize;
@@ -874,6 +1003,8 @@ impl SimFlash {
             (sector.addr - base) as usize,
             (sector.end() - base) as usize,
         );
+        // Units fully erased lose their marks; units left half-erased get new ones.
+        let mut marks: Vec<(u32, Option<[u8; brickless_flash::MAX_WRITE_UNIT]>)> = Vec::new();
         for ci in start / CHUNK..end.div_ceil(CHUNK) {
             let (lo, hi) = (start.max(ci * CHUNK), end.min((ci + 1) * CHUNK));
             let Some(arc) = &mut self.chunks[ci] else {
@@ -887,9 +1018,20 @@ impl SimFlash {
                 let addr = base + (ci * CHUNK + u * unit) as u32;
                 let mut state = mix(seed ^ mix(op ^ mix(u64::from(addr) ^ 0x6572_6173)));
                 match state % 3 {
-                    0 => chunk.erase_unit(u, unit, erased),
+                    0 => {
+                        chunk.erase_unit(u, unit, erased);
+                        marks.push((addr, None));
+                    }
                     1 => {} // not reached yet: old data
                     _ => {
+                        let mut changing = [0u8; brickless_flash::MAX_WRITE_UNIT];
+                        for (m, b) in changing
+                            .iter_mut()
+                            .zip(&chunk.data[u * unit..(u + 1) * unit])
+                        {
+                            *m = if erased == 0xFF { !*b } else { *b };
+                        }
+                        marks.push((addr, Some(changing)));
                         for bytes in chunk.data[u * unit..(u + 1) * unit].chunks_mut(8) {
                             state = mix(state);
                             for (b, r) in bytes.iter_mut().zip(state.to_le_bytes()) {
@@ -905,6 +1047,15 @@ impl SimFlash {
                 self.chunks[ci] = None;
             }
         }
+        if !marks.is_empty() {
+            let map = Arc::make_mut(&mut self.marginal);
+            for (addr, mark) in marks {
+                match mark {
+                    Some(m) => map.insert(addr, m),
+                    None => map.remove(&addr),
+                };
+            }
+        }
     }
 
     fn read_checked(&self, addr: u32, buf: &mut [u8], ecc: bool) -> Result<(), SimFlashError> {
@@ -912,6 +1063,10 @@ impl SimFlash {
         let base = self.geometry.base();
         let erased = self.geometry.erased;
         let unit = self.geometry.write_unit as usize;
+        let first_unit = addr - addr % unit as u32;
+        let end = addr + buf.len() as u32;
+        let unstable =
+            ecc && self.unstable_torn && self.marginal.range(first_unit..end).next().is_some();
         let mut done = 0usize;
         while done < buf.len() {
             let off = (addr - base) as usize + done;
@@ -923,10 +1078,10 @@ impl SimFlash {
                 Some(chunk) => {
                     if ecc && chunk.torn_count > 0 {
                         for u in co / unit..(co + take).div_ceil(unit) {
-                            if chunk.is_torn(u) {
-                                return Err(SimFlashError::Ecc {
-                                    addr: base + (ci * CHUNK + u * unit) as u32,
-                                });
+                            let at = base + (ci * CHUNK + u * unit) as u32;
+                            // Unstable marked units are decided below, per read.
+                            if chunk.is_torn(u) && !(unstable && self.marginal.contains_key(&at)) {
+                                return Err(SimFlashError::Ecc { addr: at });
                             }
                         }
                     }
@@ -934,6 +1089,41 @@ impl SimFlash {
                 }
             }
             done += take;
+        }
+        if unstable {
+            self.unstable_read(addr, buf)?;
+        }
+        Ok(())
+    }
+
+    /// Re-senses the marked units a read touches: fresh values for the bits their interrupted
+    /// operation was changing; on SEC/DED families a torn unit may fault instead.
+    fn unstable_read(&self, addr: u32, buf: &mut [u8]) -> Result<(), SimFlashError> {
+        let unit = self.geometry.write_unit;
+        let end = addr + buf.len() as u32;
+        let tick = self.read_ticks.0.fetch_add(1, Ordering::Relaxed);
+        let faults = self.geometry.ecc.detects_double_errors();
+        for (&at, mask) in self.marginal.range(addr - addr % unit..end) {
+            let mut state = mix(self.seed ^ mix(tick ^ mix(u64::from(at) ^ 0x756E_7374)));
+            if faults && self.unit_state(at) == Some(UnitState::Torn) {
+                state = mix(state);
+                if state & 1 == 0 {
+                    return Err(SimFlashError::Ecc { addr: at });
+                }
+            }
+            for i in 0..unit {
+                if i % 8 == 0 {
+                    state = mix(state);
+                }
+                let a = at + i;
+                if a < addr || a >= end {
+                    continue;
+                }
+                let r = state.to_le_bytes()[(i % 8) as usize];
+                let b = &mut buf[(a - addr) as usize];
+                let m = mask[i as usize];
+                *b = (*b & !m) | (r & m);
+            }
         }
         Ok(())
     }
