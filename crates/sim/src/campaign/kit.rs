@@ -112,7 +112,12 @@ pub struct McubootKit {
 
 impl McubootKit {
     pub fn new() -> McubootKit {
-        let sk = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        McubootKit::with_seed([7u8; 32])
+    }
+
+    /// A kit with another ed25519 key (e.g. images a device must refuse: wrong signer).
+    pub fn with_seed(seed: [u8; 32]) -> McubootKit {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
         let key = brickless_image::keys::SigningKey::Ed25519(sk);
         let keys: &'static [PublicKey] = Box::leak(Box::new([key.public_key()]));
         McubootKit { key, keys }

@@ -13,6 +13,7 @@
 //!   else a *brick*;
 //! - the most-erased sector stays within the strategy's bound (uncut wear + 2 per cut).
 pub mod bench;
+pub mod history;
 pub mod kit;
 pub mod layout_file;
 
@@ -551,6 +552,10 @@ pub struct RowReport {
     /// The first few failures, for debugging.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+    /// Update steps the row's device goes through (1 for a single-update flow).
+    pub updates: u64,
+    /// Erases of a state copy (state-log compactions) in the uncut run.
+    pub compactions: u64,
 }
 
 /// Runs one row. `progress(done, total)` is called as sequences finish.
@@ -579,6 +584,9 @@ pub fn run_row(scn: &Scenario, plan: CutPlan, progress: &mut dyn FnMut(u64, u64)
         max_boots: 0,
         max_wear: 0,
         failures: Vec::new(),
+        updates: 1,
+        compactions: history::state_erases(&confirm_probe.flash, &scn.layout)
+            - history::state_erases(&base.flash, &scn.layout),
     };
     let record = |row: &mut RowReport, label: &dyn Fn() -> String, o: Outcome| {
         row.cut_points += 1;
