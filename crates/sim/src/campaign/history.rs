@@ -308,12 +308,7 @@ impl History {
                 _ => (upgrade_v(&mut rng), upgrade_c(&mut rng)),
             };
             let version = packed_version(version, build_no);
-            let mut bytes = build(
-                version,
-                counter,
-                size(&mut rng),
-                kind == StepKind::WrongKey,
-            );
+            let mut bytes = build(version, counter, size(&mut rng), kind == StepKind::WrongKey);
             if kind == StepKind::Tampered {
                 let at = bytes.len() / 2;
                 bytes[at] ^= 0x20;
@@ -353,8 +348,7 @@ impl History {
             };
             let verified = next(&mut rng) % 2 == 0;
             let img = &images[image];
-            let acceptable =
-                img.genuine && img.counter >= base_c && img.version.packed() >= base_v;
+            let acceptable = img.genuine && img.counter >= base_c && img.version.packed() >= base_v;
             let test_refused = mode == UpgradeMode::Test && strategy == StrategyKind::Overwrite;
             let request = if test_refused {
                 Err(Error::RevertUnsupported)
@@ -716,7 +710,9 @@ impl Device {
                 }
             }
             StepKind::StagingDuringTrial if !self.app.staged_next => {
-                let next = e.next.expect("staging-during-trial steps name their next image");
+                let next = e
+                    .next
+                    .expect("staging-during-trial steps name their next image");
                 let result = stage(h, &mut self.flash, buf, &h.images[next].bytes);
                 if !self.flash.is_powered() {
                     return Err(LifeEnd::PowerLost);
@@ -777,7 +773,8 @@ impl Device {
                 }
                 Err(err) => {
                     return LifeEnd::Failed(format!(
-                        "boot {boot}: engine error with power on: {err}"
+                        "boot {boot}: engine error with power on: {err} (flash status: {:?})",
+                        self.flash.bank_flag(0)
                     ))
                 }
             };
@@ -862,7 +859,9 @@ impl Device {
                 }
             }
         }
-        Err(label(format!("the step did not end within {MAX_LIVES} lives")))
+        Err(label(format!(
+            "the step did not end within {MAX_LIVES} lives"
+        )))
     }
 }
 
@@ -942,7 +941,12 @@ impl History {
             .flash
             .op_log()
             .iter()
-            .filter(|o| o.erase && state.iter().any(|r| o.addr < r.end() && r.start < o.addr + o.len))
+            .filter(|o| {
+                o.erase
+                    && state
+                        .iter()
+                        .any(|r| o.addr < r.end() && r.start < o.addr + o.len)
+            })
             .map(|o| o.op)
             .collect();
         Reference {
@@ -990,7 +994,12 @@ struct Tally<'a> {
 }
 
 impl Tally<'_> {
-    fn record(&mut self, label: &dyn Fn() -> String, d: Option<&Device>, verdict: Result<(), String>) {
+    fn record(
+        &mut self,
+        label: &dyn Fn() -> String,
+        d: Option<&Device>,
+        verdict: Result<(), String>,
+    ) {
         self.row.cut_points += 1;
         if let Some(d) = d {
             self.row.unverified_boots += d.unverified_boots;
@@ -1086,7 +1095,12 @@ impl History {
                 let mut picked: Vec<u64> = ops
                     .clone()
                     .filter(|op| (op - ops.start) % stride == offset % stride)
-                    .chain(r.compaction_ops.iter().copied().filter(|op| ops.contains(op)))
+                    .chain(
+                        r.compaction_ops
+                            .iter()
+                            .copied()
+                            .filter(|op| ops.contains(op)),
+                    )
                     .collect();
                 picked.sort_unstable();
                 picked.dedup();
@@ -1194,9 +1208,7 @@ impl History {
             d.flash.arm_cut(c);
             match d.run_step(self, true) {
                 Ok(_) => d.flash.disarm_cut(),
-                Err(why) => {
-                    return tally.record(&|| format!("cuts {cuts:?}"), Some(&d), Err(why))
-                }
+                Err(why) => return tally.record(&|| format!("cuts {cuts:?}"), Some(&d), Err(why)),
             };
         }
         let v = self.finish(&mut d, r, horizon);

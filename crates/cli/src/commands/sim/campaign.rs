@@ -2,9 +2,13 @@
 //! model of each part, and prove the device still boots a verified image.
 use brickless_boot::StrategyKind;
 use brickless_sim::campaign::bench::{bench_report, BenchRow};
+use brickless_sim::campaign::history::{
+    History, HistoryOptions, HistoryPlan, DEFAULT_HORIZON, DEFAULT_STEPS, FLOW_NAME,
+};
 use brickless_sim::campaign::layout_file::parse_layout;
 use brickless_sim::campaign::{
-    reduced_scenario, run_row, CutPlan, Flow, RowReport, Scenario, CAMPAIGN_PARTS, DEFAULT_BUFFER,
+    reduced_scenario, run_row, CutPlan, Flow, Kit, RowReport, Scenario, CAMPAIGN_PARTS,
+    DEFAULT_BUFFER,
 };
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,24 +24,42 @@ pub struct CampaignArgs {
     /// Default: both.
     #[arg(long, value_delimiter = ',')]
     pub strategy: Vec<String>,
-    /// Flows to test: test-confirm, test-revert, permanent, confirm-cut, downgrade.
-    /// Default: all.
+    /// Flows to test: test-confirm, test-revert, permanent, confirm-cut, downgrade (one
+    /// update from a fresh device each), and history (one device through `--steps` updates of
+    /// every kind: test + confirm, test never confirmed, permanent, downgrades by version and
+    /// by security counter, tampered images, staging during an unconfirmed trial; on the
+    /// reduced geometry, so the state log compacts many times). Default: all.
     #[arg(long, value_delimiter = ',')]
     pub flow: Vec<String>,
-    /// Cut at every operation of each flow, each before, torn and after (the full set).
+    /// Cut at every operation of each flow, each before, torn and after (the full set; for a
+    /// history, every operation of every step, each cut followed by the recovery, the rest
+    /// of the step and one more step, all checked against the reference).
     /// Without it a sample of about `--sample` operations per flow is cut.
     #[arg(long, conflicts_with_all = ["pairs", "random"])]
     pub exhaustive: bool,
-    /// Operations sampled per flow when not exhaustive.
+    /// Operations sampled per flow when not exhaustive. A history samples 8 times as many,
+    /// plus every compaction of its state log, plus `--sample` random pairs of cuts.
     #[arg(long, default_value_t = 16)]
     pub sample: u64,
     /// Every pair of cuts (a cut in the flow, then a cut in the recovery), on a reduced
-    /// geometry with the family's rules and small sectors.
+    /// geometry with the family's rules and small sectors. For a history: every cut of every
+    /// step, then every cut in the rest of that step (long: minutes per row).
     #[arg(long, conflicts_with = "random")]
     pub pairs: bool,
     /// This many random sequences of 1 to 5 cuts per row.
     #[arg(long, value_name = "RUNS")]
     pub random: Option<u32>,
+    /// Update steps of a history (the flow `history`).
+    #[arg(long, default_value_t = DEFAULT_STEPS)]
+    pub steps: usize,
+    /// Images of a history: `fast` (hash only) or `mcuboot` (ed25519-signed, verified by
+    /// the real check; adds images signed with a wrong key).
+    #[arg(long, default_value = "fast", value_name = "KIT")]
+    pub history_kit: String,
+    /// History rows: torn units read unstably (a half-programmed cell reads differently on
+    /// each read; on ECC families it faults on some reads and returns a value on others).
+    #[arg(long)]
+    pub unstable_torn: bool,
     /// Seed for random cut sequences and the model's torn contents.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -49,7 +71,8 @@ pub struct CampaignArgs {
     #[arg(long, value_name = "FILE")]
     pub layout: Option<std::path::PathBuf>,
     /// Print one JSON object per row (fields part, strategy, flow, cut_points, bricks,
-    /// unverified_boots, ops, max_boots, max_wear) instead of a table.
+    /// unverified_boots, ops, max_boots, max_wear, updates, compactions, and failures when
+    /// there are any) instead of a table.
     #[arg(long)]
     pub json: bool,
     /// Print the upgrade benchmark instead: flash operations, erases per sector and modelled
@@ -107,13 +130,40 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
         "swap, overwrite",
         StrategyKind::from_name,
     )?;
+    let mut default_flows: Vec<Option<Flow>> = Flow::ALL.into_iter().map(Some).collect();
+    if args.layout.is_none() {
+        default_flows.push(None);
+    }
+    // `None` stands for the history flow.
     let flows = parse_list(
         &args.flow,
-        Flow::ALL.to_vec(),
+        default_flows,
         "flow",
-        "test-confirm, test-revert, permanent, confirm-cut, downgrade",
-        Flow::from_name,
+        "test-confirm, test-revert, permanent, confirm-cut, downgrade, history",
+        |name| {
+            if name.eq_ignore_ascii_case(FLOW_NAME) {
+                Some(None)
+            } else {
+                Flow::from_name(name).map(Some)
+            }
+        },
     )?;
+    if args.layout.is_some() && flows.contains(&None) {
+        return Err(miette!(
+            help = "drop --layout, or pick the single-update flows with --flow",
+            "a history runs on the reduced geometry of each part, not on a layout file"
+        ));
+    }
+    let kit = match args.history_kit.to_ascii_lowercase().as_str() {
+        "fast" => Kit::Fast,
+        "mcuboot" => Kit::Mcuboot,
+        other => {
+            return Err(miette!(
+                help = "known kits: fast, mcuboot",
+                "unknown history kit `{other}`"
+            ))
+        }
+    };
 
     if args.bench {
         let rows = bench_report(&parts, args.buffer).map_err(|e| miette!("{e}"))?;
@@ -169,6 +219,25 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
         }
     };
 
+    let history_plan = match plan {
+        CutPlan::Every => HistoryPlan::Every,
+        CutPlan::Pairs => HistoryPlan::Pairs,
+        CutPlan::Random {
+            runs,
+            max_cuts,
+            seed,
+        } => HistoryPlan::Random {
+            runs,
+            max_cuts,
+            seed,
+        },
+        CutPlan::Sample { ops, offset } => HistoryPlan::Sample {
+            ops: ops * 8,
+            offset,
+            pairs: ops as u32,
+        },
+    };
+
     let mut scenarios = Vec::new();
     for p in &parts {
         let strategies = match &file_layout {
@@ -177,6 +246,19 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
         };
         for strategy in strategies {
             for &flow in &flows {
+                let Some(flow) = flow else {
+                    let opts = HistoryOptions {
+                        steps: args.steps,
+                        kit,
+                        seed: args.seed,
+                        unstable_torn: args.unstable_torn,
+                        staging_during_trial: true,
+                    };
+                    let h = History::generate(p, strategy, &opts)
+                        .map_err(|e| miette!("{}: reduced layout: {e}", p.name))?;
+                    scenarios.push(Row::History(Box::new(h)));
+                    continue;
+                };
                 let mut scn = match (&file_layout, plan) {
                     (Some(l), _) => Scenario::with_layout(p, *l, flow),
                     (None, CutPlan::Pairs) => reduced_scenario(p, strategy, flow)
@@ -202,7 +284,7 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
                         p.name
                     ));
                 }
-                scenarios.push(scn);
+                scenarios.push(Row::Flow(Box::new(scn)));
             }
         }
     }
@@ -214,7 +296,7 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
     );
     if !args.json {
         println!(
-            "{:22} {:9} {:12} {:>6} {:>10} {:>6} {:>10} {:>9} {:>8}",
+            "{:22} {:9} {:12} {:>6} {:>10} {:>6} {:>10} {:>9} {:>8} {:>7} {:>7}",
             "part",
             "strategy",
             "flow",
@@ -223,27 +305,27 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
             "bricks",
             "unverified",
             "max boots",
-            "max wear"
+            "max wear",
+            "updates",
+            "compact"
         );
     }
     let mut rows: Vec<RowReport> = Vec::new();
-    for scn in &scenarios {
-        bar.set_message(format!(
-            "{} {} {}",
-            scn.part.name,
-            scn.layout.strategy().name(),
-            scn.flow.name()
-        ));
-        let row = run_row(scn, plan, &mut |done, total| {
+    for row_kind in &scenarios {
+        let (part, strategy, flow) = match row_kind {
+            Row::Flow(scn) => (scn.part.name, scn.layout.strategy(), scn.flow.name()),
+            Row::History(h) => (h.part.name, h.layout.strategy(), FLOW_NAME),
+        };
+        bar.set_message(format!("{part} {} {flow}", strategy.name()));
+        let mut progress = |done: u64, total: u64| {
             if total > 0 && done % 64 == 0 {
-                bar.set_message(format!(
-                    "{} {} {} {done}/{total}",
-                    scn.part.name,
-                    scn.layout.strategy().name(),
-                    scn.flow.name()
-                ));
+                bar.set_message(format!("{part} {} {flow} {done}/{total}", strategy.name()));
             }
-        });
+        };
+        let row = match row_kind {
+            Row::Flow(scn) => run_row(scn, plan, &mut progress),
+            Row::History(h) => h.run(history_plan, DEFAULT_HORIZON, &mut progress).row,
+        };
         bar.suspend(|| print_row(&row, args.json));
         rows.push(row);
         bar.inc(1);
@@ -270,6 +352,12 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
     Ok(())
 }
 
+/// One row to run: a single-update flow or a history.
+enum Row {
+    Flow(Box<Scenario>),
+    History(Box<History>),
+}
+
 fn print_row(row: &RowReport, json: bool) {
     if json {
         match serde_json::to_string(row) {
@@ -278,7 +366,7 @@ fn print_row(row: &RowReport, json: bool) {
         }
     } else {
         println!(
-            "{:22} {:9} {:12} {:>6} {:>10} {:>6} {:>10} {:>9} {:>8}",
+            "{:22} {:9} {:12} {:>6} {:>10} {:>6} {:>10} {:>9} {:>8} {:>7} {:>7}",
             row.part,
             row.strategy,
             row.flow,
@@ -287,7 +375,9 @@ fn print_row(row: &RowReport, json: bool) {
             row.bricks,
             row.unverified_boots,
             row.max_boots,
-            row.max_wear
+            row.max_wear,
+            row.updates,
+            row.compactions
         );
     }
 }
