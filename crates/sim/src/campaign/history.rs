@@ -189,6 +189,9 @@ pub struct History {
     pub seed: u64,
     pub unstable_torn: bool,
     pub policy: VerifyPolicy,
+    /// Keep a trace of boots and application calls and add it to failures (for debugging
+    /// one sequence with [`History::replay`]).
+    pub trace: bool,
     /// Bytes per `write_staged` call.
     pub stage_chunk: usize,
     /// Image 0 is the factory image in the primary slot.
@@ -393,6 +396,7 @@ impl History {
             seed: opts.seed,
             unstable_torn: opts.unstable_torn,
             policy: VerifyPolicy::EveryBoot,
+            trace: false,
             stage_chunk: (4 * wu).max(128) as usize,
             images,
             steps,
@@ -468,6 +472,8 @@ struct Device {
     unverified_boots: u64,
     staging_refused: u64,
     staging_accepted: u64,
+    /// What happened, when [`History::trace`] is on.
+    log: Vec<String>,
 }
 
 enum LifeEnd {
@@ -551,6 +557,19 @@ impl Device {
             unverified_boots: 0,
             staging_refused: 0,
             staging_accepted: 0,
+            log: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, h: &History, what: impl FnOnce() -> String) {
+        if h.trace {
+            let line = format!(
+                "op {:5} step {:2}: {}",
+                self.flash.op_count(),
+                self.step,
+                what()
+            );
+            self.log.push(line);
         }
     }
 
@@ -564,6 +583,14 @@ impl Device {
             (probe.op_count() > start).then(|| probe.op_count() - 1)
         });
         let result = call(h, &mut self.flash, buf, c);
+        let cut = self.flash.last_cut();
+        self.note(h, || {
+            let what = match c {
+                Call::Request { mode, verified } => format!("request {mode:?} verified {verified}"),
+                Call::Confirm => "confirm".into(),
+            };
+            format!("{what} -> {result:?} (last op {last_op:?}, last cut {cut:?})")
+        });
         let landed = match (self.flash.is_powered(), self.flash.last_cut(), last_op) {
             (true, _, _) => Landed::Yes,
             (false, Some(cut), Some(Some(last))) if cut.op == last => match cut.phase {
@@ -651,6 +678,7 @@ impl Device {
                 };
             }
             if !self.app.staged {
+                self.note(h, || format!("stage image {}", e.image));
                 match stage(h, &mut self.flash, buf, &h.images[e.image].bytes) {
                     Ok(()) => self.app.staged = true,
                     Err(_) if !self.flash.is_powered() => return Err(LifeEnd::PowerLost),
@@ -714,6 +742,9 @@ impl Device {
                     .next
                     .expect("staging-during-trial steps name their next image");
                 let result = stage(h, &mut self.flash, buf, &h.images[next].bytes);
+                self.note(h, || {
+                    format!("stage image {next} during the trial -> {result:?}")
+                });
                 if !self.flash.is_powered() {
                     return Err(LifeEnd::PowerLost);
                 }
@@ -753,7 +784,15 @@ impl Device {
                 }
                 _ => None,
             };
-            let target = match engine(h, &mut self.flash, &mut buf).boot() {
+            let decision = engine(h, &mut self.flash, &mut buf).boot();
+            let cut = self.flash.last_cut();
+            self.note(h, || {
+                format!(
+                    "boot {boot} (state {:?} seq {}) -> {decision:?} (last cut {cut:?})",
+                    peek.phase, peek.seq,
+                )
+            });
+            let target = match decision {
                 Ok(BootDecision::Boot(t)) => t,
                 Ok(BootDecision::Recovery(r)) => {
                     return LifeEnd::Failed(format!("boot {boot}: recovery ({r:?})"))
@@ -779,7 +818,10 @@ impl Device {
                 }
             };
             let image = match identify(h, &self.flash, target.image.size) {
-                Some(i) => i,
+                Some(i) => {
+                    self.note(h, || format!("started image {i} trial {}", target.trial));
+                    i
+                }
                 None => {
                     self.unverified_boots += 1;
                     return LifeEnd::Failed(format!(
@@ -810,13 +852,20 @@ impl Device {
     fn run_step(&mut self, h: &History, stop_at_cut: bool) -> Result<bool, String> {
         let e = h.steps[self.step];
         let step = self.step;
-        let label = |why: String| format!("step {step} ({}): {why}", e.kind.name());
+        let label = |d: &Device, why: String| {
+            let head = format!("step {step} ({}): {why}", e.kind.name());
+            if h.trace {
+                format!("{head}\n  trace:\n    {}", d.log.join("\n    "))
+            } else {
+                head
+            }
+        };
         for _ in 0..MAX_LIVES {
             let armed = self.flash.armed_cut();
             match self.life(h) {
                 LifeEnd::PowerLost => {
                     if armed.is_none() || self.flash.armed_cut().is_some() {
-                        return Err(label("power lost without a cut".into()));
+                        return Err(label(self, "power lost without a cut".into()));
                     }
                     self.flash.power_cycle();
                     if let Some(c) = self.pending_cuts.pop_front() {
@@ -826,22 +875,25 @@ impl Device {
                         return Ok(false);
                     }
                 }
-                LifeEnd::Failed(why) => return Err(label(why)),
+                LifeEnd::Failed(why) => return Err(label(self, why)),
                 LifeEnd::Stable { image, boots } => {
                     self.max_boots = self.max_boots.max(boots);
                     if image != e.after {
-                        return Err(label(format!(
-                            "settled on {}, the reference expects {}",
-                            h.describe(image),
-                            h.describe(e.after)
-                        )));
+                        return Err(label(
+                            self,
+                            format!(
+                                "settled on {}, the reference expects {}",
+                                h.describe(image),
+                                h.describe(e.after)
+                            ),
+                        ));
                     }
                     let state = StateStore::load(&mut self.flash, &h.layout).state;
                     if state.phase != Phase::Idle
                         || state.floor_version != e.floor_version
                         || state.floor_counter != e.floor_counter
                     {
-                        return Err(label(format!(
+                        return Err(label(self, format!(
                             "state {:?} with floor {:#x}/{} after the step, the reference expects idle with floor {:#x}/{}",
                             state.phase,
                             state.floor_version,
@@ -859,9 +911,10 @@ impl Device {
                 }
             }
         }
-        Err(label(format!(
-            "the step did not end within {MAX_LIVES} lives"
-        )))
+        Err(label(
+            self,
+            format!("the step did not end within {MAX_LIVES} lives"),
+        ))
     }
 }
 
@@ -1035,6 +1088,7 @@ impl History {
     fn start(&self, r: &Reference, cuts: &[CutPoint]) -> Result<Device, String> {
         let k = r.step_of(cuts[0].op);
         let mut d = r.snapshots[k].clone();
+        d.log.clear();
         d.pending_cuts = cuts[1..].iter().copied().collect();
         d.flash.arm_cut(cuts[0]);
         if d.run_step(self, true)? {
@@ -1042,6 +1096,20 @@ impl History {
             d.flash.disarm_cut();
         }
         Ok(d)
+    }
+
+    /// Replays one cut sequence (as a row names it) and its checks: `Err` says why it fails,
+    /// with a trace of boots and calls when [`History::trace`] is on.
+    pub fn replay(&self, cuts: &[CutPoint], horizon: usize) -> Result<(), String> {
+        let r = self.reference();
+        if let Some(why) = r.failure.clone() {
+            return Err(why);
+        }
+        if cuts.is_empty() {
+            return Ok(());
+        }
+        let mut d = self.start(&r, cuts)?;
+        self.finish(&mut d, &r, horizon)
     }
 
     /// Operations the rest of `d`'s step would use from here (uncut).
