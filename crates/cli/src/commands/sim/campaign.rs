@@ -60,6 +60,10 @@ pub struct CampaignArgs {
     /// each read; on ECC families it faults on some reads and returns a value on others).
     #[arg(long)]
     pub unstable_torn: bool,
+    /// History rows: leave out the steps that stage an image during an unconfirmed trial
+    /// (to exercise the rest of a swap history on an engine that mishandles them).
+    #[arg(long)]
+    pub no_staging_during_trial: bool,
     /// Seed for random cut sequences and the model's torn contents.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -252,7 +256,7 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
                         kit,
                         seed: args.seed,
                         unstable_torn: args.unstable_torn,
-                        staging_during_trial: true,
+                        staging_during_trial: !args.no_staging_during_trial,
                     };
                     let h = History::generate(p, strategy, &opts)
                         .map_err(|e| miette!("{}: reduced layout: {e}", p.name))?;
