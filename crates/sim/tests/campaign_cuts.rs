@@ -105,6 +105,8 @@ fn every_cut_through_a_state_compaction() {
                 &mut |_, _| {},
             );
             assert_eq!(row.ops, fresh.ops + 1, "{row:#?}");
+            assert_eq!((row.compactions, fresh.compactions), (1, 0), "{row:#?}");
+            assert_eq!((row.updates, fresh.updates), (1, 1), "{row:#?}");
         }
     }
 }

@@ -527,19 +527,22 @@ fn stage(h: &History, flash: &mut SimFlash, buf: &mut [u8], bytes: &[u8]) -> Res
     Ok(())
 }
 
-/// Sum of the erase counts of the sectors of both state copies.
+/// Erases of the state copies so far, from the model's wear: per copy, the highest erase
+/// count of its sectors (a copy is erased whole, whatever number of sectors it spans).
 pub fn state_erases(flash: &SimFlash, layout: &Layout) -> u64 {
     layout
         .spec()
         .state
         .iter()
-        .flat_map(|r| {
+        .map(|r| {
             flash
                 .geometry()
                 .sectors()
-                .filter(move |s| s.addr >= r.start && s.end() <= r.end())
+                .filter(|s| s.addr >= r.start && s.end() <= r.end())
+                .map(|s| u64::from(flash.wear(s.addr).unwrap_or(0)))
+                .max()
+                .unwrap_or(0)
         })
-        .map(|s| u64::from(flash.wear(s.addr).unwrap_or(0)))
         .sum()
 }
 
@@ -818,6 +821,13 @@ impl Device {
                 }
             };
             let image = match identify(h, &self.flash, target.image.size) {
+                Some(i) if !h.images[i].genuine => {
+                    self.unverified_boots += 1;
+                    return LifeEnd::Failed(format!(
+                        "boot {boot}: started {}, which must never verify",
+                        h.describe(i)
+                    ));
+                }
                 Some(i) => {
                     self.note(h, || format!("started image {i} trial {}", target.trial));
                     i
