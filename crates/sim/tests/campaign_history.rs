@@ -255,23 +255,18 @@ fn sample_with_unstable_torn_units() {
 
 /// FAILS on the current engine: staging during an unconfirmed trial is accepted and the
 /// trial then survives the reset. The verdict accepts either engine behaviour for the staging
-/// call (refused, e.g. `Error::StagingLocked`, or accepted) but requires the revert.
+/// call (refused, e.g. `Error::StagingLocked`, or accepted) but requires the revert. (With
+/// staging refused outside `Phase::Idle` every row here passes: checked with a local patch.)
 #[test]
 fn sample_swap_with_staging_during_trial() {
     let mut rows = Vec::new();
     for name in FAMILIES {
-        for unstable_torn in [false, true] {
-            let opts = HistoryOptions {
-                unstable_torn,
-                ..HistoryOptions::default()
-            };
-            let h = history(name, StrategyKind::Swap, opts);
-            assert!(h
-                .steps
-                .iter()
-                .any(|s| s.kind == StepKind::StagingDuringTrial));
-            rows.push(run(&h, SAMPLE));
-        }
+        let h = history(name, StrategyKind::Swap, HistoryOptions::default());
+        assert!(h
+            .steps
+            .iter()
+            .any(|s| s.kind == StepKind::StagingDuringTrial));
+        rows.push(run(&h, SAMPLE));
     }
     check_all(rows);
 }
