@@ -104,6 +104,40 @@ fn history_row_counts_updates_and_compactions() {
 }
 
 #[test]
+fn replay_traces_one_cut_sequence() {
+    let out = brickless(&[
+        "sim",
+        "campaign",
+        "--flow",
+        "history",
+        "--part",
+        "stm32l073rz",
+        "--strategy",
+        "overwrite",
+        "--replay",
+        "300:torn,320:after",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("passes every check"), "{text}");
+    let out = brickless(&[
+        "sim",
+        "campaign",
+        "--flow",
+        "history",
+        "--replay",
+        "12:sideways",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad cut point `12:sideways`"), "{err}");
+}
+
+#[test]
 fn help_explains_the_history_flow() {
     let out = brickless(&["sim", "campaign", "--help"]);
     assert!(out.status.success());

@@ -888,6 +888,19 @@ impl Device {
                 LifeEnd::Failed(why) => return Err(label(self, why)),
                 LifeEnd::Stable { image, boots } => {
                     self.max_boots = self.max_boots.max(boots);
+                    if h.trace {
+                        let spec = h.layout.spec();
+                        let torn =
+                            |r: brickless_boot::Region| self.flash.marginal_units(r.start..r.end());
+                        let line = format!(
+                            "stable on image {image}; torn units left: primary {:x?} secondary {:x?} state {:x?} {:x?}",
+                            torn(spec.primary),
+                            torn(spec.secondary),
+                            torn(spec.state[0]),
+                            torn(spec.state[1])
+                        );
+                        self.note(h, || line);
+                    }
                     if image != e.after {
                         return Err(label(
                             self,

@@ -10,6 +10,7 @@ use brickless_sim::campaign::{
     reduced_scenario, run_row, CutPlan, Flow, Kit, RowReport, Scenario, CAMPAIGN_PARTS,
     DEFAULT_BUFFER,
 };
+use brickless_sim::flash::{CutPhase, CutPoint};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use miette::{miette, IntoDiagnostic};
@@ -64,6 +65,11 @@ pub struct CampaignArgs {
     /// (to exercise the rest of a swap history on an engine that mishandles them).
     #[arg(long)]
     pub no_staging_during_trial: bool,
+    /// History rows: instead of a plan, replay one cut sequence as a failure names it
+    /// (`OP:PHASE`, phase before, torn or after; comma-separated for several cuts) and print
+    /// a trace of every boot and application call, with the torn units left after each step.
+    #[arg(long, value_name = "OP:PHASE", value_delimiter = ',')]
+    pub replay: Vec<String>,
     /// Seed for random cut sequences and the model's torn contents.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -258,8 +264,21 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
                         unstable_torn: args.unstable_torn,
                         staging_during_trial: !args.no_staging_during_trial,
                     };
-                    let h = History::generate(p, strategy, &opts)
+                    let mut h = History::generate(p, strategy, &opts)
                         .map_err(|e| miette!("{}: reduced layout: {e}", p.name))?;
+                    if !args.replay.is_empty() {
+                        h.trace = true;
+                        let cuts = parse_cuts(&args.replay)?;
+                        match h.replay(&cuts, DEFAULT_HORIZON) {
+                            Ok(()) => println!(
+                                "{} {}: the sequence passes every check",
+                                h.part.name,
+                                strategy.name()
+                            ),
+                            Err(why) => println!("{} {}: {why}", h.part.name, strategy.name()),
+                        }
+                        continue;
+                    }
                     scenarios.push(Row::History(Box::new(h)));
                     continue;
                 };
@@ -291,6 +310,16 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
                 scenarios.push(Row::Flow(Box::new(scn)));
             }
         }
+    }
+
+    if !args.replay.is_empty() {
+        if !flows.contains(&None) {
+            return Err(miette!(
+                help = "add --flow history",
+                "--replay re-runs a history's cut sequence"
+            ));
+        }
+        return Ok(());
     }
 
     let bar = ProgressBar::new(scenarios.len() as u64);
@@ -354,6 +383,30 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Parses `OP:PHASE` cut points (`1030:torn`).
+fn parse_cuts(values: &[String]) -> miette::Result<Vec<CutPoint>> {
+    values
+        .iter()
+        .map(|v| {
+            let bad = || {
+                miette!(
+                    help = "write OP:PHASE, e.g. 1030:torn (phases: before, torn, after)",
+                    "bad cut point `{v}`"
+                )
+            };
+            let (op, phase) = v.split_once(':').ok_or_else(bad)?;
+            let op = op.trim().parse().map_err(|_| bad())?;
+            let phase = match phase.trim().to_ascii_lowercase().as_str() {
+                "before" => CutPhase::Before,
+                "torn" => CutPhase::Torn,
+                "after" => CutPhase::After,
+                _ => return Err(bad()),
+            };
+            Ok(CutPoint::new(op, phase))
+        })
+        .collect()
 }
 
 /// One row to run: a single-update flow or a history.
