@@ -1166,7 +1166,7 @@ impl History {
             max_boots: r.max_boots,
             max_wear: r.max_wear,
             failures: Vec::new(),
-            updates: self.steps.len() as u64,
+            updates: r.steps_done() as u64,
             compactions: r.compaction_ops.len() as u64,
         };
         if let Some(why) = &r.failure {

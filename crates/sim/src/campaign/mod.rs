@@ -552,7 +552,8 @@ pub struct RowReport {
     /// The first few failures, for debugging.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
-    /// Update steps the row's device goes through (1 for a single-update flow).
+    /// Update steps the row's device went through uncut (1 for a single-update flow; a
+    /// history's length, or fewer if its uncut run failed).
     pub updates: u64,
     /// Erases of a state copy (state-log compactions) in the uncut run.
     pub compactions: u64,
