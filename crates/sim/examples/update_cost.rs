@@ -6,7 +6,9 @@
 //! `cargo run --release -p brickless-sim --example update_cost [UPDATES]` (default 1000)
 use brickless_boot::state::StateStore;
 use brickless_boot::{
-    default_layout, BootDecision, Engine, ImageVersion, Layout, Region, StrategyKind, UpgradeMode,
+    default_layout,
+    layout::{plan_record_len, RECORD_FIXED_LEN},
+    BootDecision, Engine, ImageVersion, Layout, Region, StrategyKind, UpgradeMode,
 };
 use brickless_flash::part;
 use brickless_sim::campaign::kit::{build_image, Checker};
@@ -62,8 +64,8 @@ fn regions(layout: &Layout) -> [Region; 4] {
 fn version(n: u32) -> ImageVersion {
     ImageVersion {
         major: 1,
-        minor: (n % 200) as u8,
-        revision: (n / 200) as u16,
+        minor: 0,
+        revision: n as u16,
         build: 0,
     }
 }
@@ -80,7 +82,13 @@ fn update(flash: &mut Counting<'_>, layout: Layout, image: &[u8], confirm: bool)
         c.resize(c.len().div_ceil(wu) * wu, layout.erased());
         e.write_staged((i * 4096) as u32, &c).expect("stage");
     }
-    e.request_upgrade(UpgradeMode::Test).expect("request");
+    if let Err(err) = e.request_upgrade(UpgradeMode::Test) {
+        panic!(
+            "request of {:?}: {err} (state {:?})",
+            &image[4..8],
+            e.state()
+        );
+    }
     assert!(matches!(e.boot(), Ok(BootDecision::Boot(t)) if t.trial));
     if confirm {
         e.confirm().expect("confirm");
@@ -142,10 +150,17 @@ fn main() {
             };
             for (i, r) in regions(&layout).iter().enumerate() {
                 let ratio = programmed[i] as f64 / f64::from(size);
-                let (limit, erase_limit) = if i < 2 { limits[i] } else { (0.01, 1) };
+                // State: the four records of an update (request, plan, trial, settled).
+                let records = plan_record_len(layout.primary_units(), layout.write_unit())
+                    + 3 * RECORD_FIXED_LEN.div_ceil(layout.write_unit()) * layout.write_unit();
+                let (limit, erase_limit) = if i < 2 {
+                    limits[i]
+                } else {
+                    (f64::from(records) / f64::from(size), 1)
+                };
                 let erases = max_erases(&sim, *r);
                 println!(
-                    "{flow:<16} {:>10} {:>14} {ratio:>10.3} {limit:>10.2} {erases:>10} {erase_limit:>10}",
+                    "{flow:<16} {:>10} {:>14} {ratio:>10.3} {limit:>10.3} {erases:>10} {erase_limit:>10}",
                     NAMES[i], programmed[i]
                 );
             }
@@ -183,9 +198,18 @@ fn main() {
             })
             .sum();
         let seq = StateStore::load(&mut sim, &layout).state.seq;
+        let worst = layout
+            .spec()
+            .state
+            .iter()
+            .map(|r| max_erases(&sim, *r))
+            .max()
+            .unwrap_or(0);
         println!(
-            "{updates} updates (3 of 4 confirmed): {state_erases} state-sector erases = {:.4} per update, {} records ({:.1} per update)",
+            "{updates} updates (3 of 4 confirmed): {state_erases} state-sector erases ({:.4} per update); \
+             most-erased state sector {worst} times ({:.4} per update, limit 1.0); {} records ({:.1} per update)",
             f64::from(state_erases) / f64::from(updates),
+            f64::from(worst) / f64::from(updates),
             seq,
             f64::from(seq) / f64::from(updates)
         );
