@@ -158,10 +158,9 @@ fn a_dfu_file_programs_every_element() {
     };
     assert_eq!(image.targets().count(), 1);
     let (mut t, _) = setup(d.pid);
-    assert_eq!(
-        t.program_dfu_file(&parsed, 0, None, &mut |_| {}).unwrap(),
-        2
-    );
+    let written = t.program_dfu_file(&parsed, 0, None, &mut |_| {}).unwrap();
+    assert_eq!(written.elements, 2);
+    assert_eq!(written.bytes, (a.len() + b.len()) as u64);
     assert_eq!(flash_bytes(&mut t, 0x0800_0000, a.len()), a);
     assert_eq!(flash_bytes(&mut t, 0x0800_C000, b.len()), b);
 
