@@ -1109,11 +1109,37 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
                     bytes,
                     skipped: 0,
                 };
+                // Erase every page first, each once: an element sharing a page with an
+                // earlier one must not erase what that one wrote. Then write, then verify.
+                self.host.ensure_idle()?;
+                for (k, e) in elements().enumerate() {
+                    let end = u64::from(e.address) + e.data.len() as u64;
+                    let mut at = u64::from(e.address);
+                    while at < end {
+                        let page = layout
+                            .page_at(at as u32)
+                            .ok_or(DfuseError::OutsideLayout { address: at as u32 })?;
+                        let page_end = u64::from(page.start) + u64::from(page.size);
+                        let erased_before = elements().take(k).any(|p| {
+                            let p_start = u64::from(p.address);
+                            p_start < page_end
+                                && u64::from(page.start) < p_start + p.data.len() as u64
+                        });
+                        if !erased_before {
+                            self.host.erase_page(page.start, page.size)?;
+                        }
+                        at = page_end;
+                    }
+                }
                 for e in elements() {
-                    let skipped = self.host.program(&layout, e.address, e.data, progress)?;
+                    let skipped = self.host.write_erased(e.address, e.data, progress)?;
                     written.elements += 1;
                     written.skipped += u64::from(skipped);
                 }
+                for e in elements() {
+                    self.host.verify(e.address, e.data, progress)?;
+                }
+                self.host.ensure_idle()?;
                 Ok(written)
             }
         }
