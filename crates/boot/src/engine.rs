@@ -1,8 +1,8 @@
 //! The boot decision and the application-side operations (request an upgrade, confirm).
 use crate::layout::{Layout, StrategyKind};
-use crate::state::{BootState, InstalledImage, Phase, StateStore};
+use crate::state::{flash_error, BootState, InstalledImage, Phase, StateStore};
 use crate::strategy::{Ctx, Overwrite, Strategy, Swap};
-use crate::{Error, ImageCheck, ImageInfo, NoPlatform, Platform};
+use crate::{Error, Exec, ImageCheck, ImageInfo, NoPlatform, Platform};
 use embedded_storage::nor_flash::NorFlash;
 
 /// What the bootloader should do now.
@@ -20,8 +20,28 @@ pub struct BootTarget {
     /// Absolute address of the slot (the image header).
     pub address: u32,
     pub image: ImageInfo,
-    /// A trial boot: unless the image calls [`Engine::confirm`], the next reset reverts it.
+    /// A trial boot: unless the image calls [`Engine::confirm`], the next reset reverts it
+    /// (or, when [`BootEvent::RevertImpossible`], boots it again as a trial).
     pub trial: bool,
+    /// What this boot did before choosing the image (for the boot log and the application).
+    pub event: BootEvent,
+}
+
+/// What a boot did before it chose the image to start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootEvent {
+    /// Nothing: the installed image starts.
+    None,
+    /// An update was installed for good (a permanent request, or a first image).
+    Installed,
+    /// An update was installed and starts its trial boot.
+    TrialStarted,
+    /// The last trial was not confirmed: the old image was put back.
+    Reverted,
+    /// The last trial was not confirmed, but the old image it would revert to no longer
+    /// verifies (damaged flash): the trial image starts again, still a trial, the
+    /// anti-rollback floor not raised. Confirming it keeps it.
+    RevertImpossible,
 }
 
 /// Why the engine chose recovery.
@@ -62,6 +82,8 @@ pub struct Engine<'b, F, C, P = NoPlatform> {
     platform: P,
     buf: &'b mut [u8],
     policy: VerifyPolicy,
+    /// The state was seen `Idle` since this engine last changed it: staging is allowed.
+    staging_unlocked: bool,
 }
 
 /// Boots the decision loop may take before it must have settled: every pass either returns
@@ -95,6 +117,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
             platform,
             buf,
             policy: VerifyPolicy::EveryBoot,
+            staging_unlocked: false,
         })
     }
 
@@ -139,47 +162,51 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
             .check(&mut self.flash, self.layout.offset(r.start), r.size)
     }
 
-    /// Erases the staging area, ready for [`Engine::write_staged`].
+    /// Erases the staging area, ready for [`Engine::write_staged`]. Refused with
+    /// [`Error::StagingLocked`] unless the state is `Idle`: during a trial the staging area
+    /// holds the image a revert needs, and after a request it holds the requested update.
     pub fn erase_staging(&mut self) -> Result<(), Error> {
+        self.unlock_staging()?;
         let r = self.layout.staging();
         let start = self.layout.offset(r.start);
-        self.flash
-            .erase(start, start + r.size)
-            .map_err(|_| Error::Flash)
+        self.flash.erase(start, start + r.size).map_err(flash_error)
     }
 
     /// Writes update bytes at `offset` inside the staging area (write-unit aligned).
+    /// Refused like [`Engine::erase_staging`] outside `Idle`; [`Error::OutOfRange`] past the
+    /// staging area.
     pub fn write_staged(&mut self, offset: u32, data: &[u8]) -> Result<(), Error> {
         let r = self.layout.staging();
-        let len = u32::try_from(data.len()).map_err(|_| Error::InvalidImage)?;
+        let len = u32::try_from(data.len()).map_err(|_| Error::OutOfRange)?;
         if offset.checked_add(len).is_none_or(|end| end > r.size) {
-            return Err(Error::InvalidImage);
+            return Err(Error::OutOfRange);
         }
+        self.unlock_staging()?;
         self.flash
             .write(self.layout.offset(r.start) + offset, data)
-            .map_err(|_| Error::Flash)
+            .map_err(flash_error)
+    }
+
+    /// Staging is allowed only while `Idle`. Checked once from flash, then remembered until
+    /// this engine changes the phase (only the application side writes while it runs).
+    fn unlock_staging(&mut self) -> Result<(), Error> {
+        if !self.staging_unlocked {
+            if StateStore::load(&mut self.flash, &self.layout).state.phase != Phase::Idle {
+                return Err(Error::StagingLocked);
+            }
+            self.staging_unlocked = true;
+        }
+        Ok(())
     }
 
     /// Application side: ask for the staged image at the next boot. Verifies it first and
-    /// refuses downgrades, so a bad request changes nothing.
+    /// refuses downgrades and images that cannot run here, so a bad request changes nothing.
     pub fn request_upgrade(&mut self, mode: UpgradeMode) -> Result<ImageInfo, Error> {
-        let mut store = StateStore::load(&mut self.flash, &self.layout);
-        if store.state.phase != Phase::Idle {
-            return Err(Error::Busy);
-        }
-        if mode == UpgradeMode::Test && self.layout.strategy() == StrategyKind::Overwrite {
-            return Err(Error::RevertUnsupported);
-        }
+        let mut store = self.request_store(mode)?;
         let new = self.check_staged().ok_or(Error::InvalidImage)?;
         let primary = self.check_primary();
-        if !acceptable(&new, primary.as_ref(), &store.state) {
-            return Err(Error::Downgrade);
-        }
-        let next = BootState {
-            permanent: mode == UpgradeMode::Permanent,
-            ..store.state.next(Phase::Pending)
-        };
-        store.write(&mut self.flash, &self.layout, next, no_digests)?;
+        self.acceptable(&new, primary.as_ref(), &store.state)?;
+        self.record_request(&mut store, mode)?;
         Ok(new)
     }
 
@@ -187,17 +214,28 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
     /// records the request without verifying the staged image. The bootloader still
     /// verifies it and refuses a downgrade, dropping the request.
     pub fn request_upgrade_unverified(&mut self, mode: UpgradeMode) -> Result<(), Error> {
-        let mut store = StateStore::load(&mut self.flash, &self.layout);
+        let mut store = self.request_store(mode)?;
+        self.record_request(&mut store, mode)
+    }
+
+    fn request_store(&mut self, mode: UpgradeMode) -> Result<StateStore, Error> {
+        let store = StateStore::load(&mut self.flash, &self.layout);
         if store.state.phase != Phase::Idle {
             return Err(Error::Busy);
         }
         if mode == UpgradeMode::Test && self.layout.strategy() == StrategyKind::Overwrite {
             return Err(Error::RevertUnsupported);
         }
+        Ok(store)
+    }
+
+    fn record_request(&mut self, store: &mut StateStore, mode: UpgradeMode) -> Result<(), Error> {
         let next = BootState {
             permanent: mode == UpgradeMode::Permanent,
             ..store.state.next(Phase::Pending)
         };
+        // From here the staging area belongs to the request (even if the write is cut).
+        self.staging_unlocked = false;
         store.write(&mut self.flash, &self.layout, next, no_digests)
     }
 
@@ -208,7 +246,10 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
         match store.state.phase {
             Phase::Idle => Ok(()),
             Phase::Trial => {
-                let running = self.check_primary().ok_or(Error::InvalidImage)?;
+                let running = self
+                    .check_primary()
+                    .filter(|p| self.bootable(p, &store.state))
+                    .ok_or(Error::InvalidImage)?;
                 let installed = self.installed(&running);
                 let next = settled(&store.state, Some(&running), installed);
                 store.write(&mut self.flash, &self.layout, next, no_digests)
@@ -221,43 +262,26 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
     /// verified image to start, or recovery. `Err` only for a failing flash operation (on
     /// the model, a power cut); calling again after power returns resumes safely.
     pub fn boot(&mut self) -> Result<BootDecision, Error> {
+        self.staging_unlocked = false;
         let mut store = StateStore::load(&mut self.flash, &self.layout);
+        // An install that failed in this boot is not tried again from the same staged image
+        // (it would fail the same way): the next decision is between what verifies and
+        // recovery.
+        let mut install_failed = false;
+        let mut event = BootEvent::None;
         for _ in 0..MAX_PASSES {
             match store.state.phase {
                 Phase::Idle => {
-                    let recorded = store.state.installed;
-                    if self.policy == VerifyPolicy::RecordedHash
-                        && recorded.size > 0
-                        && recorded.security_counter >= store.state.floor_counter
-                        && self.primary_sha256(recorded.size) == Some(recorded.sha256)
-                    {
-                        let image = ImageInfo {
-                            version: recorded.version,
-                            security_counter: recorded.security_counter,
-                            size: recorded.size,
-                            hash: recorded.sha256,
-                        };
-                        return Ok(self.target(image, false));
-                    }
-                    if let Some(p) = self.check_primary() {
-                        if p.security_counter >= store.state.floor_counter {
-                            if self.policy == VerifyPolicy::RecordedHash {
-                                // Record it once; later boots only hash.
-                                let installed = self.installed(&p);
-                                if installed != recorded {
-                                    let next = BootState {
-                                        installed,
-                                        ..store.state.next(Phase::Idle)
-                                    };
-                                    store.write(&mut self.flash, &self.layout, next, no_digests)?;
-                                }
-                            }
-                            return Ok(self.target(p, false));
-                        }
+                    if let Some(d) = self.boot_installed(&mut store, event)? {
+                        return Ok(d);
                     }
                     // The primary slot is empty or damaged: install a good staged image if any.
-                    match self.check_staged() {
-                        Some(s) if acceptable(&s, None, &store.state) => {
+                    let staged = self.check_staged();
+                    match staged {
+                        Some(s)
+                            if !install_failed
+                                && self.acceptable(&s, None, &store.state).is_ok() =>
+                        {
                             let next = BootState {
                                 permanent: true,
                                 ..store.state.next(Phase::Pending)
@@ -270,7 +294,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                 Phase::Pending => {
                     let primary = self.check_primary();
                     let new = match self.check_staged() {
-                        Some(s) if acceptable(&s, primary.as_ref(), &store.state) => s,
+                        Some(s) if self.acceptable(&s, primary.as_ref(), &store.state).is_ok() => s,
                         _ => {
                             // Nothing acceptable to install: drop the request.
                             store.write(
@@ -282,43 +306,107 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                             continue;
                         }
                     };
-                    let old = primary.filter(|p| p.security_counter >= store.state.floor_counter);
+                    let old = primary.filter(|p| self.bootable(p, &store.state));
                     let result =
                         self.with_strategy(|s, ctx| s.install(ctx, &mut store, &new, old.as_ref()));
-                    if let Some(d) = self.after_install(&mut store, result)? {
-                        return Ok(d);
+                    match self.after_install(&mut store, result)? {
+                        Some(d) => return Ok(d),
+                        None => install_failed = true,
                     }
                 }
                 Phase::Swapping => {
                     let result = self.with_strategy(|s, ctx| s.resume(ctx, &mut store));
-                    if let Some(d) = self.after_install(&mut store, result)? {
-                        return Ok(d);
+                    match self.after_install(&mut store, result)? {
+                        Some(d) => return Ok(d),
+                        None => install_failed = true,
                     }
                 }
                 Phase::Trial => {
-                    // The trial image did not confirm itself: put the old one back, if it is
-                    // still intact (the revert source is never modified, so a resumed revert
-                    // finds it intact too).
-                    if store.state.old_units > 0 && self.check_revert_source() {
-                        let result = self.with_strategy(|s, ctx| s.revert(ctx, &store));
-                        match result {
-                            Ok(()) | Err(Error::Corrupt) | Err(Error::RevertUnsupported) => {}
-                            Err(e) => return Err(e),
+                    // The trial image did not confirm itself: put the old one back. The revert
+                    // source is never modified (and staging is refused during a trial), so a
+                    // resumed revert finds it intact too.
+                    if self.revert_source_intact(&store.state) {
+                        match self.with_strategy(|s, ctx| s.revert(ctx, &store)) {
+                            Ok(()) => {
+                                let next = BootState {
+                                    old_size: 0,
+                                    new_size: 0,
+                                    ..store.state.next(Phase::Idle)
+                                };
+                                store.write(&mut self.flash, &self.layout, next, no_digests)?;
+                                event = BootEvent::Reverted;
+                                continue;
+                            }
+                            Err(Error::Flash(kind)) => return Err(Error::Flash(kind)),
+                            Err(_) => {}
                         }
                     }
+                    // Nothing intact to revert to: never pretend the trial was kept. It starts
+                    // again as a trial, the floor untouched, and says so.
+                    let running = self
+                        .check_primary()
+                        .filter(|p| self.bootable(p, &store.state));
+                    if let Some(img) = running {
+                        return Ok(self.target(img, true, BootEvent::RevertImpossible));
+                    }
                     let next = BootState {
-                        old_units: 0,
-                        new_units: 0,
+                        old_size: 0,
+                        new_size: 0,
                         ..store.state.next(Phase::Idle)
                     };
                     store.write(&mut self.flash, &self.layout, next, no_digests)?;
+                    install_failed = true;
                 }
             }
         }
         Ok(BootDecision::Recovery(RecoveryReason::Unsettled))
     }
 
-    /// After an install attempt: record the outcome and boot, or fall through to another pass.
+    /// The Idle decision: the installed image, if it verifies (or matches its recorded hash)
+    /// and passes the floor.
+    fn boot_installed(
+        &mut self,
+        store: &mut StateStore,
+        event: BootEvent,
+    ) -> Result<Option<BootDecision>, Error> {
+        let recorded = store.state.installed;
+        if self.policy == VerifyPolicy::RecordedHash
+            && recorded.size > 0
+            && recorded.security_counter >= store.state.floor_counter
+            && self.primary_sha256(recorded.size) == Some(recorded.sha256)
+        {
+            // Recorded only after a full check that it runs here.
+            let image = ImageInfo {
+                version: recorded.version,
+                security_counter: recorded.security_counter,
+                size: recorded.size,
+                hash: recorded.hash,
+                exec: Exec::InPlace,
+            };
+            return Ok(Some(self.target(image, false, event)));
+        }
+        let Some(p) = self.check_primary() else {
+            return Ok(None);
+        };
+        if !self.bootable(&p, &store.state) {
+            return Ok(None);
+        }
+        if self.policy == VerifyPolicy::RecordedHash {
+            // Record it once; later boots only hash.
+            let installed = self.installed(&p);
+            if installed != recorded {
+                let next = BootState {
+                    installed,
+                    ..store.state.next(Phase::Idle)
+                };
+                store.write(&mut self.flash, &self.layout, next, no_digests)?;
+            }
+        }
+        Ok(Some(self.target(p, false, event)))
+    }
+
+    /// After an install attempt: record the outcome and boot, or fall through to another pass
+    /// (`None`: the install did not produce a bootable image).
     fn after_install(
         &mut self,
         store: &mut StateStore,
@@ -326,24 +414,26 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
     ) -> Result<Option<BootDecision>, Error> {
         match result {
             Ok(()) => {}
-            Err(Error::Corrupt) => {
+            Err(Error::Flash(kind)) => return Err(Error::Flash(kind)),
+            Err(_) => {
                 // Flash contradicts the plan (hostile or damaged content): give up on the
                 // update; the Idle pass boots whatever still verifies.
                 let next = BootState {
-                    old_units: 0,
-                    new_units: 0,
+                    old_size: 0,
+                    new_size: 0,
                     ..store.state.next(Phase::Idle)
                 };
                 store.write(&mut self.flash, &self.layout, next, no_digests)?;
                 return Ok(None);
             }
-            Err(e) => return Err(e),
         }
-        let installed = self.check_primary();
+        let installed = self
+            .check_primary()
+            .filter(|p| self.bootable(p, &store.state));
         let trial = self.layout.strategy() == StrategyKind::Swap
             && !store.state.permanent
             && store.state.phase == Phase::Swapping
-            && store.state.old_units > 0;
+            && store.state.old_size > 0;
         match installed {
             Some(img) if trial => {
                 store.write(
@@ -352,17 +442,17 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                     store.state.next(Phase::Trial),
                     no_digests,
                 )?;
-                Ok(Some(self.target(img, true)))
+                Ok(Some(self.target(img, true, BootEvent::TrialStarted)))
             }
             Some(img) => {
                 let installed = self.installed(&img);
                 let next = settled(&store.state, Some(&img), installed);
                 store.write(&mut self.flash, &self.layout, next, no_digests)?;
-                Ok(Some(self.target(img, false)))
+                Ok(Some(self.target(img, false, BootEvent::Installed)))
             }
             None => {
-                // The copy did not produce a valid image: undo if possible, then re-decide.
-                if store.state.phase == Phase::Swapping && store.state.old_units > 0 {
+                // The copy did not produce a bootable image: undo if possible, then re-decide.
+                if store.state.phase == Phase::Swapping && store.state.old_size > 0 {
                     store.write(
                         &mut self.flash,
                         &self.layout,
@@ -371,14 +461,43 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                     )?;
                 } else {
                     let next = BootState {
-                        old_units: 0,
-                        new_units: 0,
+                        old_size: 0,
+                        new_size: 0,
                         ..store.state.next(Phase::Idle)
                     };
                     store.write(&mut self.flash, &self.layout, next, no_digests)?;
                 }
                 Ok(None)
             }
+        }
+    }
+
+    /// Whether a verified primary image may start: it runs from the primary slot and its
+    /// security counter is not below the floor.
+    fn bootable(&self, img: &ImageInfo, state: &BootState) -> bool {
+        img.security_counter >= state.floor_counter
+            && img.exec.runs_at(self.layout.spec().primary.start).is_ok()
+    }
+
+    /// Whether `new` may replace what runs now: it runs from the primary slot, it is not below
+    /// the recorded floor, and not older than the bootable primary image.
+    fn acceptable(
+        &self,
+        new: &ImageInfo,
+        primary: Option<&ImageInfo>,
+        state: &BootState,
+    ) -> Result<(), Error> {
+        new.exec.runs_at(self.layout.spec().primary.start)?;
+        let mut min_counter = state.floor_counter;
+        let mut min_version = state.floor_version;
+        if let Some(p) = primary.filter(|p| self.bootable(p, state)) {
+            min_counter = min_counter.max(p.security_counter);
+            min_version = min_version.max(p.version.packed());
+        }
+        if new.security_counter >= min_counter && new.version.packed() >= min_version {
+            Ok(())
+        } else {
+            Err(Error::Downgrade)
         }
     }
 
@@ -408,25 +527,31 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                 version: img.version,
                 security_counter: img.security_counter,
                 sha256,
+                hash: img.hash,
             },
             None => InstalledImage::NONE,
         }
     }
 
-    /// The old image a revert copies back must verify where it sits (secondary, offset 0).
-    fn check_revert_source(&mut self) -> bool {
+    /// The old image a revert copies back must be the one the plan saved (same size), verify
+    /// where it sits (secondary, offset 0) and be bootable.
+    fn revert_source_intact(&mut self, state: &BootState) -> bool {
+        if state.old_size == 0 {
+            return false;
+        }
         let r = self.layout.spec();
         let at = self.layout.offset(r.secondary.start);
         self.check
             .check(&mut self.flash, at, r.primary.size)
-            .is_some()
+            .is_some_and(|img| img.size == state.old_size && self.bootable(&img, state))
     }
 
-    fn target(&self, image: ImageInfo, trial: bool) -> BootDecision {
+    fn target(&self, image: ImageInfo, trial: bool, event: BootEvent) -> BootDecision {
         BootDecision::Boot(BootTarget {
             address: self.layout.spec().primary.start,
             image,
             trial,
+            event,
         })
     }
 
@@ -450,8 +575,8 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
 /// The Idle state after an image is kept for good: the floor rises to it.
 fn settled(state: &BootState, image: Option<&ImageInfo>, installed: InstalledImage) -> BootState {
     let mut next = BootState {
-        old_units: 0,
-        new_units: 0,
+        old_size: 0,
+        new_size: 0,
         permanent: false,
         installed,
         ..state.next(Phase::Idle)
@@ -461,18 +586,6 @@ fn settled(state: &BootState, image: Option<&ImageInfo>, installed: InstalledIma
         next.floor_version = next.floor_version.max(img.version.packed());
     }
     next
-}
-
-/// Whether `new` may replace what runs now: not below the recorded floor, and not older than
-/// the verified primary image.
-fn acceptable(new: &ImageInfo, primary: Option<&ImageInfo>, state: &BootState) -> bool {
-    let mut min_counter = state.floor_counter;
-    let mut min_version = state.floor_version;
-    if let Some(p) = primary.filter(|p| p.security_counter >= state.floor_counter) {
-        min_counter = min_counter.max(p.security_counter);
-        min_version = min_version.max(p.version.packed());
-    }
-    new.security_counter >= min_counter && new.version.packed() >= min_version
 }
 
 fn no_digests<F>(

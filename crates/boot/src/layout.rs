@@ -83,7 +83,7 @@ pub struct Layout {
 pub const DIGEST_LEN: usize = 16;
 
 /// Fixed part of a state record, before digests and padding (see `state.rs`).
-pub const RECORD_FIXED_LEN: u32 = 96;
+pub const RECORD_FIXED_LEN: u32 = 128;
 
 /// Why a layout does not fit the part; every variant says what to change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

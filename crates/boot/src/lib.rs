@@ -27,11 +27,13 @@ pub mod mcuboot;
 pub mod state;
 pub mod strategy;
 
-pub use engine::{BootDecision, BootTarget, Engine, RecoveryReason, UpgradeMode, VerifyPolicy};
+pub use engine::{
+    BootDecision, BootEvent, BootTarget, Engine, RecoveryReason, UpgradeMode, VerifyPolicy,
+};
 pub use layout::{default_layout, Layout, LayoutError, LayoutSpec, Region, StrategyKind};
 pub use state::{BootState, Phase};
 
-use embedded_storage::nor_flash::ReadNorFlash;
+use embedded_storage::nor_flash::{NorFlashErrorKind, ReadNorFlash};
 
 /// An image version as MCUboot's header carries it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -58,8 +60,65 @@ pub struct ImageInfo {
     pub security_counter: u32,
     /// Bytes the image occupies from the slot start (header, payload, TLVs).
     pub size: u32,
-    /// SHA-256 of the image as its TLV states it.
+    /// The image's SHA-256 as its SHA256 TLV states it (what `imgtool dumpinfo` and mcumgr
+    /// show), on every path, whether the image was fully verified or matched a recorded hash.
     pub hash: [u8; 32],
+    /// How the header says the image runs; the engine boots only what can run in place from
+    /// the primary slot.
+    pub exec: Exec,
+}
+
+/// How an image's header says it runs (MCUboot header flags and load address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Exec {
+    /// Executes in place from whichever slot it is installed into.
+    #[default]
+    InPlace,
+    /// Linked to run at this flash address only (MCUboot `ROM_FIXED`).
+    FixedAt(u32),
+    /// The payload is encrypted (MCUboot `ENCRYPTED_AES128/256`): this engine does not decrypt.
+    Encrypted,
+    /// Marked not bootable (MCUboot `NON_BOOTABLE`): data for another image, not code.
+    NonBootable,
+    /// Must be copied to RAM first (MCUboot `RAM_LOAD`): not supported by this engine.
+    RamLoad,
+    /// The payload is compressed (MCUboot `COMPRESSED_LZMA1/2`): not supported by this engine.
+    Compressed,
+}
+
+/// Why a verified image cannot run from the primary slot of this layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotRunnable {
+    /// Encrypted payload.
+    Encrypted,
+    /// Marked not bootable.
+    NonBootable,
+    /// Needs loading into RAM.
+    RamLoad,
+    /// Compressed payload.
+    Compressed,
+    /// Linked for another address than the primary slot's.
+    WrongAddress {
+        /// The address the image was linked for.
+        built_for: u32,
+        /// The primary slot's address, where it would run.
+        slot: u32,
+    },
+}
+
+impl Exec {
+    /// Whether an image with these properties runs from a primary slot at `slot`.
+    pub fn runs_at(self, slot: u32) -> Result<(), NotRunnable> {
+        match self {
+            Exec::InPlace => Ok(()),
+            Exec::FixedAt(a) if a == slot => Ok(()),
+            Exec::FixedAt(built_for) => Err(NotRunnable::WrongAddress { built_for, slot }),
+            Exec::Encrypted => Err(NotRunnable::Encrypted),
+            Exec::NonBootable => Err(NotRunnable::NonBootable),
+            Exec::RamLoad => Err(NotRunnable::RamLoad),
+            Exec::Compressed => Err(NotRunnable::Compressed),
+        }
+    }
 }
 
 /// Checks the image at a flash offset: hash and signature. Implementations must not panic on
@@ -84,8 +143,9 @@ impl Platform for NoPlatform {}
 /// into a decision; these reach the caller only for flash failures and application requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
-    /// A flash operation failed (on the model: power was cut).
-    Flash,
+    /// A flash operation failed, with the driver's error kind (on the model a power cut is
+    /// `Other`; a refusal with power on, e.g. a misaligned write, keeps its own kind).
+    Flash(NorFlashErrorKind),
     /// Flash content contradicts the recorded state (hostile or damaged flash).
     Corrupt,
     /// The copy buffer is too small or not a multiple of the write unit.
@@ -98,12 +158,41 @@ pub enum Error {
     Busy,
     /// A test (revertible) upgrade was asked of a strategy that cannot revert.
     RevertUnsupported,
+    /// Staging was asked while the staging area holds what the engine still needs: the
+    /// revert image of a running trial, or an update already requested.
+    StagingLocked,
+    /// Staged bytes would fall outside the staging area.
+    OutOfRange,
+    /// The image verifies but cannot run from the primary slot (header flags or address).
+    NotRunnable(NotRunnable),
+}
+
+impl From<NotRunnable> for Error {
+    fn from(r: NotRunnable) -> Self {
+        Error::NotRunnable(r)
+    }
+}
+
+impl core::fmt::Display for NotRunnable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            NotRunnable::Encrypted => f.write_str("the image is encrypted; this bootloader does not decrypt"),
+            NotRunnable::NonBootable => f.write_str("the image is marked non-bootable"),
+            NotRunnable::RamLoad => f.write_str("the image must be loaded into RAM; not supported"),
+            NotRunnable::Compressed => f.write_str("the image is compressed; not supported"),
+            NotRunnable::WrongAddress { built_for, slot } => write!(
+                f,
+                "the image is linked to run at {built_for:#010x} but the primary slot is at {slot:#010x}"
+            ),
+        }
+    }
 }
 
 impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            Error::Flash => "a flash operation failed",
+        let text = match self {
+            Error::Flash(kind) => return write!(f, "a flash operation failed ({kind:?})"),
+            Error::NotRunnable(r) => return write!(f, "the staged image cannot run here: {r}"),
             Error::Corrupt => "flash content contradicts the recorded state",
             Error::BufferSize => {
                 "the copy buffer must be at least two write units and a multiple of the write unit"
@@ -116,6 +205,12 @@ impl core::fmt::Display for Error {
             Error::RevertUnsupported => {
                 "this layout's strategy (overwrite) cannot revert: request a permanent upgrade"
             }
-        })
+            Error::StagingLocked => {
+                "the staging area holds the running trial's revert image or a requested update: \
+                 confirm the running image (or let the update finish) before staging another"
+            }
+            Error::OutOfRange => "the staged bytes would fall outside the staging area",
+        };
+        f.write_str(text)
     }
 }

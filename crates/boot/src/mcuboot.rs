@@ -1,7 +1,8 @@
 //! The real [`ImageCheck`]: MCUboot image format, SHA-256 and a signature by one of the given
 //! keys (ed25519 or ECDSA P-256), through `brickless-image`'s streaming verifier.
-use crate::{ImageCheck, ImageInfo, ImageVersion};
-use brickless_image::{verify_image, PublicKey};
+use crate::{Exec, ImageCheck, ImageInfo, ImageVersion};
+use brickless_image::header::flags;
+use brickless_image::{verify_image, ImageHeader, PublicKey};
 use embedded_storage::nor_flash::ReadNorFlash;
 
 /// Accepts an image only if its hash matches and a signature by one of `keys` verifies.
@@ -29,6 +30,25 @@ impl<F: ReadNorFlash> ImageCheck<F> for McubootCheck<'_> {
             security_counter: v.security_counter.unwrap_or(0),
             size: v.tlv_end,
             hash: v.hash,
+            exec: exec_of(&v.header),
         })
+    }
+}
+
+/// How the header says the image runs; the engine refuses all but in-place execution at
+/// the primary slot's address.
+fn exec_of(h: &ImageHeader) -> Exec {
+    if h.flags & (flags::ENCRYPTED_AES128 | flags::ENCRYPTED_AES256) != 0 {
+        Exec::Encrypted
+    } else if h.flags & flags::NON_BOOTABLE != 0 {
+        Exec::NonBootable
+    } else if h.flags & flags::RAM_LOAD != 0 {
+        Exec::RamLoad
+    } else if h.flags & (flags::COMPRESSED_LZMA1 | flags::COMPRESSED_LZMA2) != 0 {
+        Exec::Compressed
+    } else if h.flags & flags::ROM_FIXED != 0 {
+        Exec::FixedAt(h.load_addr)
+    } else {
+        Exec::InPlace
     }
 }

@@ -9,19 +9,22 @@
 //! - when the copy holding the newest record is full, the *other* copy is erased and the new
 //!   record goes there: the newest record is never erased.
 //!
+//! - every record written is read back; a record that does not read back (a unit that was
+//!   already programmed, e.g. with the erased value by a factory tool, or that reads back
+//!   ECC-poisoned) leaves its units used and the record goes to a freshly erased other copy.
+//!
 //! Record layout (little-endian): magic u32, seq u32, len u16, format u8, phase u8,
 //! flags u8, image u8, strategy u8, reserved u8, floor_counter u32, floor_version u64,
-//! old_units u16, new_units u16, unit u32, reserved [u8; 8], then the installed image's
-//! record (size u32, version [u8; 8], security counter u32, SHA-256 [u8; 32]; size 0 = none),
-//! digests (swap plans only:
-//! old units then new units, 16 bytes each), crc32 u32; padded with the erased value to the
-//! write unit.
+//! old_units u16, new_units u16, unit u32, old_size u32, new_size u32, then the installed
+//! image's record (size u32, version [u8; 8], security counter u32, SHA-256 of its bytes
+//! [u8; 32], its SHA256 TLV [u8; 32]; size 0 = none), digests (swap plans only: old units
+//! then new units, 16 bytes each), crc32 u32; padded with the erased value to the write unit.
 use crate::layout::{Layout, Region, DIGEST_LEN, RECORD_FIXED_LEN};
 use crate::Error;
-use embedded_storage::nor_flash::NorFlash;
+use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind};
 
 const MAGIC: u32 = 0x7453_4C42; // "BLSt"
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 const HEADER_LEN: usize = (RECORD_FIXED_LEN - 4) as usize;
 static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
@@ -73,10 +76,10 @@ pub struct BootState {
     pub floor_counter: u32,
     /// Lowest version (packed, see [`crate::ImageVersion::packed`]) an update may carry.
     pub floor_version: u64,
-    /// Swapping/Trial: units the old image occupies (0 = no old image to keep).
-    pub old_units: u16,
-    /// Swapping/Trial: units the new image occupies.
-    pub new_units: u16,
+    /// Swapping/Trial: bytes of the old image kept for a revert (0 = no old image to keep).
+    pub old_size: u32,
+    /// Swapping/Trial: bytes of the new image being installed.
+    pub new_size: u32,
     /// The image in the primary slot as last fully verified (for
     /// [`crate::engine::VerifyPolicy::RecordedHash`]); `size == 0` means none.
     pub installed: InstalledImage,
@@ -88,7 +91,10 @@ pub struct InstalledImage {
     pub size: u32,
     pub version: crate::ImageVersion,
     pub security_counter: u32,
+    /// SHA-256 of the `size` bytes in the primary slot (what later boots compare).
     pub sha256: [u8; 32],
+    /// The image's SHA256 TLV (what [`crate::ImageInfo::hash`] reports).
+    pub hash: [u8; 32],
 }
 
 impl InstalledImage {
@@ -102,6 +108,7 @@ impl InstalledImage {
         },
         security_counter: 0,
         sha256: [0; 32],
+        hash: [0; 32],
     };
 }
 
@@ -114,8 +121,8 @@ impl BootState {
         image: 0,
         floor_counter: 0,
         floor_version: 0,
-        old_units: 0,
-        new_units: 0,
+        old_size: 0,
+        new_size: 0,
         installed: InstalledImage::NONE,
     };
 
@@ -128,23 +135,33 @@ impl BootState {
         }
     }
 
-    fn digest_count(&self) -> u32 {
+    /// Units (of `unit` bytes) the old image occupies.
+    pub fn old_units(&self, unit: u32) -> u32 {
+        self.old_size.div_ceil(unit.max(1))
+    }
+
+    /// Units (of `unit` bytes) the new image occupies.
+    pub fn new_units(&self, unit: u32) -> u32 {
+        self.new_size.div_ceil(unit.max(1))
+    }
+
+    fn digest_count(&self, unit: u32) -> u32 {
         if self.phase == Phase::Swapping {
-            u32::from(self.old_units) + u32::from(self.new_units)
+            self.old_units(unit) + self.new_units(unit)
         } else {
             0
         }
     }
 
-    fn record_len(&self) -> u32 {
-        RECORD_FIXED_LEN + self.digest_count() * DIGEST_LEN as u32
+    fn record_len(&self, unit: u32) -> u32 {
+        RECORD_FIXED_LEN + self.digest_count(unit) * DIGEST_LEN as u32
     }
 
     fn header(&self, unit: u32, strategy: u8) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
         h[4..8].copy_from_slice(&self.seq.to_le_bytes());
-        h[8..10].copy_from_slice(&(self.record_len() as u16).to_le_bytes());
+        h[8..10].copy_from_slice(&(self.record_len(unit) as u16).to_le_bytes());
         h[10] = FORMAT;
         h[11] = self.phase.code();
         h[12] = u8::from(self.permanent);
@@ -152,9 +169,11 @@ impl BootState {
         h[14] = strategy;
         h[16..20].copy_from_slice(&self.floor_counter.to_le_bytes());
         h[20..28].copy_from_slice(&self.floor_version.to_le_bytes());
-        h[28..30].copy_from_slice(&self.old_units.to_le_bytes());
-        h[30..32].copy_from_slice(&self.new_units.to_le_bytes());
+        h[28..30].copy_from_slice(&(self.old_units(unit) as u16).to_le_bytes());
+        h[30..32].copy_from_slice(&(self.new_units(unit) as u16).to_le_bytes());
         h[32..36].copy_from_slice(&unit.to_le_bytes());
+        h[36..40].copy_from_slice(&self.old_size.to_le_bytes());
+        h[40..44].copy_from_slice(&self.new_size.to_le_bytes());
         let i = &self.installed;
         h[44..48].copy_from_slice(&i.size.to_le_bytes());
         h[48] = i.version.major;
@@ -163,6 +182,7 @@ impl BootState {
         h[52..56].copy_from_slice(&i.version.build.to_le_bytes());
         h[56..60].copy_from_slice(&i.security_counter.to_le_bytes());
         h[60..92].copy_from_slice(&i.sha256);
+        h[92..124].copy_from_slice(&i.hash);
         h
     }
 
@@ -174,6 +194,7 @@ impl BootState {
             || h[14] != strategy
             || u32_at(32) != unit
             || h[12] > 1
+            || unit == 0
         {
             return None;
         }
@@ -186,8 +207,8 @@ impl BootState {
             image: h[13],
             floor_counter: u32_at(16),
             floor_version: u64::from_le_bytes(fv),
-            old_units: u16_at(28),
-            new_units: u16_at(30),
+            old_size: u32_at(36),
+            new_size: u32_at(40),
             installed: InstalledImage {
                 size: u32_at(44),
                 version: crate::ImageVersion {
@@ -202,10 +223,19 @@ impl BootState {
                     d.copy_from_slice(&h[60..92]);
                     d
                 },
+                hash: {
+                    let mut d = [0u8; 32];
+                    d.copy_from_slice(&h[92..124]);
+                    d
+                },
             },
         };
+        // The unit counts are redundant with the sizes: a record where they disagree is not
+        // one this code wrote.
+        let consistent = u32::from(u16_at(28)) == state.old_units(unit)
+            && u32::from(u16_at(30)) == state.new_units(unit);
         let len = u32::from(u16_at(8));
-        (len == state.record_len()).then_some((state, len))
+        (consistent && len == state.record_len(unit)).then_some((state, len))
     }
 }
 
@@ -278,16 +308,15 @@ impl StateStore {
     pub fn digest<F: NorFlash>(
         &self,
         flash: &mut F,
+        layout: &Layout,
         set: DigestSet,
         index: u32,
     ) -> Result<[u8; DIGEST_LEN], Error> {
         let at = self.record_at.ok_or(Error::Corrupt)?;
+        let unit = layout.unit();
         let (count, base) = match set {
-            DigestSet::Old => (u32::from(self.state.old_units), 0),
-            DigestSet::New => (
-                u32::from(self.state.new_units),
-                u32::from(self.state.old_units),
-            ),
+            DigestSet::Old => (self.state.old_units(unit), 0),
+            DigestSet::New => (self.state.new_units(unit), self.state.old_units(unit)),
         };
         if self.state.phase != Phase::Swapping || index >= count {
             return Err(Error::Corrupt);
@@ -298,8 +327,14 @@ impl StateStore {
         Ok(d)
     }
 
-    /// Appends `state` (with digests from `digests` when it is a swap plan).
-    /// `digests(set, index)` is asked for each digest in record order.
+    /// Appends `state` (with digests from `digests` when it is a swap plan) and reads it
+    /// back. `digests(set, index)` is asked for each digest in record order.
+    ///
+    /// A record that fails to write or to read back (units programmed earlier, e.g. with the
+    /// erased value by a factory tool; a unit that reads back ECC-poisoned) leaves its units
+    /// used; the record then goes to the start of the other copy, erased first. That copy
+    /// never holds the newest record (it is in `current`, or nowhere), so the erase is safe at
+    /// any cut, and a state area that holds no valid record at all is recovered the same way.
     pub fn write<F: NorFlash>(
         &mut self,
         flash: &mut F,
@@ -308,45 +343,79 @@ impl StateStore {
         mut digests: impl FnMut(&mut F, DigestSet, u32) -> Result<[u8; DIGEST_LEN], Error>,
     ) -> Result<(), Error> {
         let wu = layout.write_unit();
-        let padded = state.record_len().div_ceil(wu) * wu;
+        let padded = state.record_len(layout.unit()).div_ceil(wu) * wu;
         let regions = layout.spec().state;
         let fits = |copy: usize, at: u32| at + padded <= layout.offset(regions[copy].end());
-        let (copy, at) = if fits(self.current, self.append_at[self.current]) {
-            (self.current, self.append_at[self.current])
-        } else {
-            // The newest record lives in `current` (or nowhere): erase the other copy.
-            let other = if self.found { 1 - self.current } else { 0 };
-            let start = layout.offset(regions[other].start);
-            flash
-                .erase(start, start + regions[other].size)
-                .map_err(|_| Error::Flash)?;
-            self.append_at[other] = start;
-            (other, start)
-        };
+        let mut failure = None;
+        if fits(self.current, self.append_at[self.current]) {
+            let at = self.append_at[self.current];
+            match self.write_at(flash, layout, state, self.current, at, &mut digests) {
+                Ok(()) => return Ok(()),
+                Err(e) => failure = Some(e),
+            }
+        }
+        // The current copy is full, or refused the record: compact into the other copy.
+        let other = 1 - self.current;
+        let start = layout.offset(regions[other].start);
+        flash
+            .erase(start, start + regions[other].size)
+            .map_err(flash_error)?;
+        self.append_at[other] = start;
+        if !fits(other, start) {
+            return Err(failure.unwrap_or(Error::Corrupt));
+        }
+        self.write_at(flash, layout, state, other, start, &mut digests)
+    }
+
+    fn write_at<F: NorFlash>(
+        &mut self,
+        flash: &mut F,
+        layout: &Layout,
+        state: BootState,
+        copy: usize,
+        at: u32,
+        digests: &mut impl FnMut(&mut F, DigestSet, u32) -> Result<[u8; DIGEST_LEN], Error>,
+    ) -> Result<(), Error> {
+        let wu = layout.write_unit();
+        let unit = layout.unit();
+        let len = state.record_len(unit);
         let strategy = strategy_code(layout);
-        // Mark the cached position used before writing: a torn write still burns the units.
-        self.append_at[copy] = at + padded;
+        // Mark the cached position used before writing: a torn or refused write still burns
+        // the units.
+        self.append_at[copy] = at + len.div_ceil(wu) * wu;
         let mut w = RecordWriter::new(at, layout.erased());
-        w.push(flash, &state.header(layout.unit(), strategy))?;
+        w.push(flash, &state.header(unit, strategy))?;
         for (set, count) in [
-            (DigestSet::Old, state.old_units),
-            (DigestSet::New, state.new_units),
+            (DigestSet::Old, state.old_units(unit)),
+            (DigestSet::New, state.new_units(unit)),
         ] {
             if state.phase != Phase::Swapping {
                 break;
             }
-            for i in 0..u32::from(count) {
+            for i in 0..count {
                 let d = digests(flash, set, i)?;
                 w.push(flash, &d)?;
             }
         }
         w.finish(flash, wu)?;
+        // Read it back: a unit that was programmed before (PROGERR on some parts, silently
+        // poisoned on others) must not leave a record that is not there.
+        let end = layout.offset(layout.spec().state[copy].end());
+        match try_record(flash, layout, at, end) {
+            Some((back, back_len)) if back == state && back_len == len => {}
+            _ => return Err(Error::Flash(NorFlashErrorKind::Other)),
+        }
         self.state = state;
         self.record_at = Some(at);
         self.current = copy;
         self.found = true;
         Ok(())
     }
+}
+
+/// The engine's error for a failed flash operation, keeping the driver's kind.
+pub(crate) fn flash_error<E: NorFlashError>(e: E) -> Error {
+    Error::Flash(e.kind())
 }
 
 /// `a` is newer than `b` (sequence numbers may wrap after 2^31 records).
@@ -469,7 +538,7 @@ impl RecordWriter {
             self.fill += n;
             *data = &data[n..];
             if self.fill == self.buf.len() {
-                flash.write(self.at, &self.buf).map_err(|_| Error::Flash)?;
+                flash.write(self.at, &self.buf).map_err(flash_error)?;
                 self.at += self.buf.len() as u32;
                 self.fill = 0;
             }
@@ -486,7 +555,7 @@ impl RecordWriter {
             self.buf[self.fill..padded].fill(erased);
             flash
                 .write(self.at, &self.buf[..padded])
-                .map_err(|_| Error::Flash)?;
+                .map_err(flash_error)?;
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 //! cut anywhere, torn writes and half-erased units included, is repaired by re-running, and
 //! an update costs only the erases and writes of the data plus a few state records.
 use crate::layout::{Layout, StrategyKind, DIGEST_LEN};
-use crate::state::{BootState, DigestSet, Phase, StateStore};
+use crate::state::{flash_error, BootState, DigestSet, Phase, StateStore};
 use crate::{Error, ImageInfo, Platform};
 use embedded_storage::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
@@ -37,42 +37,51 @@ impl<F: NorFlash, P: Platform> Ctx<'_, F, P> {
         size.div_ceil(self.unit())
     }
 
+    /// Bytes of unit `i` an image of `size` bytes uses, rounded up to the write unit: the
+    /// only bytes of that unit the strategies read, compare and copy. Whatever follows an
+    /// image inside its last unit (a trailer, garbage, a unit that faults on read) is never
+    /// touched.
+    pub fn span(&self, size: u32, i: u32) -> u32 {
+        let wu = self.layout.write_unit();
+        let rest = size.saturating_sub(i * self.unit());
+        rest.div_ceil(wu).saturating_mul(wu).min(self.unit())
+    }
+
     fn chunk(&self) -> usize {
         let wu = self.layout.write_unit() as usize;
         (self.buf.len().min(self.unit() as usize) / wu) * wu
     }
 
-    /// Erases the unit at `dst` and copies the unit at `src` into it.
-    pub fn copy_unit(&mut self, src: u32, dst: u32) -> Result<(), Error> {
+    /// Erases the unit at `dst` and copies the first `len` bytes of the unit at `src` into it.
+    pub fn copy_unit(&mut self, src: u32, dst: u32, len: u32) -> Result<(), Error> {
         self.platform.tick();
         let unit = self.unit();
-        self.flash
-            .erase(dst, dst + unit)
-            .map_err(|_| Error::Flash)?;
+        self.flash.erase(dst, dst + unit).map_err(flash_error)?;
         let chunk = self.chunk();
         let mut done = 0;
-        while done < unit {
-            let n = (unit - done).min(chunk as u32) as usize;
+        while done < len.min(unit) {
+            let n = (len.min(unit) - done).min(chunk as u32) as usize;
             // The source is intact by construction; a read error means damaged flash.
             self.flash
                 .read(src + done, &mut self.buf[..n])
                 .map_err(|_| Error::Corrupt)?;
             self.flash
                 .write(dst + done, &self.buf[..n])
-                .map_err(|_| Error::Flash)?;
+                .map_err(flash_error)?;
             done += n as u32;
         }
         Ok(())
     }
 
-    /// Truncated SHA-256 of the unit at `at`; `None` if any part of it is unreadable.
-    pub fn digest(&mut self, at: u32) -> Option<[u8; DIGEST_LEN]> {
-        let unit = self.unit();
+    /// Truncated SHA-256 of the first `len` bytes of the unit at `at`; `None` if any of
+    /// them is unreadable.
+    pub fn digest(&mut self, at: u32, len: u32) -> Option<[u8; DIGEST_LEN]> {
+        let len = len.min(self.unit());
         let chunk = self.chunk();
         let mut h = Sha256::new();
         let mut done = 0;
-        while done < unit {
-            let n = (unit - done).min(chunk as u32) as usize;
+        while done < len {
+            let n = (len - done).min(chunk as u32) as usize;
             self.flash.read(at + done, &mut self.buf[..n]).ok()?;
             h.update(&self.buf[..n]);
             done += n as u32;
@@ -83,14 +92,15 @@ impl<F: NorFlash, P: Platform> Ctx<'_, F, P> {
         Some(d)
     }
 
-    /// Whether the units at `a` and `b` hold the same bytes (unreadable counts as different).
-    pub fn same(&mut self, a: u32, b: u32) -> bool {
-        let unit = self.unit();
+    /// Whether the first `len` bytes of the units at `a` and `b` are the same (unreadable
+    /// counts as different).
+    pub fn same(&mut self, a: u32, b: u32, len: u32) -> bool {
+        let len = len.min(self.unit());
         let wu = self.layout.write_unit() as usize;
         let half = (self.buf.len() / 2 / wu) * wu;
         let mut done = 0;
-        while done < unit {
-            let n = (unit - done).min(half as u32) as usize;
+        while done < len {
+            let n = (len - done).min(half as u32) as usize;
             let (x, y) = self.buf.split_at_mut(half);
             if self.flash.read(a + done, &mut x[..n]).is_err()
                 || self.flash.read(b + done, &mut y[..n]).is_err()
@@ -156,16 +166,16 @@ impl<F: NorFlash, P: Platform> Strategy<F, P> for Swap {
         old: Option<&ImageInfo>,
     ) -> Result<(), Error> {
         let plan = BootState {
-            old_units: old.map_or(0, |o| ctx.units(o.size)) as u16,
-            new_units: ctx.units(new.size) as u16,
+            old_size: old.map_or(0, |o| o.size),
+            new_size: new.size,
             ..store.state.next(Phase::Swapping)
         };
         let layout = ctx.layout;
         let (p0, s0, unit) = (ctx.primary(0), ctx.secondary(0), layout.unit());
         store.write(ctx.flash, layout, plan, |flash, set, i| {
-            let at = match set {
-                DigestSet::Old => p0 + i * unit,
-                DigestSet::New => s0 + (i + 1) * unit,
+            let (at, size) = match set {
+                DigestSet::Old => (p0 + i * unit, plan.old_size),
+                DigestSet::New => (s0 + (i + 1) * unit, plan.new_size),
             };
             let mut sub = Ctx {
                 flash,
@@ -173,7 +183,8 @@ impl<F: NorFlash, P: Platform> Strategy<F, P> for Swap {
                 buf: &mut *ctx.buf,
                 platform: &mut *ctx.platform,
             };
-            sub.digest(at).ok_or(Error::Corrupt)
+            let len = sub.span(size, i);
+            sub.digest(at, len).ok_or(Error::Corrupt)
         })?;
         self.resume(ctx, store)
     }
@@ -182,10 +193,12 @@ impl<F: NorFlash, P: Platform> Strategy<F, P> for Swap {
         if store.state.phase != Phase::Swapping {
             return Err(Error::Corrupt);
         }
-        let k_old = u32::from(store.state.old_units);
-        let k_new = u32::from(store.state.new_units);
+        let layout = ctx.layout;
+        let (old_size, new_size) = (store.state.old_size, store.state.new_size);
+        let k_old = ctx.units(old_size);
+        let k_new = ctx.units(new_size);
         let k = k_old.max(k_new);
-        if k_new > ctx.layout.primary_units() || k_old > ctx.layout.primary_units() {
+        if k_new > layout.primary_units() || k_old > layout.primary_units() {
             return Err(Error::Corrupt);
         }
         // First unit whose end state is not reached yet.
@@ -193,52 +206,54 @@ impl<F: NorFlash, P: Platform> Strategy<F, P> for Swap {
         let (mut start_saved, mut start_placed) = (true, true);
         for i in 0..k {
             let saved = i >= k_old
-                || ctx.digest(ctx.secondary(i))
-                    == Some(store.digest(ctx.flash, DigestSet::Old, i)?);
+                || ctx.digest(ctx.secondary(i), ctx.span(old_size, i))
+                    == Some(store.digest(ctx.flash, layout, DigestSet::Old, i)?);
             let placed = i >= k_new
-                || ctx.digest(ctx.primary(i))
-                    == Some(store.digest(ctx.flash, DigestSet::New, i)?);
+                || ctx.digest(ctx.primary(i), ctx.span(new_size, i))
+                    == Some(store.digest(ctx.flash, layout, DigestSet::New, i)?);
             if !(saved && placed) {
                 (start, start_saved, start_placed) = (i, saved, placed);
                 break;
             }
         }
         for i in start..k {
+            let (old_len, new_len) = (ctx.span(old_size, i), ctx.span(new_size, i));
             let old_d = if i < k_old {
-                Some(store.digest(ctx.flash, DigestSet::Old, i)?)
+                Some(store.digest(ctx.flash, layout, DigestSet::Old, i)?)
             } else {
                 None
             };
             let new_d = if i < k_new {
-                Some(store.digest(ctx.flash, DigestSet::New, i)?)
+                Some(store.digest(ctx.flash, layout, DigestSet::New, i)?)
             } else {
                 None
             };
             let first = i == start;
             if i < k_old && !(first && start_saved) {
                 // Saving the old unit needs it intact in the primary slot.
-                if first && ctx.digest(ctx.primary(i)) != old_d {
+                if first && ctx.digest(ctx.primary(i), old_len) != old_d {
                     return Err(Error::Corrupt);
                 }
-                ctx.copy_unit(ctx.primary(i), ctx.secondary(i))?;
+                ctx.copy_unit(ctx.primary(i), ctx.secondary(i), old_len)?;
             }
             let place = if first {
                 !start_placed
             } else {
-                i < k_new && old_d != new_d
+                i < k_new && (old_d != new_d || old_len != new_len)
             };
             if place {
-                ctx.copy_unit(ctx.secondary(i + 1), ctx.primary(i))?;
+                ctx.copy_unit(ctx.secondary(i + 1), ctx.primary(i), new_len)?;
             }
         }
         Ok(())
     }
 
     fn revert(&self, ctx: &mut Ctx<'_, F, P>, store: &StateStore) -> Result<(), Error> {
-        for i in 0..u32::from(store.state.old_units).min(ctx.layout.primary_units()) {
-            let (p, s) = (ctx.primary(i), ctx.secondary(i));
-            if !ctx.same(p, s) {
-                ctx.copy_unit(s, p)?;
+        let old_size = store.state.old_size;
+        for i in 0..ctx.units(old_size).min(ctx.layout.primary_units()) {
+            let (p, s, len) = (ctx.primary(i), ctx.secondary(i), ctx.span(old_size, i));
+            if !ctx.same(p, s, len) {
+                ctx.copy_unit(s, p, len)?;
             }
         }
         Ok(())
@@ -268,9 +283,9 @@ impl<F: NorFlash, P: Platform> Strategy<F, P> for Overwrite {
         _old: Option<&ImageInfo>,
     ) -> Result<(), Error> {
         for i in 0..ctx.units(new.size).min(ctx.layout.primary_units()) {
-            let (p, s) = (ctx.primary(i), ctx.secondary(i));
-            if !ctx.same(p, s) {
-                ctx.copy_unit(s, p)?;
+            let (p, s, len) = (ctx.primary(i), ctx.secondary(i), ctx.span(new.size, i));
+            if !ctx.same(p, s, len) {
+                ctx.copy_unit(s, p, len)?;
             }
         }
         Ok(())

@@ -409,3 +409,228 @@ fn dfuse_pack_file_is_written_at_its_element_address() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable .dfu file"));
 }
+
+/// The virtual device's flash as last saved: it saves within ~100 ms of a change.
+fn saved_flash(path: &Path) -> brickless_sim::flash::SimFlash {
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut last = None;
+    for _ in 0..20 {
+        match brickless_sim::flash::SimFlash::open(path) {
+            Ok(f) => return f,
+            // Caught mid-save: try again.
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("cannot open {}: {last:?}", path.display());
+}
+
+/// Runs `brickless` expecting a failure; returns stderr (miette's narrated form: unwrapped,
+/// so paths and messages are whole).
+fn fails(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("NO_GRAPHICS", "1")
+        .output()
+        .expect("run brickless");
+    failed_with(&out)
+}
+
+fn failed_with(out: &std::process::Output) -> String {
+    assert!(
+        !out.status.success(),
+        "brickless succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_dfu_file_without_data_is_refused_and_the_flash_is_unchanged() {
+    use brickless_rom::dfu_file::{append_suffix, DfuSeBuilder, TargetSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), "stm32l475vg", "l4.flash", &[]);
+    // Firmware on the device first, so an erase would show.
+    let fw = dir.path().join("fw.bin");
+    std::fs::write(&fw, firmware(4096, 21)).unwrap();
+    let fw = fw.to_str().unwrap();
+    ok(&brickless(&["rom", "write", "--tcp", &sim.tcp, fw]));
+    let flash_path = dir.path().join("l4.flash");
+    saved_flash(&flash_path);
+    let before = std::fs::read(&flash_path).unwrap();
+
+    let target = |elements: Vec<(u32, Vec<u8>)>| TargetSpec {
+        alt_setting: 0,
+        name: Some("Internal Flash".into()),
+        elements,
+    };
+    let dfuse = |targets| {
+        DfuSeBuilder {
+            targets,
+            ..DfuSeBuilder::default()
+        }
+        .build()
+        .unwrap()
+    };
+    let cases = [
+        (
+            "no-elements.dfu",
+            dfuse(vec![target(vec![])]),
+            "no elements",
+        ),
+        (
+            "empty-elements.dfu",
+            dfuse(vec![target(vec![
+                (0x0800_0000, vec![]),
+                (0x0800_1000, vec![]),
+            ])]),
+            "all empty",
+        ),
+        (
+            "raw-empty.dfu",
+            append_suffix(&[], 0x0483, 0xDF11, 0, 0x0100),
+            "payload is empty",
+        ),
+    ];
+    for (name, bytes, why) in cases {
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let file = file.to_str().unwrap();
+        for cmd in ["write", "verify"] {
+            let err = fails(&["rom", cmd, "--tcp", &sim.tcp, file]);
+            assert!(
+                err.contains(file),
+                "{cmd} {name}: error does not name the file: {err}"
+            );
+            assert!(err.contains(why), "{cmd} {name}: {err}");
+            assert!(err.contains("nothing to write"), "{cmd} {name}: {err}");
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        std::fs::read(&flash_path).unwrap() == before,
+        "the device's flash changed"
+    );
+    ok(&brickless(&["rom", "verify", "--tcp", &sim.tcp, fw]));
+}
+
+/// 2 KiB of code, `fill` × 6000 (a state area in a merged factory image), 1 KiB of code.
+fn merged_factory_image(fill: u8) -> Vec<u8> {
+    let mut image = firmware(2048, 31);
+    image.extend(std::iter::repeat_n(fill, 6000));
+    image.extend(firmware(1024, 32));
+    image
+}
+
+#[test]
+fn rom_write_leaves_erased_value_units_erased_and_programmable() {
+    use brickless_sim::flash::UnitState;
+    let dir = tempfile::tempdir().unwrap();
+    for (part, base) in [
+        ("stm32l475vg", 0x0801_0000u32),
+        ("stm32l073rz", 0x0801_0000),
+    ] {
+        let flash_name = format!("{part}.flash");
+        let sim = Sim::start(dir.path(), part, &flash_name, &[]);
+        let erased = brickless_rom::by_part_name(part).unwrap().geometry.erased;
+        let image = merged_factory_image(erased);
+        let bin = dir.path().join(format!("{part}-factory.bin"));
+        std::fs::write(&bin, &image).unwrap();
+        let addr = format!("{base:#x}");
+        let out = ok(&brickless(&[
+            "rom",
+            "write",
+            "--tcp",
+            &sim.tcp,
+            bin.to_str().unwrap(),
+            "--address",
+            &addr,
+        ]));
+        assert!(out.contains("bytes of erased value skipped"), "{out}");
+        assert!(out.contains("and verified"), "{out}");
+
+        let flash = saved_flash(&dir.path().join(&flash_name));
+        let unit = flash.geometry().write_unit;
+        let (from, to) = (base + 2048, base + 2048 + 6000);
+        for a in (from.div_ceil(unit) * unit..to / unit * unit).step_by(unit as usize) {
+            assert_eq!(
+                flash.unit_state(a),
+                Some(UnitState::Erased),
+                "{part}: unit at {a:#010x} of the fill was programmed"
+            );
+        }
+        assert_eq!(flash.unit_state(from - 1), Some(UnitState::Programmed));
+        assert_eq!(flash.unit_state(to), Some(UnitState::Programmed));
+
+        // A later write into the fill without an erase (a state record) succeeds.
+        let record = dir.path().join(format!("{part}-record.bin"));
+        std::fs::write(&record, firmware(64, 33)).unwrap();
+        let at = format!("{:#x}", from.div_ceil(256) * 256 + 1024);
+        ok(&brickless(&[
+            "rom",
+            "write",
+            "--tcp",
+            &sim.tcp,
+            record.to_str().unwrap(),
+            "--address",
+            &at,
+            "--erase",
+            "none",
+        ]));
+    }
+}
+
+#[test]
+fn erase_none_without_verify_still_checks_the_skipped_units() {
+    // F4 flash ANDs a second program into the old bits without complaint: the units a write
+    // skips must be checked, or old data would be left silently.
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), "stm32f407vg", "f4.flash", &[]);
+    let old = dir.path().join("old.bin");
+    std::fs::write(&old, firmware(1024, 41)).unwrap();
+    ok(&brickless(&[
+        "rom",
+        "write",
+        "--tcp",
+        &sim.tcp,
+        old.to_str().unwrap(),
+        "--address",
+        "0x08008000",
+    ]));
+    let blank = dir.path().join("blank.bin");
+    std::fs::write(&blank, vec![0xFF; 1024]).unwrap();
+    let err = fails(&[
+        "rom",
+        "write",
+        "--tcp",
+        &sim.tcp,
+        blank.to_str().unwrap(),
+        "--address",
+        "0x08008000",
+        "--erase",
+        "none",
+        "--no-verify",
+    ]);
+    assert!(err.contains("expected 0xff"), "{err}");
+}
+
+#[test]
+fn zero_length_reads_and_erases_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), "stm32f407vg", "f4.flash", &[]);
+    let out_file = dir.path().join("zero.bin");
+    let err = fails(&[
+        "rom",
+        "read",
+        "--tcp",
+        &sim.tcp,
+        "--length",
+        "0",
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--length 0"), "{err}");
+    assert!(!out_file.exists());
+    let err = fails(&["rom", "erase", "--tcp", &sim.tcp, "--range", "0x08000000:0"]);
+    assert!(err.contains("erases nothing"), "{err}");
+}

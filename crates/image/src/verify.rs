@@ -106,8 +106,13 @@ impl<'f, F: ReadNorFlash> SlotReader<'f, F> {
         if !in_window {
             let rs = F::READ_SIZE as u32;
             let start = abs & !(rs - 1);
+            // Read only what is asked (rounded to READ_SIZE), never ahead: the bytes after
+            // an image may be a torn unit that faults on read.
             let slot_end = self.base + self.slot_size;
-            let wanted_end = (slot_end.saturating_add(rs - 1) & !(rs - 1)).min(self.capacity);
+            let asked_end = abs
+                .saturating_add(max.min(READ_BUFFER_SIZE) as u32)
+                .min(slot_end);
+            let wanted_end = (asked_end.saturating_add(rs - 1) & !(rs - 1)).min(self.capacity);
             let mut len = (wanted_end - start).min(READ_BUFFER_SIZE as u32);
             len &= !(rs - 1);
             if start + len <= abs {

@@ -71,8 +71,8 @@ fn forged_record(scn: &Scenario, flash: &mut SimFlash, rng: &mut Rng) {
         image: 0,
         floor_counter: (rng.next() % 3) as u32,
         floor_version: 0,
-        old_units: (rng.next() % 5) as u16,
-        new_units: (rng.next() % 5) as u16,
+        old_size: (rng.next() % (5 * u64::from(scn.layout.unit()))) as u32,
+        new_size: (rng.next() % (5 * u64::from(scn.layout.unit()))) as u32,
         installed: brickless_boot::state::InstalledImage::NONE,
     };
     let digests = rng.bytes(4096);

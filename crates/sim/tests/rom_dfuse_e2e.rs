@@ -158,12 +158,28 @@ fn a_dfu_file_programs_every_element() {
     };
     assert_eq!(image.targets().count(), 1);
     let (mut t, _) = setup(d.pid);
-    assert_eq!(
-        t.program_dfu_file(&parsed, 0, None, &mut |_| {}).unwrap(),
-        2
-    );
+    let written = t.program_dfu_file(&parsed, 0, None, &mut |_| {}).unwrap();
+    assert_eq!(written.elements, 2);
+    assert_eq!(written.bytes, (a.len() + b.len()) as u64);
     assert_eq!(flash_bytes(&mut t, 0x0800_0000, a.len()), a);
     assert_eq!(flash_bytes(&mut t, 0x0800_C000, b.len()), b);
+
+    // Two elements in one page: the second must not erase the first.
+    let shared = DfuSeBuilder {
+        targets: vec![brickless_rom::dfu_file::TargetSpec {
+            alt_setting: 0,
+            name: None,
+            elements: vec![(0x0800_0000, b.clone()), (0x0800_0400, a.clone())],
+        }],
+        ..DfuSeBuilder::default()
+    }
+    .build()
+    .unwrap();
+    let (mut t, _) = setup(d.pid);
+    t.program_dfu_file(&DfuFile::parse(&shared).unwrap(), 0, None, &mut |_| {})
+        .unwrap();
+    assert_eq!(flash_bytes(&mut t, 0x0800_0000, b.len()), b);
+    assert_eq!(flash_bytes(&mut t, 0x0800_0400, a.len()), a);
 
     // One element outside the flash: refused before anything is erased.
     let bad = DfuSeBuilder {

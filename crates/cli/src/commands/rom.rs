@@ -159,7 +159,8 @@ pub enum EraseMode {
     Auto,
     /// Mass-erase first (page by page on parts without mass erase).
     Mass,
-    /// Do not erase (the flash must already be erased).
+    /// Do not erase (the flash must already be erased; with --no-verify, the write units the
+    /// image leaves at the erased value, which are not programmed, are read to check it).
     None,
 }
 
@@ -938,6 +939,11 @@ fn info(a: InfoArgs) -> Result<(), RomError> {
 }
 
 fn read(a: ReadArgs) -> Result<(), RomError> {
+    if a.length == Some(0) {
+        return Err(RomError::Usage(
+            "--length 0 reads nothing: give at least 1".into(),
+        ));
+    }
     let mut t = connect(&a.transport)?;
     let d = device_of(&t).ok();
     let start = match (a.address, d) {
@@ -984,7 +990,46 @@ fn coalesce(segments: &[Segment], erased: u8) -> Vec<Segment> {
     out
 }
 
+/// Why a `.dfu` file has nothing to write for alternate setting `alt` (any when `None`), if
+/// it has nothing: a DfuSe file without elements (or with empty ones only), an empty payload.
+fn dfu_without_data(dfu: &brickless_rom::dfu_file::DfuFile<'_>, alt: Option<u8>) -> Option<String> {
+    use brickless_rom::dfu_file::DfuContents;
+    match dfu.contents {
+        DfuContents::DfuSe(image) => {
+            let targets = || {
+                image
+                    .targets()
+                    .filter(move |t| alt.is_none_or(|a| t.alt_setting == a))
+            };
+            let elements: u64 = targets().map(|t| u64::from(t.element_count())).sum();
+            let bytes: u64 = targets()
+                .flat_map(|t| t.elements())
+                .map(|e| e.data.len() as u64)
+                .sum();
+            let which = match alt {
+                Some(a) => format!(" for alternate setting {a}"),
+                None => String::new(),
+            };
+            if elements == 0 {
+                Some(format!(
+                    "its DfuSe targets hold no elements{which}: there is nothing to write"
+                ))
+            } else if bytes == 0 {
+                Some(format!(
+                    "its {elements} DfuSe element(s){which} are all empty (0 bytes): there is nothing to write"
+                ))
+            } else {
+                None
+            }
+        }
+        DfuContents::Stellaris { payload, .. } | DfuContents::Raw(payload) => payload
+            .is_empty()
+            .then(|| "its payload is empty (0 bytes): there is nothing to write".to_string()),
+    }
+}
+
 /// Segments of a `.dfu` file: DfuSe elements (all targets), or a Stellaris/raw payload.
+/// A file without data is refused.
 fn dfu_segments(file: &Path, base: u32) -> Result<Vec<Segment>, RomError> {
     use brickless_rom::dfu_file::{DfuContents, DfuFile};
     let bytes = std::fs::read(file).map_err(|source| RomError::Open {
@@ -995,6 +1040,12 @@ fn dfu_segments(file: &Path, base: u32) -> Result<Vec<Segment>, RomError> {
         path: file.into(),
         reason: e.to_string(),
     })?;
+    if let Some(reason) = dfu_without_data(&dfu, None) {
+        return Err(RomError::BadDfu {
+            path: file.into(),
+            reason,
+        });
+    }
     let segments = match dfu.contents {
         DfuContents::DfuSe(image) => image
             .targets()
@@ -1032,6 +1083,10 @@ fn load_image(
     } else {
         FirmwareImage::load(file, base)?
     };
+    if image.is_empty() {
+        // Never report writing or verifying 0 bytes as success.
+        return Err(firmware_file::FirmwareFileError::Empty { path: file.into() }.into());
+    }
     let erased = d.map_or(0xFF, |d| d.geometry.erased);
     Ok(coalesce(image.segments(), erased))
 }
@@ -1053,19 +1108,29 @@ fn write_dfu_file(a: &WriteArgs, vid: u16, pid: u16) -> Result<(), RomError> {
         reason: e.to_string(),
     };
     let file = brickless_rom::dfu_file::DfuFile::parse(&bytes).map_err(bad)?;
+    // Alt setting 0 (the internal flash) is what gets programmed: refuse before any USB work.
+    if let Some(reason) = dfu_without_data(&file, Some(0)) {
+        return Err(RomError::BadDfu {
+            path: a.file.clone(),
+            reason,
+        });
+    }
     let mut target = open_dfu(vid, pid)?;
     let start = target.layout().start();
     let raw_address = a.address.or(start);
     let mut p = Progress::new();
     let t0 = Instant::now();
-    let elements = target.program_dfu_file(&file, 0, raw_address, &mut |pr| match pr {
+    let written = target.program_dfu_file(&file, 0, raw_address, &mut |pr| match pr {
         dfuse::Progress::Erase { done, total } => p.update(Phase::Erase, done, total),
         dfuse::Progress::Write { done, total } => p.update(Phase::Write, done, total),
         dfuse::Progress::Read { done, total } => p.update(Phase::Verify, done, total),
     })?;
     p.done();
     println!(
-        "wrote and verified {elements} element(s) of {} in {:.1} s",
+        "wrote {} bytes{} and verified {} element(s) of {} in {:.1} s",
+        written.bytes,
+        skipped_note(written.skipped),
+        written.elements,
         a.file.display(),
         t0.elapsed().as_secs_f64()
     );
@@ -1077,6 +1142,15 @@ fn write_dfu_file(a: &WriteArgs, vid: u16, pid: u16) -> Result<(), RomError> {
         println!("started the firmware at {at:#010x}");
     }
     Ok(())
+}
+
+/// " (N bytes of erased value skipped)" when some were, for the final line of a write.
+fn skipped_note(skipped: u64) -> String {
+    if skipped == 0 {
+        String::new()
+    } else {
+        format!(" ({skipped} bytes of erased value skipped)")
+    }
 }
 
 fn is_dfu_file(file: &Path) -> bool {
@@ -1099,7 +1173,12 @@ fn write(a: WriteArgs) -> Result<(), RomError> {
     let t0 = Instant::now();
     let mut p = Progress::new();
     let mut progress = |ph, done, tot| p.update(ph, done, tot);
-    let layout = Layout::for_device(d);
+    // Flash write units holding only the erased value are not programmed (they could not be
+    // programmed again on ECC parts); RAM segments are written in full.
+    let layout_for = |s: &Segment| Layout {
+        skip_erased: in_flash(d, s),
+        ..Layout::for_device(d)
+    };
     match a.erase {
         EraseMode::Mass => t.erase(Erase::Mass)?,
         EraseMode::None => {}
@@ -1126,10 +1205,30 @@ fn write(a: WriteArgs) -> Result<(), RomError> {
             }
         }
     }
+    if a.erase == EraseMode::None && a.no_verify {
+        // The skipped units are trusted to be erased: without an erase or a verify, check them.
+        for s in &segments {
+            program::check_skipped_erased(
+                &mut *t,
+                s.address,
+                &s.data,
+                layout_for(s),
+                &mut progress,
+            )?;
+        }
+    }
+    let mut skipped = 0u64;
     for s in &segments {
-        program::write(&mut *t, s.address, &s.data, layout, &mut progress)?;
+        skipped += u64::from(program::write(
+            &mut *t,
+            s.address,
+            &s.data,
+            layout_for(s),
+            &mut progress,
+        )?);
     }
     if !a.no_verify {
+        // Covers the skipped units too: they must read back as the erased value they hold.
         for s in &segments {
             program::verify(&mut *t, s.address, &s.data, &mut progress)?;
         }
@@ -1137,7 +1236,8 @@ fn write(a: WriteArgs) -> Result<(), RomError> {
     p.done();
     let secs = t0.elapsed().as_secs_f64();
     println!(
-        "wrote {total} bytes in {} segment(s) to {} {}in {secs:.1} s ({:.1} KiB/s)",
+        "wrote {total} bytes{} in {} segment(s) to {} {}in {secs:.1} s ({:.1} KiB/s)",
+        skipped_note(skipped),
         segments.len(),
         d.name,
         if a.no_verify { "" } else { "and verified " },
@@ -1195,6 +1295,11 @@ fn erase(a: EraseArgs) -> Result<(), RomError> {
             .ok_or_else(|| RomError::Usage("--range is ADDR:LEN".into()))?;
         let addr = parse_u32(addr).map_err(RomError::Usage)?;
         let len = parse_u32(len).map_err(RomError::Usage)?;
+        if len == 0 {
+            return Err(RomError::Usage(
+                "--range ADDR:0 erases nothing: give a length of at least 1".into(),
+            ));
+        }
         let d = device_of(&t)?;
         let mut p = Progress::new();
         program::erase_range(&mut *t, d, addr, len, &mut |ph, done, tot| {

@@ -367,6 +367,10 @@ pub enum DfuseError {
     /// The memory-layout string is malformed.
     #[error("memory layout: {0}")]
     Layout(#[from] LayoutError),
+    /// A `.dfu` file with nothing to program for the alternate setting: no elements, only
+    /// empty ones, or an empty raw payload.
+    #[error("the .dfu file holds no data for alternate setting {alt_setting}")]
+    NoData { alt_setting: u8 },
 }
 
 /// Time budgets (ms of accumulated poll wait) per operation.
@@ -422,6 +426,8 @@ pub struct DfuseHost<T, D> {
     pad_to: u16,
     /// Padding byte: the flash's erased value (0xFF; 0x00 on L0).
     pad_fill: u8,
+    /// The flash's erased value when known: padded pieces holding only it are not written.
+    skip_erased: Option<u8>,
 }
 
 impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
@@ -436,6 +442,7 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
             timeouts: DfuTimeouts::default(),
             pad_to: 8,
             pad_fill: 0xFF,
+            skip_erased: None,
         }
     }
 
@@ -449,6 +456,15 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
     pub fn with_padding(mut self, pad_to: u16, fill: u8) -> Self {
         self.pad_to = pad_to.max(1);
         self.pad_fill = fill;
+        self
+    }
+
+    /// Skips writing the pieces of a block (the padding unit's multiples) that hold only
+    /// `erased`, the flash's erased value: on ECC parts a unit programmed with it could not be
+    /// programmed again before an erase. `None` (the default, for an unknown part) writes
+    /// every byte.
+    pub fn with_skip_erased(mut self, erased: Option<u8>) -> Self {
+        self.skip_erased = erased;
         self
     }
 
@@ -820,48 +836,72 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
     /// Programs `data` at `address`: checks the range against the layout first (nothing is
     /// erased when any page is missing or not erasable/writable), erases the touched pages,
     /// writes in wTransferSize blocks (the last one padded with the erased value),
-    /// then reads everything back and compares.
+    /// then reads everything back and compares. Returns the bytes not written because they
+    /// hold the erased value (see [`DfuseHost::write_erased`]); the read-back covers them.
     pub fn program(
         &mut self,
         layout: &MemoryLayout<'_>,
         address: u32,
         data: &[u8],
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<(), DfuseError> {
+    ) -> Result<u32, DfuseError> {
         let len = u32::try_from(data.len()).map_err(|_| DfuseError::OutsideLayout { address })?;
         let padded = round_up(len, u32::from(self.pad_to));
         Self::check_range(layout, address, padded, Attributes::erasable, "erase")?;
         Self::check_range(layout, address, padded, Attributes::writable, "write")?;
         self.ensure_idle()?;
         self.erase_range(layout, address, len, progress)?;
-        self.write_erased(address, data, progress)?;
+        let skipped = self.write_erased(address, data, progress)?;
         self.verify(address, data, progress)?;
-        self.ensure_idle()
+        self.ensure_idle()?;
+        Ok(skipped)
     }
 
-    /// Writes `data` at `address` into already erased flash, block by block.
+    /// Writes `data` at `address` into already erased flash, block by block. With
+    /// [`DfuseHost::with_skip_erased`], the pieces of a block (split at multiples of the
+    /// padding unit) that hold only the erased value are not sent: the flash there is erased
+    /// already. Returns how many bytes of `data` were skipped that way.
     pub fn write_erased(
         &mut self,
         address: u32,
         data: &[u8],
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<(), DfuseError> {
+    ) -> Result<u32, DfuseError> {
         let step = usize::from(self.transfer_size);
         let total = data.len() as u32;
         let mut block = [0u8; MAX_TRANSFER];
+        let mut skipped = 0u32;
         for (i, chunk) in data.chunks(step.min(MAX_TRANSFER)).enumerate() {
             let at = address.wrapping_add((i * step.min(MAX_TRANSFER)) as u32);
             let padded_len = round_up(chunk.len() as u32, u32::from(self.pad_to)) as usize;
             let padded_len = padded_len.min(step).min(MAX_TRANSFER).max(chunk.len());
             block[..chunk.len()].copy_from_slice(chunk);
             block[chunk.len()..padded_len].fill(self.pad_fill);
-            self.download_block(at, &block[..padded_len])?;
+            let unit = u32::from(self.pad_to);
+            let skip = self.skip_erased;
+            crate::program::for_each_run(
+                at,
+                &block[..padded_len],
+                unit,
+                skip,
+                |a, run, erased| {
+                    if erased {
+                        // Count only the file's bytes, not the padding.
+                        let in_data = (run.len() as u64)
+                            .min((u64::from(at) + chunk.len() as u64).saturating_sub(u64::from(a)));
+                        skipped += in_data as u32;
+                        Ok(())
+                    } else {
+                        self.download_block(a, run)
+                    }
+                },
+            )?;
             progress(Progress::Write {
                 done: (i * step.min(MAX_TRANSFER) + chunk.len()) as u32,
                 total,
             });
         }
-        Ok(())
+        Ok(skipped)
     }
 
     /// Reads back `[address, address + data.len())` and compares with `data`.
@@ -956,9 +996,11 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
         let device = device.or_else(|| guess_device(layout));
         let host = match device {
             // Pad to the flash write unit (at least 8, the L43x erratum) with the erased value.
+            // Blocks of the erased value are not written (see `DfuseHost::with_skip_erased`).
             Some(d) => {
                 let unit = u16::try_from(d.write_unit().max(8)).unwrap_or(8);
                 host.with_padding(unit, d.geometry.erased)
+                    .with_skip_erased(Some(d.geometry.erased))
             }
             None => host,
         };
@@ -983,13 +1025,14 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
     }
 
     /// Erases, writes and verifies `data` at `address` using only the layout (no device
-    /// table entry needed): see [`DfuseHost::program`].
+    /// table entry needed): see [`DfuseHost::program`]. Returns the bytes of erased value
+    /// skipped.
     pub fn program_with_layout(
         &mut self,
         address: u32,
         data: &[u8],
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<(), DfuseError> {
+    ) -> Result<u32, DfuseError> {
         let mut copy = [0u8; MAX_LAYOUT_LEN];
         copy[..self.layout_len].copy_from_slice(&self.layout[..self.layout_len]);
         let text = core::str::from_utf8(&copy[..self.layout_len]).unwrap_or("@");
@@ -999,23 +1042,31 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
 
     /// Programs a `.dfu` file: every element of every target for `alt_setting` (0 is the
     /// internal flash on ST ROMs). All elements are checked against the layout before
-    /// anything is erased; a raw file (no addresses) goes to `raw_address`. Returns the
-    /// number of elements (1 for a raw file) written and verified.
+    /// anything is erased; a raw file (no addresses) goes to `raw_address`. A file with no
+    /// data for `alt_setting` (no elements, only empty ones, an empty payload) is refused
+    /// with [`DfuseError::NoData`] before anything is erased.
     pub fn program_dfu_file(
         &mut self,
         file: &crate::dfu_file::DfuFile<'_>,
         alt_setting: u8,
         raw_address: Option<u32>,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<usize, DfuseError> {
+    ) -> Result<DfuFileWritten, DfuseError> {
         use crate::dfu_file::DfuContents;
         match file.contents {
             DfuContents::Raw(data) => {
+                if data.is_empty() {
+                    return Err(DfuseError::NoData { alt_setting });
+                }
                 let address = raw_address.ok_or(DfuseError::Unsupported {
                     what: "place a raw .dfu payload without an address",
                 })?;
-                self.program_with_layout(address, data, progress)?;
-                Ok(1)
+                let skipped = self.program_with_layout(address, data, progress)?;
+                Ok(DfuFileWritten {
+                    elements: 1,
+                    bytes: data.len() as u64,
+                    skipped: u64::from(skipped),
+                })
             }
             DfuContents::Stellaris { .. } => Err(DfuseError::Unsupported {
                 what: "program a TI Stellaris-prefixed file on an STM32",
@@ -1031,6 +1082,10 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
                         .filter(move |t| t.alt_setting == alt_setting)
                         .flat_map(|t| t.elements())
                 };
+                let bytes: u64 = elements().map(|e| e.data.len() as u64).sum();
+                if bytes == 0 {
+                    return Err(DfuseError::NoData { alt_setting });
+                }
                 for e in elements() {
                     let len = u32::try_from(e.data.len())
                         .map_err(|_| DfuseError::OutsideLayout { address: e.address })?;
@@ -1049,12 +1104,43 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
                         "erase",
                     )?;
                 }
-                let mut count = 0;
-                for e in elements() {
-                    self.host.program(&layout, e.address, e.data, progress)?;
-                    count += 1;
+                let mut written = DfuFileWritten {
+                    elements: 0,
+                    bytes,
+                    skipped: 0,
+                };
+                // Erase every page first, each once: an element sharing a page with an
+                // earlier one must not erase what that one wrote. Then write, then verify.
+                self.host.ensure_idle()?;
+                for (k, e) in elements().enumerate() {
+                    let end = u64::from(e.address) + e.data.len() as u64;
+                    let mut at = u64::from(e.address);
+                    while at < end {
+                        let page = layout
+                            .page_at(at as u32)
+                            .ok_or(DfuseError::OutsideLayout { address: at as u32 })?;
+                        let page_end = u64::from(page.start) + u64::from(page.size);
+                        let erased_before = elements().take(k).any(|p| {
+                            let p_start = u64::from(p.address);
+                            p_start < page_end
+                                && u64::from(page.start) < p_start + p.data.len() as u64
+                        });
+                        if !erased_before {
+                            self.host.erase_page(page.start, page.size)?;
+                        }
+                        at = page_end;
+                    }
                 }
-                Ok(count)
+                for e in elements() {
+                    let skipped = self.host.write_erased(e.address, e.data, progress)?;
+                    written.elements += 1;
+                    written.skipped += u64::from(skipped);
+                }
+                for e in elements() {
+                    self.host.verify(e.address, e.data, progress)?;
+                }
+                self.host.ensure_idle()?;
+                Ok(written)
             }
         }
     }
@@ -1069,6 +1155,17 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
                 .nth(usize::from(index)),
         }
     }
+}
+
+/// What [`DfuseTarget::program_dfu_file`] wrote and verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DfuFileWritten {
+    /// Elements programmed (1 for a raw file).
+    pub elements: usize,
+    /// Bytes of the file's data for the alternate setting.
+    pub bytes: u64,
+    /// Of those, bytes not written because they hold the erased value (verified erased).
+    pub skipped: u64,
 }
 
 /// The device-table part whose flash sectors are exactly the layout's pages, if exactly one.

@@ -82,6 +82,7 @@ impl<F: ReadNorFlash> ImageCheck<F> for HashCheck {
             security_counter: word(12),
             size,
             hash,
+            exec: brickless_boot::Exec::InPlace,
         })
     }
 }

@@ -116,6 +116,10 @@ pub struct Scenario {
     pub aged_state: bool,
     /// When the engine checks signatures.
     pub policy: VerifyPolicy,
+    /// Program both state copies with the erased value first, as a factory tool writing a
+    /// 0xFF-filled merged image does: the units read as erased but cannot be programmed
+    /// again on ECC parts.
+    pub filled_state: bool,
 }
 
 /// How the campaign builds and checks images.
@@ -205,6 +209,7 @@ impl Scenario {
             check,
             aged_state: false,
             policy: VerifyPolicy::EveryBoot,
+            filled_state: false,
         }
     }
 
@@ -218,6 +223,13 @@ impl Scenario {
         flash
             .preload(self.layout.staging().start, &self.new)
             .expect("staging fits the new image");
+        if self.filled_state {
+            for copy in self.layout.spec().state {
+                flash
+                    .fill(copy.start, copy.size, self.layout.erased())
+                    .expect("state copies are flash");
+            }
+        }
         if self.aged_state {
             // Idle records until the first copy has room for little more than one small
             // record: the flow's plan (or the record after it) must go to the other copy.
@@ -226,7 +238,7 @@ impl Scenario {
             let wu = self.layout.write_unit();
             let room_needed = 2 * brickless_boot::layout::RECORD_FIXED_LEN.div_ceil(wu) * wu;
             let mut state = brickless_boot::BootState::FACTORY;
-            while self.used_in_first_copy(&flash) + room_needed < copy.size {
+            while self.used_in_first_copy(&flash) + room_needed <= copy.size {
                 state = state.next(Phase::Idle);
                 let none = |_: &mut SimFlash, _, _| Err(Error::Corrupt);
                 store
@@ -375,7 +387,7 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
                     Ok(()) | Err(Error::Downgrade) | Err(Error::RevertUnsupported) => {
                         app.request_done = true
                     }
-                    Err(Error::Flash) => return LifeEnd::PowerLost,
+                    Err(Error::Flash(_)) => return LifeEnd::PowerLost,
                     Err(e) => return LifeEnd::Failed(format!("boot {boot}: request_upgrade: {e}")),
                 }
             }
@@ -394,7 +406,7 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
                     app.confirm_ops.get_or_insert((start, end));
                     match result {
                         Ok(()) => app.confirmed = true,
-                        Err(Error::Flash) => return LifeEnd::PowerLost,
+                        Err(Error::Flash(_)) => return LifeEnd::PowerLost,
                         Err(e) => return LifeEnd::Failed(format!("boot {boot}: confirm: {e}")),
                     }
                 }

@@ -1,0 +1,482 @@
+//! The engine's answers to what a new user ran into: staging during a trial, a state area
+//! programmed with the erased value, hostile units next to images, the floor on every boot
+//! path, one meaning of the boot hash, and header flags. Each test failed before its fix.
+use brickless_boot::state::{BootState, Phase, StateStore};
+use brickless_boot::{
+    BootDecision, BootEvent, BootTarget, Engine, Error, Exec, ImageCheck, NotRunnable,
+    StrategyKind, UpgradeMode, VerifyPolicy,
+};
+use brickless_flash::{part, Part};
+use brickless_image::sign::{sign_image, SecurityCounter, SignOptions};
+use brickless_image::PublicKey;
+use brickless_sim::campaign::kit::Checker;
+use brickless_sim::campaign::{run_row, CutPlan, Flow, Scenario, CAMPAIGN_PARTS};
+use brickless_sim::flash::{CutPhase, CutPoint, SimFlash, UnitState};
+use embedded_storage::nor_flash::{NorFlash, NorFlashErrorKind};
+use sha2::{Digest, Sha256};
+
+/// Parts whose flash detects double errors (a torn unit faults on read).
+const ECC_PARTS: [&str; 5] = [
+    "stm32h753zi",
+    "stm32h7a3zi",
+    "stm32l475vg",
+    "stm32g071rb",
+    "stm32u585ai",
+];
+
+fn scenario(name: &str, strategy: StrategyKind, flow: Flow) -> Scenario {
+    Scenario::new(part(name).unwrap(), strategy, flow).unwrap()
+}
+
+/// Boots once on a fresh engine (a reset).
+fn boot(scn: &Scenario, flash: &mut SimFlash) -> BootDecision {
+    let mut buf = vec![0u8; scn.buffer];
+    let mut e = Engine::new(&mut *flash, scn.layout, scn.check, &mut buf).unwrap();
+    e.set_verify_policy(scn.policy);
+    e.boot().unwrap()
+}
+
+fn booted(scn: &Scenario, flash: &mut SimFlash) -> BootTarget {
+    match boot(scn, flash) {
+        BootDecision::Boot(t) => t,
+        other => panic!("{}: expected a boot, got {other:?}", scn.part.name),
+    }
+}
+
+/// The primary slot's bytes for the target, compared with a known image.
+fn runs(flash: &SimFlash, t: &BootTarget, image: &[u8]) -> bool {
+    let mut got = vec![0u8; t.image.size as usize];
+    flash.read_abs(t.address, &mut got).is_ok() && got == image
+}
+
+fn with_engine<R>(
+    scn: &Scenario,
+    flash: &mut SimFlash,
+    f: impl FnOnce(&mut Engine<'_, &mut SimFlash, Checker>) -> R,
+) -> R {
+    let mut buf = vec![0u8; scn.buffer];
+    let mut e = Engine::new(&mut *flash, scn.layout, scn.check, &mut buf).unwrap();
+    e.set_verify_policy(scn.policy);
+    f(&mut e)
+}
+
+fn state(scn: &Scenario, flash: &mut SimFlash) -> BootState {
+    StateStore::load(flash, &scn.layout).state
+}
+
+#[test]
+fn staging_during_a_trial_is_refused_and_the_trial_reverts() {
+    for name in CAMPAIGN_PARTS {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestRevert);
+        let mut flash = scn.initial_flash();
+        let floor = state(&scn, &mut flash);
+        with_engine(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
+        let t = booted(&scn, &mut flash);
+        assert!(
+            t.trial && t.event == BootEvent::TrialStarted,
+            "{name}: {t:?}"
+        );
+        assert!(
+            runs(&flash, &t, &scn.new),
+            "{name}: trial runs the new image"
+        );
+
+        // The application takes the next upload before confirming: refused, nothing written.
+        let ops = flash.op_count();
+        let wu = scn.layout.write_unit() as usize;
+        with_engine(&scn, &mut flash, |e| {
+            assert_eq!(e.erase_staging(), Err(Error::StagingLocked), "{name}");
+            assert_eq!(
+                e.write_staged(0, &vec![0x5A; wu]),
+                Err(Error::StagingLocked),
+                "{name}"
+            );
+        });
+        assert_eq!(
+            flash.op_count(),
+            ops,
+            "{name}: a refused staging wrote flash"
+        );
+
+        // Never confirmed: the next reset reverts, the floor does not move.
+        let t = booted(&scn, &mut flash);
+        assert!(!t.trial && t.event == BootEvent::Reverted, "{name}: {t:?}");
+        assert!(runs(&flash, &t, &scn.old), "{name}: the old image is back");
+        let after = state(&scn, &mut flash);
+        assert_eq!(
+            (after.floor_version, after.floor_counter),
+            (floor.floor_version, floor.floor_counter),
+            "{name}"
+        );
+        // Idle again: staging is allowed.
+        with_engine(&scn, &mut flash, |e| e.erase_staging()).unwrap();
+    }
+}
+
+#[test]
+fn staging_is_refused_while_a_request_is_pending_and_out_of_range_is_named() {
+    for strategy in StrategyKind::ALL {
+        let scn = scenario("stm32l475vg", strategy, Flow::Permanent);
+        let mut flash = scn.initial_flash();
+        let staging = scn.layout.staging();
+        with_engine(&scn, &mut flash, |e| {
+            assert_eq!(
+                e.write_staged(staging.size, &[0; 8]),
+                Err(Error::OutOfRange)
+            );
+            assert_eq!(
+                e.write_staged(u32::MAX - 3, &[0; 8]),
+                Err(Error::OutOfRange)
+            );
+            // A refusal with power on keeps its kind (not a power cut).
+            assert_eq!(
+                e.write_staged(staging.size - 16, &[0; 3]),
+                Err(Error::Flash(NorFlashErrorKind::NotAligned))
+            );
+            e.request_upgrade(UpgradeMode::Permanent).unwrap();
+            assert_eq!(e.erase_staging(), Err(Error::StagingLocked));
+        });
+        let t = booted(&scn, &mut flash);
+        assert!(runs(&flash, &t, &scn.new), "{}: installed", strategy.name());
+    }
+}
+
+#[test]
+fn a_trial_whose_revert_source_is_damaged_stays_a_trial_and_says_so() {
+    for name in CAMPAIGN_PARTS {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let mut flash = scn.initial_flash();
+        with_engine(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
+        let t = booted(&scn, &mut flash);
+        assert!(t.trial);
+        // Damage the saved old image (a debugger write, or worn-out cells).
+        let secondary = scn.layout.spec().secondary.start;
+        let junk: Vec<u8> = (0..64u32).map(|i| (i * 37 + 11) as u8).collect();
+        flash.preload(secondary + 64, &junk).unwrap();
+        for _ in 0..2 {
+            let t = booted(&scn, &mut flash);
+            assert!(
+                t.trial && t.event == BootEvent::RevertImpossible,
+                "{name}: {t:?}"
+            );
+            assert!(runs(&flash, &t, &scn.new), "{name}");
+            assert_eq!(state(&scn, &mut flash).phase, Phase::Trial, "{name}");
+        }
+        let ops = flash.op_count();
+        booted(&scn, &mut flash);
+        assert_eq!(flash.op_count(), ops, "{name}: not stable");
+        with_engine(&scn, &mut flash, |e| e.confirm()).unwrap();
+        let t = booted(&scn, &mut flash);
+        assert!(!t.trial && t.event == BootEvent::None && runs(&flash, &t, &scn.new));
+        assert_eq!(
+            state(&scn, &mut flash).floor_version,
+            t.image.version.packed(),
+            "{name}: confirming raises the floor"
+        );
+    }
+}
+
+#[test]
+fn a_state_area_programmed_with_the_erased_value_still_takes_updates() {
+    for name in CAMPAIGN_PARTS {
+        for (strategy, mode) in [
+            (StrategyKind::Swap, UpgradeMode::Test),
+            (StrategyKind::Overwrite, UpgradeMode::Permanent),
+        ] {
+            for policy in [VerifyPolicy::EveryBoot, VerifyPolicy::RecordedHash] {
+                let mut scn = scenario(name, strategy, Flow::TestConfirm);
+                scn.filled_state = true;
+                scn.policy = policy;
+                let mut flash = scn.initial_flash();
+                let what = format!("{name} {} {policy:?}", strategy.name());
+                let first = scn.layout.spec().state[0].start;
+                assert_eq!(flash.unit_state(first), Some(UnitState::Programmed));
+                let t = booted(&scn, &mut flash);
+                assert!(runs(&flash, &t, &scn.old), "{what}");
+                with_engine(&scn, &mut flash, |e| e.request_upgrade(mode))
+                    .unwrap_or_else(|e| panic!("{what}: request refused: {e}"));
+                // The request is really recorded (not lost in a poisoned unit).
+                assert_eq!(state(&scn, &mut flash).phase, Phase::Pending, "{what}");
+                let t = booted(&scn, &mut flash);
+                assert!(runs(&flash, &t, &scn.new), "{what}");
+                if t.trial {
+                    with_engine(&scn, &mut flash, |e| e.confirm()).unwrap();
+                }
+                let t = booted(&scn, &mut flash);
+                assert!(runs(&flash, &t, &scn.new) && !t.trial, "{what}");
+                let ops = flash.op_count();
+                booted(&scn, &mut flash);
+                assert_eq!(flash.op_count(), ops, "{what}: not stable");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_cut_while_recovering_a_filled_state_area_is_safe() {
+    for name in ["stm32l475vg", "stm32h753zi", "stm32l073rz", "stm32f407vg"] {
+        for (strategy, flow) in [
+            (StrategyKind::Swap, Flow::TestConfirm),
+            (StrategyKind::Overwrite, Flow::Permanent),
+        ] {
+            let mut scn = scenario(name, strategy, flow);
+            scn.filled_state = true;
+            let row = run_row(&scn, CutPlan::Every, &mut |_, _| {});
+            assert!(row.ops > 0, "{row:?}");
+            assert_eq!(
+                (row.bricks, row.unverified_boots),
+                (0, 0),
+                "{:#?}",
+                row.failures
+            );
+        }
+    }
+}
+
+/// Tears the write unit at `addr` (absolute): on ECC parts it then faults on every read.
+fn tear(flash: &mut SimFlash, addr: u32) {
+    let wu = flash.geometry().write_unit as usize;
+    flash.arm_cut(CutPoint::new(flash.op_count(), CutPhase::Torn));
+    let off = addr - flash.geometry().base();
+    assert!(flash.write(off, &vec![0x3C; wu]).is_err());
+    flash.disarm_cut();
+    flash.power_cycle();
+    assert_eq!(flash.unit_state(addr), Some(UnitState::Torn));
+}
+
+fn round_up(x: u32, to: u32) -> u32 {
+    x.div_ceil(to) * to
+}
+
+#[test]
+fn a_faulting_unit_after_the_staged_image_in_its_last_unit_does_not_stop_the_install() {
+    for name in ECC_PARTS {
+        for (strategy, mode) in [
+            (StrategyKind::Swap, UpgradeMode::Test),
+            (StrategyKind::Overwrite, UpgradeMode::Permanent),
+        ] {
+            let scn = scenario(name, strategy, Flow::TestConfirm);
+            let mut flash = scn.initial_flash();
+            let (wu, unit) = (scn.layout.write_unit(), scn.layout.unit());
+            let staging = scn.layout.staging().start;
+            let after = staging + round_up(scn.new.len() as u32, wu);
+            assert!(after < staging + round_up(scn.new.len() as u32, unit));
+            tear(&mut flash, after);
+            with_engine(&scn, &mut flash, |e| e.request_upgrade(mode)).unwrap();
+            let ops = flash.op_count();
+            let t = booted(&scn, &mut flash);
+            assert!(runs(&flash, &t, &scn.new), "{name} {}", strategy.name());
+            // One install: records are few, not a loop of requests.
+            let units = scn.new.len().div_ceil(unit as usize) as u64;
+            assert!(
+                flash.op_count() - ops < 4 * units * (unit / wu) as u64 + 16,
+                "{name}: {} ops",
+                flash.op_count() - ops
+            );
+            if t.trial {
+                with_engine(&scn, &mut flash, |e| e.confirm()).unwrap();
+            }
+            let t = booted(&scn, &mut flash);
+            assert!(runs(&flash, &t, &scn.new) && !t.trial, "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_faulting_unit_right_after_the_primary_image_does_not_stop_the_boot() {
+    for name in ECC_PARTS {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let mut flash = scn.initial_flash();
+        let wu = scn.layout.write_unit();
+        let primary = scn.layout.spec().primary.start;
+        tear(&mut flash, primary + round_up(scn.old.len() as u32, wu));
+        let t = booted(&scn, &mut flash);
+        assert!(runs(&flash, &t, &scn.old), "{name}");
+    }
+}
+
+/// A swap plan forged with the real digests of the two images and a floor above both.
+fn forge_swap_plan(scn: &Scenario, flash: &mut SimFlash, floor_counter: u32) {
+    let unit = scn.layout.unit();
+    let wu = scn.layout.write_unit();
+    let spec = *scn.layout.spec();
+    let span = |size: u32, i: u32| round_up(size - i * unit, wu).min(unit);
+    let digest = |flash: &SimFlash, at: u32, len: u32| {
+        let mut b = vec![0u8; len as usize];
+        flash.read_abs(at, &mut b).unwrap();
+        let mut d = [0u8; 16];
+        d.copy_from_slice(&Sha256::digest(&b)[..16]);
+        d
+    };
+    let (old_size, new_size) = (scn.old.len() as u32, scn.new.len() as u32);
+    let plan = BootState {
+        phase: Phase::Swapping,
+        permanent: true,
+        floor_counter,
+        old_size,
+        new_size,
+        ..BootState::FACTORY.next(Phase::Swapping)
+    };
+    let mut store = StateStore::load(&mut *flash, &scn.layout);
+    store
+        .write(&mut *flash, &scn.layout, plan, |f, set, i| {
+            let (at, size) = match set {
+                brickless_boot::state::DigestSet::Old => (spec.primary.start + i * unit, old_size),
+                brickless_boot::state::DigestSet::New => {
+                    (spec.secondary.start + (i + 1) * unit, new_size)
+                }
+            };
+            Ok(digest(f, at, span(size, i)))
+        })
+        .unwrap();
+}
+
+#[test]
+fn the_floor_applies_right_after_an_install_too() {
+    for name in ["stm32l475vg", "stm32h753zi", "stm32f407vg"] {
+        let scn = scenario(name, StrategyKind::Swap, Flow::Permanent);
+        let mut flash = scn.initial_flash();
+        forge_swap_plan(&scn, &mut flash, 10);
+        // Both images carry counters below 10: neither may start.
+        match boot(&scn, &mut flash) {
+            BootDecision::Recovery(_) => {}
+            BootDecision::Boot(t) => panic!("{name}: booted below the floor: {t:?}"),
+        }
+        // The same plan under a floor the new image passes installs it.
+        let mut flash = scn.initial_flash();
+        forge_swap_plan(&scn, &mut flash, 3);
+        let t = booted(&scn, &mut flash);
+        assert!(runs(&flash, &t, &scn.new) && t.event == BootEvent::Installed);
+    }
+}
+
+#[test]
+fn the_boot_hash_is_the_image_tlv_hash_on_every_path() {
+    for name in ["stm32l475vg", "stm32h753zi"] {
+        let mut scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        scn.policy = VerifyPolicy::RecordedHash;
+        let mut flash = scn.initial_flash();
+        let primary = scn.layout.offset(scn.layout.spec().primary.start);
+        let tlv_hash = scn
+            .check
+            .clone()
+            .check(&mut flash, primary, scn.layout.spec().primary.size)
+            .unwrap()
+            .hash;
+        let full = booted(&scn, &mut flash);
+        let ops = flash.op_count();
+        let recorded = booted(&scn, &mut flash);
+        assert_eq!(flash.op_count(), ops, "the second boot only hashes");
+        assert_eq!(full.image.hash, tlv_hash, "{name}: fully verified path");
+        assert_eq!(recorded.image.hash, tlv_hash, "{name}: recorded-hash path");
+        assert_eq!(full.image, recorded.image, "{name}");
+    }
+}
+
+/// An image signed by the test's own key with extra options, and the checker trusting it.
+fn signed(opts: impl FnOnce(&mut SignOptions), wu: u32, seed: u8) -> (Vec<u8>, Checker) {
+    static KEYS: std::sync::OnceLock<(brickless_image::keys::SigningKey, &'static [PublicKey])> =
+        std::sync::OnceLock::new();
+    let (key, keys) = KEYS.get_or_init(|| {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
+        let key = brickless_image::keys::SigningKey::Ed25519(sk);
+        let keys: &'static [PublicKey] = Box::leak(Box::new([key.public_key()]));
+        (key, keys)
+    });
+    let mut o = SignOptions {
+        version: brickless_image::ImageVersion::new(2, 0, 0, 0),
+        pad_header: true,
+        align: wu.clamp(1, 32),
+        security_counter: Some(SecurityCounter::Value(5)),
+        ..SignOptions::default()
+    };
+    opts(&mut o);
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i as u8) ^ seed).collect();
+    (
+        sign_image(&payload, Some(key), &o).unwrap(),
+        Checker::Mcuboot(keys),
+    )
+}
+
+fn flagged_scenario(p: &'static Part, staged: Vec<u8>, check: Checker) -> Scenario {
+    let mut scn = Scenario::new(p, StrategyKind::Swap, Flow::Permanent).unwrap();
+    let wu = scn.layout.write_unit();
+    scn.old = signed(
+        |o| o.version = brickless_image::ImageVersion::new(1, 0, 0, 0),
+        wu,
+        1,
+    )
+    .0;
+    scn.new = staged;
+    scn.check = check;
+    scn
+}
+
+#[test]
+fn images_that_cannot_run_here_are_refused_with_their_reason() {
+    let p = part("stm32l475vg").unwrap();
+    let layout = Scenario::new(p, StrategyKind::Swap, Flow::Permanent)
+        .unwrap()
+        .layout;
+    let (slot, wu) = (layout.spec().primary.start, layout.write_unit());
+    type SetFlags = Box<dyn Fn(&mut SignOptions)>;
+    let cases: [(&str, SetFlags, NotRunnable); 3] = [
+        (
+            "non-bootable",
+            Box::new(|o| o.non_bootable = true),
+            NotRunnable::NonBootable,
+        ),
+        (
+            "ram-load",
+            Box::new(|o| o.load_addr = Some(0x2000_0000)),
+            NotRunnable::RamLoad,
+        ),
+        (
+            "rom-fixed elsewhere",
+            Box::new(move |o| o.rom_fixed = Some(slot + 0x1_0000)),
+            NotRunnable::WrongAddress {
+                built_for: slot + 0x1_0000,
+                slot,
+            },
+        ),
+    ];
+    for (what, opts, reason) in cases {
+        let (img, check) = signed(opts, wu, 2);
+        let scn = flagged_scenario(p, img, check);
+        let mut flash = scn.initial_flash();
+        let got = with_engine(&scn, &mut flash, |e| {
+            e.request_upgrade(UpgradeMode::Permanent)
+        });
+        assert_eq!(got, Err(Error::NotRunnable(reason)), "{what}");
+        assert!(Error::NotRunnable(reason)
+            .to_string()
+            .contains("cannot run"));
+        // An application without crypto asks anyway: the bootloader drops the request.
+        with_engine(&scn, &mut flash, |e| {
+            e.request_upgrade_unverified(UpgradeMode::Permanent)
+        })
+        .unwrap();
+        let t = booted(&scn, &mut flash);
+        assert!(runs(&flash, &t, &scn.old), "{what}: the old image stays");
+        assert_eq!(state(&scn, &mut flash).phase, Phase::Idle, "{what}");
+
+        // Alone in the primary slot, it is not started either.
+        let mut alone = SimFlash::new(scn.part);
+        alone.preload(slot, &scn.new).unwrap();
+        assert!(
+            matches!(boot(&scn, &mut alone), BootDecision::Recovery(_)),
+            "{what}: started from the primary slot"
+        );
+    }
+    // Linked for the primary slot's address: accepted and started.
+    let (img, check) = signed(|o| o.rom_fixed = Some(slot), wu, 3);
+    let scn = flagged_scenario(p, img, check);
+    let mut flash = scn.initial_flash();
+    let info = with_engine(&scn, &mut flash, |e| {
+        e.request_upgrade(UpgradeMode::Permanent)
+    })
+    .unwrap();
+    assert_eq!(info.exec, Exec::FixedAt(slot));
+    let t = booted(&scn, &mut flash);
+    assert!(runs(&flash, &t, &scn.new));
+}
