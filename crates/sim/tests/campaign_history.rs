@@ -2,15 +2,16 @@
 //! reduced geometries, so the state log compacts many times, with cuts sampled over the whole
 //! history (every compaction included) and checked against the reference model.
 //!
-//! Two tests here FAIL on the engine as of this branch's base (known engine bugs, left
-//! failing on purpose for the engine owner):
-//! - `sample_swap_with_staging_during_trial`: the engine accepts `erase_staging` during an
-//!   unconfirmed trial; the erase destroys the revert source, the revert is skipped and the
-//!   unconfirmed trial image keeps running (fixed by refusing staging outside `Phase::Idle`);
+//! Two tests here failed on the engine before main's c09bcdc ("a trial is always reverted,
+//! state records are read back") and guard those fixes:
+//! - `sample_swap_with_staging_during_trial`: the engine accepted `erase_staging` during an
+//!   unconfirmed trial; the erase destroyed the revert source, the revert was skipped and
+//!   the unconfirmed trial image kept running;
 //! - `sample_with_unstable_torn_units`: with torn units that read differently on each read,
-//!   the engine trusts one good read of a torn unit (state scan and swap progress), which
-//!   leads to `boot()` failing with power on (L0 NOTZEROERR), a landed request being dropped
-//!   (G0, U5) and a recovery with no valid image (L4).
+//!   the engine trusted one good read of a torn unit (state scan and swap progress), which
+//!   led to `boot()` failing with power on (L0 NOTZEROERR), landed requests being dropped
+//!   (G0, U5, H7), a test upgrade installed without a trial and recoveries with no valid
+//!   image (L4, H7, G0).
 use std::time::Instant;
 
 use brickless_boot::{StrategyKind, UpgradeMode};
@@ -207,9 +208,9 @@ fn the_reference_checks_can_fail() {
 
 #[test]
 fn sample_stable_torn_units() {
-    // Both strategies on every family; swap without the staging-during-trial steps (see
-    // `sample_swap_with_staging_during_trial`). This is the test that catches a compaction
-    // erasing the copy that holds the newest record.
+    // Both strategies on every family; swap without the staging-during-trial steps (those
+    // are `sample_swap_with_staging_during_trial`). This is the test that catches a
+    // compaction erasing the copy that holds the newest record.
     let t = Instant::now();
     let mut rows = Vec::new();
     for name in FAMILIES {
@@ -234,7 +235,7 @@ fn sample_stable_torn_units() {
     check_all(rows);
 }
 
-/// FAILS on the current engine: torn units that read unstably (see the module comment).
+/// Torn units that read unstably (failed before c09bcdc, see the module comment).
 #[test]
 fn sample_with_unstable_torn_units() {
     let t = Instant::now();
@@ -253,10 +254,9 @@ fn sample_with_unstable_torn_units() {
     check_all(rows);
 }
 
-/// FAILS on the current engine: staging during an unconfirmed trial is accepted and the
-/// trial then survives the reset. The verdict accepts either engine behaviour for the staging
-/// call (refused, e.g. `Error::StagingLocked`, or accepted) but requires the revert. (With
-/// staging refused outside `Phase::Idle` every row here passes: checked with a local patch.)
+/// Staging during an unconfirmed trial (accepted before c09bcdc, and the trial then
+/// survived the reset). The verdict accepts either engine behaviour for the staging call
+/// (refused with `Error::StagingLocked`, or accepted) but requires the revert.
 #[test]
 fn sample_swap_with_staging_during_trial() {
     let mut rows = Vec::new();
