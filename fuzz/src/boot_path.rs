@@ -202,8 +202,8 @@ enum Expect {
     Keep(Ident),
 }
 
-/// The image bytes the harness may write: either keystream-masked (so the fuzzer cannot
-/// steer CRCs or hashes it does not see) or raw.
+/// Garbage bytes as written: raw, or (under `RecordedHash`) masked with a fixed keystream so
+/// the fuzzer cannot steer a CRC or hash comparison by copying the value it saw compared.
 struct Masker {
     on: bool,
     state: u64,
@@ -629,7 +629,7 @@ impl Device<'_> {
         }
     }
 
-    /// The pool image whose bytes sit at `addr` for its full size, if any of the placed ones.
+    /// Whether pool image `i` sits intact (every byte readable and equal) at `addr`.
     fn holds(&self, addr: u32, i: usize) -> bool {
         let img = &self.pool[i];
         let mut got = vec![0u8; img.info.size as usize];
