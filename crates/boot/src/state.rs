@@ -239,6 +239,34 @@ impl BootState {
     }
 }
 
+/// Encodes `state` as the record [`StateStore::write`] would write for `layout`, with the
+/// plan's `digests` (old units then new units; none unless the phase is `Swapping`), into
+/// `out`, unpadded. Returns the record's length, or `None` when `out` is too small or the
+/// digest count does not match. For tools and tests that plant records (old, forged) without
+/// the store's rules.
+pub fn encode_record(
+    state: &BootState,
+    layout: &Layout,
+    digests: &[[u8; DIGEST_LEN]],
+    out: &mut [u8],
+) -> Option<usize> {
+    let unit = layout.unit();
+    if digests.len() != state.digest_count(unit) as usize {
+        return None;
+    }
+    let len = state.record_len(unit) as usize;
+    let out = out.get_mut(..len)?;
+    let header = state.header(unit, strategy_code(layout));
+    out[..HEADER_LEN].copy_from_slice(&header);
+    for (i, d) in digests.iter().enumerate() {
+        let at = HEADER_LEN + i * DIGEST_LEN;
+        out[at..at + DIGEST_LEN].copy_from_slice(d);
+    }
+    let crc = CRC32.checksum(&out[..len - 4]);
+    out[len - 4..].copy_from_slice(&crc.to_le_bytes());
+    Some(len)
+}
+
 /// Which half of a swap plan a digest belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DigestSet {
@@ -278,7 +306,7 @@ impl StateStore {
             scan_copy(flash, layout, *region, |found| match found {
                 Scanned::Record(state, at, end) => {
                     append_at[copy] = end;
-                    let newer = best.is_none_or(|(b, _, _)| seq_newer(state.seq, b.seq));
+                    let newer = best.is_none_or(|(b, _, _)| state.seq > b.seq);
                     if newer {
                         best = Some((state, at, copy));
                     }
@@ -346,6 +374,9 @@ impl StateStore {
         let padded = state.record_len(layout.unit()).div_ceil(wu) * wu;
         let regions = layout.spec().state;
         let fits = |copy: usize, at: u32| at + padded <= layout.offset(regions[copy].end());
+        if (self.found && self.state.seq >= SEQ_REBASE_AT) || state.seq >= SEQ_REBASE_AT {
+            return self.rebase(flash, layout, state, &mut digests);
+        }
         let mut failure = None;
         if fits(self.current, self.append_at[self.current]) {
             let at = self.append_at[self.current];
@@ -365,6 +396,33 @@ impl StateStore {
             return Err(failure.unwrap_or(Error::Corrupt));
         }
         self.write_at(flash, layout, state, other, start, &mut digests)
+    }
+
+    /// Renumbers from 1 after forged sequence numbers: the record goes to the freshly erased
+    /// other copy, then the copy that held the forged ones is erased. A cut before that erase
+    /// leaves the old newest record in place (and the next write rebases again).
+    fn rebase<F: NorFlash>(
+        &mut self,
+        flash: &mut F,
+        layout: &Layout,
+        state: BootState,
+        digests: &mut impl FnMut(&mut F, DigestSet, u32) -> Result<[u8; DIGEST_LEN], Error>,
+    ) -> Result<(), Error> {
+        let regions = layout.spec().state;
+        let (old, other) = (self.current, 1 - self.current);
+        let start = layout.offset(regions[other].start);
+        flash
+            .erase(start, start + regions[other].size)
+            .map_err(flash_error)?;
+        self.append_at[other] = start;
+        let state = BootState { seq: 1, ..state };
+        self.write_at(flash, layout, state, other, start, digests)?;
+        let start = layout.offset(regions[old].start);
+        flash
+            .erase(start, start + regions[old].size)
+            .map_err(flash_error)?;
+        self.append_at[old] = start;
+        Ok(())
     }
 
     fn write_at<F: NorFlash>(
@@ -418,10 +476,11 @@ pub(crate) fn flash_error<E: NorFlashError>(e: E) -> Error {
     Error::Flash(e.kind())
 }
 
-/// `a` is newer than `b` (sequence numbers may wrap after 2^31 records).
-fn seq_newer(a: u32, b: u32) -> bool {
-    a != b && a.wrapping_sub(b) < 0x8000_0000
-}
+/// Sequence numbers are compared as plain integers (a total order, so the newest record is
+/// the same whatever the scan order). They never get near wrapping in use: 2^31 records is
+/// far beyond any state area's endurance. A record numbered this high was forged; the next
+/// write renumbers from 1 (see [`StateStore::write`]).
+pub const SEQ_REBASE_AT: u32 = 0x8000_0000;
 
 enum Scanned {
     /// A valid record at offset, ending (padded) at offset.

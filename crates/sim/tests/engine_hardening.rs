@@ -1,7 +1,7 @@
 //! The engine's answers to what a new user ran into: staging during a trial, a state area
 //! programmed with the erased value, hostile units next to images, the floor on every boot
 //! path, one meaning of the boot hash, and header flags. Each test failed before its fix.
-use brickless_boot::state::{BootState, Phase, StateStore};
+use brickless_boot::state::{encode_record, BootState, Phase, StateStore};
 use brickless_boot::{
     BootDecision, BootEvent, BootTarget, Engine, Error, Exec, ImageCheck, NotRunnable,
     StrategyKind, UpgradeMode, VerifyPolicy,
@@ -479,4 +479,43 @@ fn images_that_cannot_run_here_are_refused_with_their_reason() {
     assert_eq!(info.exec, Exec::FixedAt(slot));
     let t = booted(&scn, &mut flash);
     assert!(runs(&flash, &t, &scn.new));
+}
+
+#[test]
+fn forged_sequence_numbers_settle_instead_of_writing_at_every_boot() {
+    for name in ["stm32l475vg", "stm32h753zi", "stm32l073rz"] {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let mut flash = scn.initial_flash();
+        // Records spread over the whole 32-bit range (no "newest" under wrapping comparison),
+        // each a request that makes the boot write.
+        let wu = scn.layout.write_unit() as usize;
+        let mut at = scn.layout.spec().state[0].start;
+        for seq in [0x0000_0010, 0x6000_0000, 0xC000_0000, 0xFFFF_FFFF] {
+            let forged = BootState {
+                seq,
+                permanent: true,
+                ..BootState::FACTORY.next(Phase::Pending)
+            };
+            // Planted raw, as an attacker with flash access would.
+            let mut rec = vec![0u8; 256];
+            let len = encode_record(&forged, &scn.layout, &[], &mut rec).unwrap();
+            rec.truncate(len.div_ceil(wu) * wu);
+            flash.preload(at, &rec).unwrap();
+            at += rec.len() as u32;
+        }
+        assert_eq!(state(&scn, &mut flash).seq, 0xFFFF_FFFF);
+        let mut quiet = 0;
+        for boot_no in 0..8 {
+            let ops = flash.op_count();
+            let t = booted(&scn, &mut flash);
+            assert!(runs(&flash, &t, &scn.old) || runs(&flash, &t, &scn.new));
+            if flash.op_count() == ops {
+                quiet += 1;
+            } else {
+                assert!(boot_no < 4, "{name}: boot {boot_no} still writes");
+            }
+        }
+        assert!(quiet >= 4, "{name}: never settled");
+        assert!(state(&scn, &mut flash).seq < brickless_boot::state::SEQ_REBASE_AT);
+    }
 }
