@@ -519,3 +519,35 @@ fn forged_sequence_numbers_settle_instead_of_writing_at_every_boot() {
         assert!(state(&scn, &mut flash).seq < brickless_boot::state::SEQ_REBASE_AT);
     }
 }
+
+#[test]
+fn the_copy_buffer_must_be_two_write_units_or_more_and_whole_units() {
+    for name in ["stm32h753zi", "stm32l475vg", "stm32l073rz"] {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let wu = scn.layout.write_unit() as usize;
+        for (len, ok) in [
+            (wu, false),
+            (2 * wu - 1, false),
+            (2 * wu, true),
+            (2 * wu + 1, false),
+            (3 * wu, true),
+            (4096, true),
+        ] {
+            let mut flash = scn.initial_flash();
+            let mut buf = vec![0u8; len];
+            let got = Engine::new(&mut flash, scn.layout, scn.check, &mut buf).map(|_| ());
+            assert_eq!(got.is_ok(), ok, "{name}: buffer of {len} bytes");
+            if !ok {
+                assert_eq!(got, Err(Error::BufferSize));
+            }
+        }
+        // The smallest buffer still installs an update.
+        let mut flash = scn.initial_flash();
+        let mut buf = vec![0u8; 2 * wu];
+        let mut e = Engine::new(&mut flash, scn.layout, scn.check, &mut buf).unwrap();
+        e.request_upgrade(UpgradeMode::Permanent).unwrap();
+        assert!(matches!(e.boot(), Ok(BootDecision::Boot(t)) if t.event == BootEvent::Installed));
+        let t = booted(&scn, &mut flash);
+        assert!(runs(&flash, &t, &scn.new), "{name}");
+    }
+}
