@@ -133,6 +133,17 @@ fn staging_is_refused_while_a_request_is_pending_and_out_of_range_is_named() {
                 e.write_staged(staging.size - 16, &[0; 3]),
                 Err(Error::Flash(NorFlashErrorKind::NotAligned))
             );
+            // The last write unit of the staging area is inside it.
+            let wu = scn.layout.write_unit();
+            let last = vec![0xA5; wu as usize];
+            e.erase_staging().unwrap();
+            assert_eq!(e.write_staged(staging.size - wu, &last), Ok(()));
+            e.erase_staging().unwrap();
+            for (i, chunk) in scn.new.chunks(256).enumerate() {
+                let mut c = chunk.to_vec();
+                c.resize(c.len().div_ceil(wu as usize) * wu as usize, 0xFF);
+                e.write_staged(i as u32 * 256, &c).unwrap();
+            }
             e.request_upgrade(UpgradeMode::Permanent).unwrap();
             assert_eq!(e.erase_staging(), Err(Error::StagingLocked));
         });
@@ -549,5 +560,42 @@ fn the_copy_buffer_must_be_two_write_units_or_more_and_whole_units() {
         assert!(matches!(e.boot(), Ok(BootDecision::Boot(t)) if t.event == BootEvent::Installed));
         let t = booted(&scn, &mut flash);
         assert!(runs(&flash, &t, &scn.new), "{name}");
+    }
+}
+
+#[test]
+fn a_damaged_primary_with_only_a_downgrade_staged_goes_to_recovery_at_once() {
+    for name in ["stm32l475vg", "stm32h753zi", "stm32f407vg"] {
+        for strategy in StrategyKind::ALL {
+            // v1.3 (counter 3) installed and kept: the floor is 1.3 / 3.
+            let scn = scenario(name, strategy, Flow::Permanent);
+            let mut flash = scn.initial_flash();
+            with_engine(&scn, &mut flash, |e| {
+                e.request_upgrade(UpgradeMode::Permanent)
+            })
+            .unwrap();
+            let t = booted(&scn, &mut flash);
+            assert!(runs(&flash, &t, &scn.new));
+            // Stage the older image (1.2, counter 2), then the primary gets damaged.
+            with_engine(&scn, &mut flash, |e| {
+                e.erase_staging()?;
+                let wu = scn.layout.write_unit() as usize;
+                let mut img = scn.old.clone();
+                img.resize(img.len().div_ceil(wu) * wu, scn.layout.erased());
+                e.write_staged(0, &img)
+            })
+            .unwrap();
+            let primary = scn.layout.spec().primary.start;
+            flash.preload(primary + 8, &[0x00; 8]).unwrap();
+            let ops = flash.op_count();
+            let decision = boot(&scn, &mut flash);
+            assert_eq!(
+                decision,
+                BootDecision::Recovery(brickless_boot::RecoveryReason::NoValidImage),
+                "{name} {}",
+                strategy.name()
+            );
+            assert_eq!(flash.op_count(), ops, "{name}: recovery wrote flash");
+        }
     }
 }
