@@ -6,32 +6,41 @@
 //! area and (swap) the secondary slot's first unit; then garbage in the state copies and the
 //! slots (factory-preloaded, or programmed through `NorFlash::write`, some torn), partly
 //! erased sectors, well-formed state records with arbitrary fields (through the engine's own
-//! `StateStore::write`, or encoded here with any field and a correct CRC); then a device
-//! life: boots (some cut at a chosen operation, inside it or around it) and application calls
-//! (`request_upgrade`, `confirm`, `erase_staging`, `write_staged`, some cut), and finally
-//! uncut boots until the device is stable.
+//! `StateStore::write`, or `state::encode_record` with odd fields written over it and a CRC
+//! that is right or one bit off); then a device
+//! life: boots (some cut at a chosen operation, inside it or around it), application calls
+//! (`request_upgrade`, `confirm`, `erase_staging`, `write_staged`, some cut) and, during a
+//! swap trial, damage to the saved old image; finally uncut boots until the device is stable.
 //!
 //! What must hold (each a `panic!` naming the guarantee):
 //! - nothing panics; with power on, `Engine::boot` returns `Ok`, never
 //!   `Recovery(Unsettled)`;
 //! - `Boot(t)`: `t.address` is the primary slot and the `t.image.size` bytes there are exactly
-//!   one of the valid images the input placed (its version, counter, size as the engine says),
-//!   or, with the hash-only kit, bytes that verify on their own (the input can write a whole
+//!   one of the valid images the input placed, described exactly (`ImageInfo` equal to what
+//!   the check says of it, on every verify policy), or, with the hash-only kit, bytes that
+//!   verify on their own and are described as their header says (the input can write a whole
 //!   valid hash-kit image; it cannot forge a signed one); the image's real security counter
-//!   is not below the recorded floor; `trial` only with the swap strategy;
+//!   is not below the recorded floor; `trial` exactly when the event is `TrialStarted` or
+//!   `RevertImpossible`, and with overwrite only the latter (a forged `Trial` record);
+//!   `RevertImpossible` only from a recorded trial, and (swap) only when no image of the
+//!   recorded old size at or above the floor is intact at the start of the secondary slot;
 //! - `Recovery(NoValidImage)` only when neither the primary slot holds a placed image at or
-//!   above the floor nor the staging area an acceptable one;
-//! - an unconfirmed trial is reverted: the next completed boot starts the image that ran
-//!   before the update; a confirmed trial image keeps booting until the application asks for
-//!   another update;
+//!   above the floor nor the staging area an acceptable one (the latter is excused once, in
+//!   a boot that started with work in flight and gave it up: the engine tries one install
+//!   per boot);
+//! - an unconfirmed trial is reverted: when the image that ran before the update is intact
+//!   where the swap saved it (the secondary slot's start), the next completed boot starts it;
+//!   otherwise the trial image comes back, still a trial, with `BootEvent::RevertImpossible`
+//!   (never as a confirmed image); a confirmed trial image keeps booting until the
+//!   application asks for another update;
 //! - after the life, uncut boots become quiet (a boot with no flash operation) within
 //!   [`SETTLE_BOOTS`], and the boots after a quiet one are quiet too and decide the same.
 use std::sync::OnceLock;
 
-use brickless_boot::layout::DIGEST_LEN;
-use brickless_boot::state::{DigestSet, InstalledImage, StateStore};
+use brickless_boot::layout::{DIGEST_LEN, RECORD_FIXED_LEN};
+use brickless_boot::state::{encode_record, DigestSet, InstalledImage, StateStore};
 use brickless_boot::{
-    BootDecision, BootState, BootTarget, Engine, Error, ImageCheck, ImageInfo, ImageVersion,
+    BootDecision, BootEvent, BootState, Engine, Error, Exec, ImageCheck, ImageInfo, ImageVersion,
     Layout, Phase, RecoveryReason, StrategyKind, UpgradeMode, VerifyPolicy,
 };
 use brickless_flash::Part;
@@ -184,13 +193,23 @@ fn fast_kit_valid(bytes: &[u8]) -> bool {
     sha256(&bytes[..size - 32])[..] == bytes[size - 32..]
 }
 
+/// The security counter a hash-kit image's header states (`fast_kit_valid` images only).
+fn fast_kit_counter(bytes: &[u8]) -> u32 {
+    u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]])
+}
+
 /// What a boot started, as far as the harness can tell from the bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ident {
     /// Pool image index.
     Pool(usize),
-    /// A hash-kit image the input wrote itself (its SHA-256).
-    Forged([u8; 32]),
+    /// A hash-kit image the input wrote itself: its size, the security counter its header
+    /// states, the SHA-256 of its bytes.
+    Forged {
+        size: u32,
+        counter: u32,
+        sha256: [u8; 32],
+    },
 }
 
 /// What the application has been promised.
@@ -245,7 +264,8 @@ struct Device<'f> {
     trial_running: Option<(Ident, u32)>,
     expect: Option<Expect>,
     masker: Masker,
-    /// Checks switched off for known engine bugs (see [`KNOWN_ENGINE_BUGS`]).
+    /// Checks switched off for engine bugs found earlier (see [`KNOWN_ENGINE_BUGS`]; none by
+    /// default).
     relax: &'f [&'f str],
     /// Set when a relaxed check met its known bug: the rest of the input is skipped.
     stop: bool,
@@ -386,6 +406,34 @@ impl Device<'_> {
         self.restore_power();
     }
 
+    /// Flash damage during a trial (worn-out cells, a stray debugger write): garbage
+    /// preloaded over part of the saved old image at the start of the secondary slot. Only
+    /// while a swap trial is recorded, so no other promise is affected; the next boot must
+    /// then bring the trial back with `RevertImpossible` instead of reverting. If a cut boot
+    /// had already started the revert (the primary no longer holds the trial image), this is
+    /// a second fault: neither image may survive whole, and nothing is promised.
+    fn damage_trial_source(&mut self, inp: &mut Input) {
+        let st = self.state();
+        let wu = self.wu();
+        let off = inp.below(st.old_size.div_ceil(wu).max(1)) * wu;
+        let units = 1 + inp.below(4);
+        let data = self.garbage(inp, units);
+        if st.phase != Phase::Trial || self.layout.strategy() != StrategyKind::Swap {
+            return;
+        }
+        let at = self.layout.spec().secondary.start + off;
+        let n = self.clamp_len(at, data.len());
+        let primary = self.layout.spec().primary.start;
+        let untouched = self
+            .trial_running
+            .is_some_and(|(id, _)| self.holds_ident(primary, id));
+        trace!("damage {n} bytes of the trial's revert source at {at:#x} (trial image untouched: {untouched})");
+        let _ = self.flash.preload(at, &data[..n]);
+        if !untouched {
+            self.expect = None;
+        }
+    }
+
     fn erase_sector(&mut self, inp: &mut Input) {
         let at = self.spot(inp);
         let s = self.sector();
@@ -414,6 +462,7 @@ impl Device<'_> {
                 },
                 security_counter: inp.u32() % 8,
                 sha256: inp.bytes_padded(32).try_into().unwrap_or([0; 32]),
+                hash: inp.bytes_padded(32).try_into().unwrap_or([0; 32]),
             };
         }
         if pick == 1 && !self.placed.is_empty() {
@@ -425,17 +474,36 @@ impl Device<'_> {
                 version: img.info.version,
                 security_counter: img.info.security_counter,
                 sha256: img.sha256,
+                hash: img.info.hash,
             };
         }
         InstalledImage::NONE
+    }
+
+    /// An image size for a record, from one input byte: a whole number of units (up to
+    /// `max_units`; bytes below `max_units + 1` mean just that), a pool image's size (what a
+    /// plan for it records), or a size that ends inside its last unit.
+    fn image_size(&self, inp: &mut Input, max_units: u32) -> u32 {
+        let unit = self.layout.unit();
+        let b = u32::from(inp.byte());
+        let (units, variant) = (b % (max_units + 1), b / (max_units + 1));
+        match variant % 4 {
+            0 => units * unit,
+            1 => {
+                self.pool[(variant / 4) as usize % self.pool.len()]
+                    .info
+                    .size
+            }
+            _ => (units * unit).saturating_sub((variant * 37 + 3) % unit),
+        }
     }
 
     fn arbitrary_state(&mut self, inp: &mut Input, prev: &BootState, max_units: u32) -> BootState {
         let seq = match inp.below(4) {
             0 | 1 => prev.seq.wrapping_add(1),
             2 => prev.seq.wrapping_sub(inp.below(3)),
-            // Records whose sequence numbers span more than half the circle have no newest
-            // one (known engine finding seq-order): relaxed, stay near the previous record.
+            // Sequence numbers far from the previous record (engine finding seq-order, fixed:
+            // numbers past 2^31 are renumbered); relaxed, stay near the previous record.
             _ if self.relaxed("seq-order") => prev.seq.wrapping_add(inp.below(1 << 16)),
             _ => inp.u32(),
         };
@@ -463,15 +531,25 @@ impl Device<'_> {
             image: if inp.one_in(8) { inp.byte() } else { 0 },
             floor_counter,
             floor_version,
-            old_units: inp.below(max_units + 1) as u16,
-            new_units: inp.below(max_units + 1) as u16,
+            old_size: self.image_size(inp, max_units),
+            new_size: self.image_size(inp, max_units),
             installed: self.installed(inp),
         }
     }
 
-    /// Truncated SHA-256 of the unit at absolute `at`, as a swap plan records it.
-    fn unit_digest(&self, at: u32) -> [u8; DIGEST_LEN] {
-        let mut buf = vec![0u8; self.layout.unit() as usize];
+    /// Bytes of unit `i` an image of `size` bytes covers, rounded up to the write unit (what
+    /// a swap plan digests and a swap copies of that unit).
+    fn span(&self, size: u32, i: u32) -> u32 {
+        let unit = self.layout.unit();
+        let wu = self.wu();
+        let rest = size.saturating_sub(i * unit);
+        (rest.div_ceil(wu) * wu).min(unit)
+    }
+
+    /// Truncated SHA-256 of `len` bytes at absolute `at`, as a swap plan records a unit
+    /// (zeros when they do not read).
+    fn unit_digest(&self, at: u32, len: u32) -> [u8; DIGEST_LEN] {
+        let mut buf = vec![0u8; len as usize];
         let mut d = [0u8; DIGEST_LEN];
         if self.flash.read_abs(at, &mut buf).is_ok() {
             d.copy_from_slice(&sha256(&buf)[..DIGEST_LEN]);
@@ -486,17 +564,15 @@ impl Device<'_> {
         let unit = self.layout.unit();
         let truthful = !inp.one_in(4);
         let mut out = Vec::new();
-        for (set, count) in [
-            (DigestSet::Old, st.old_units),
-            (DigestSet::New, st.new_units),
-        ] {
-            for i in 0..u32::from(count) {
+        for (set, size) in [(DigestSet::Old, st.old_size), (DigestSet::New, st.new_size)] {
+            for i in 0..size.div_ceil(unit) {
                 let at = match set {
                     DigestSet::Old => spec.primary.start + i * unit,
                     DigestSet::New => spec.secondary.start + (i + 1) * unit,
                 };
-                let d = if truthful && at + unit <= self.end() {
-                    self.unit_digest(at)
+                let len = self.span(size, i);
+                let d = if truthful && at.saturating_add(len) <= self.end() {
+                    self.unit_digest(at, len)
                 } else {
                     inp.bytes_padded(DIGEST_LEN)
                         .try_into()
@@ -514,7 +590,7 @@ impl Device<'_> {
         let units = self.layout.primary_units();
         let st = self.arbitrary_state(inp, &store.state, units);
         let digests = self.plan_digests(inp, &st);
-        let old = u32::from(st.old_units);
+        let old = st.old_units(self.layout.unit());
         let cut = self.maybe_cut(inp, 3, 4);
         trace!("store record {st:?} (cut {cut:?})");
         let _ = store.write(&mut self.flash, &self.layout, st, |_, set, i| {
@@ -527,22 +603,24 @@ impl Device<'_> {
         self.restore_power();
     }
 
-    /// A record encoded here, any field, correct CRC unless the input says otherwise,
-    /// factory-preloaded or programmed (possibly torn) into a state copy.
+    /// A record as the engine encodes it (`state::encode_record`), any field, then (one in
+    /// six) odd header fields written over it; a correct CRC unless the input flips a bit;
+    /// factory-preloaded or programmed (possibly torn) at any aligned place of a state copy.
     fn raw_record(&mut self, inp: &mut Input) {
         let spec = *self.layout.spec();
         let copy = spec.state[inp.below(2) as usize];
         let wu = self.wu();
+        let unit = self.layout.unit();
         let mut st = self.arbitrary_state(inp, &BootState::FACTORY, self.layout.primary_units());
-        // Unit counts beyond the slot: any value for phases without digests, a few dozen
+        // Sizes beyond the slot: any number of units for phases without digests, a few dozen
         // (so the record still fits a copy) for a plan.
         if inp.one_in(4) {
             if st.phase == Phase::Swapping {
-                st.old_units = inp.below(40) as u16;
-                st.new_units = inp.below(20) as u16;
+                st.old_size = inp.below(40) * unit;
+                st.new_size = inp.below(20) * unit;
             } else {
-                st.old_units = inp.u16();
-                st.new_units = inp.u16();
+                st.old_size = u32::from(inp.u16()) * unit;
+                st.new_size = u32::from(inp.u16()) * unit;
             }
         }
         let digests = if st.phase == Phase::Swapping {
@@ -550,74 +628,39 @@ impl Device<'_> {
         } else {
             Vec::new()
         };
-        let strategy = match self.layout.strategy() {
-            StrategyKind::Swap => 1u8,
-            StrategyKind::Overwrite => 2,
-        };
-        let record_len = 96 + digests.len() as u32 * DIGEST_LEN as u32;
+        let mut rec = vec![0u8; RECORD_FIXED_LEN as usize + digests.len() * DIGEST_LEN];
+        let len = encode_record(&st, &self.layout, &digests, &mut rec)
+            .expect("the buffer fits the record and the digest count matches");
+        rec.truncate(len);
+        // Odd fields, each at its offset in the record's header.
         let odd = inp.one_in(6);
-        let mut h = [0u8; 92];
-        h[0..4].copy_from_slice(&0x7453_4C42u32.to_le_bytes());
-        h[4..8].copy_from_slice(&st.seq.to_le_bytes());
-        let len = if odd && inp.bool() {
-            inp.u16()
-        } else {
-            record_len as u16
-        };
-        h[8..10].copy_from_slice(&len.to_le_bytes());
-        h[10] = if odd && inp.one_in(4) { inp.byte() } else { 1 };
-        h[11] = match st.phase {
-            _ if odd && inp.one_in(4) => inp.byte(),
-            Phase::Idle => 1,
-            Phase::Pending => 2,
-            Phase::Swapping => 3,
-            Phase::Trial => 4,
-        };
-        h[12] = if odd && inp.one_in(4) {
-            inp.byte()
-        } else {
-            u8::from(st.permanent)
-        };
-        h[13] = st.image;
-        h[14] = if odd && inp.one_in(4) {
-            inp.byte()
-        } else {
-            strategy
-        };
-        h[16..20].copy_from_slice(&st.floor_counter.to_le_bytes());
-        h[20..28].copy_from_slice(&st.floor_version.to_le_bytes());
-        h[28..30].copy_from_slice(&st.old_units.to_le_bytes());
-        h[30..32].copy_from_slice(&st.new_units.to_le_bytes());
-        let unit = if odd && inp.one_in(4) {
-            inp.u32()
-        } else {
-            self.layout.unit()
-        };
-        h[32..36].copy_from_slice(&unit.to_le_bytes());
-        let i = &st.installed;
-        h[44..48].copy_from_slice(&i.size.to_le_bytes());
-        h[48] = i.version.major;
-        h[49] = i.version.minor;
-        h[50..52].copy_from_slice(&i.version.revision.to_le_bytes());
-        h[52..56].copy_from_slice(&i.version.build.to_le_bytes());
-        h[56..60].copy_from_slice(&i.security_counter.to_le_bytes());
-        h[60..92].copy_from_slice(&i.sha256);
-        let mut rec = h.to_vec();
-        for d in &digests {
-            rec.extend_from_slice(d);
+        if odd && inp.bool() {
+            let v = inp.u16();
+            rec[8..10].copy_from_slice(&v.to_le_bytes());
         }
-        let mut crc = crc32(&rec);
+        for at in [10, 11, 12, 14] {
+            // format, phase, permanent, strategy
+            if odd && inp.one_in(4) {
+                rec[at] = inp.byte();
+            }
+        }
+        if odd && inp.one_in(4) {
+            let v = inp.u32();
+            rec[32..36].copy_from_slice(&v.to_le_bytes());
+        }
+        let mut crc = crc32(&rec[..len - 4]);
         if inp.one_in(8) {
             crc ^= 1 << inp.below(32);
         }
-        rec.extend_from_slice(&crc.to_le_bytes());
-        let padded = rec.len().div_ceil(wu as usize) * wu as usize;
+        rec[len - 4..].copy_from_slice(&crc.to_le_bytes());
+        let padded = len.div_ceil(wu as usize) * wu as usize;
         rec.resize(padded, self.erased());
         let at = copy.start + inp.below(copy.size / wu) * wu;
         let n = rec.len().min((copy.end() - at) as usize);
         trace!(
-            "raw record at {at:#x} ({n} of {} bytes, len field {len}): {st:?}",
-            rec.len()
+            "raw record at {at:#x} ({n} of {} bytes, len field {}, odd {odd}): {st:?}",
+            rec.len(),
+            u16::from_le_bytes([rec[8], rec[9]])
         );
         if inp.bool() {
             let _ = self.flash.preload(at, &rec[..n]);
@@ -637,7 +680,7 @@ impl Device<'_> {
     }
 
     /// Which image the `size` bytes at `addr` are; panics if they are not a valid image.
-    fn identify(&self, what: &str, addr: u32, info: &ImageInfo, recorded: bool) -> Ident {
+    fn identify(&self, what: &str, addr: u32, info: &ImageInfo) -> Ident {
         let mut got = vec![0u8; info.size as usize];
         if let Err(e) = self.flash.read_abs(addr, &mut got) {
             panic!(
@@ -648,13 +691,9 @@ impl Device<'_> {
         for &i in &self.placed {
             let img = &self.pool[i];
             if img.info.size == info.size && got[..] == img.bytes[..got.len()] {
-                let same = if recorded {
-                    // The recorded-hash path reports the SHA-256 of the bytes as `hash`.
-                    (info.version, info.security_counter)
-                        == (img.info.version, img.info.security_counter)
-                } else {
-                    *info == img.info
-                };
+                // Every path (full check or recorded hash) reports the image's own fields,
+                // its SHA256 TLV as `hash` included.
+                let same = *info == img.info;
                 assert!(
                     same,
                     "{what}: image {i} is described as {info:?}, its check says {:?}",
@@ -664,7 +703,28 @@ impl Device<'_> {
             }
         }
         if !self.mcuboot && fast_kit_valid(&got) {
-            return Ident::Forged(sha256(&got));
+            let n = got.len();
+            let stated = ImageInfo {
+                version: ImageVersion {
+                    major: got[4],
+                    minor: got[5],
+                    revision: u16::from_le_bytes([got[6], got[7]]),
+                    build: u32::from_le_bytes([got[8], got[9], got[10], got[11]]),
+                },
+                security_counter: fast_kit_counter(&got),
+                size: info.size,
+                hash: got[n - 32..].try_into().expect("32 bytes"),
+                exec: Exec::InPlace,
+            };
+            assert_eq!(
+                *info, stated,
+                "{what}: a hash-kit image the input wrote is described otherwise than its header"
+            );
+            return Ident::Forged {
+                size: info.size,
+                counter: fast_kit_counter(&got),
+                sha256: sha256(&got),
+            };
         }
         panic!(
             "{what}: the {} bytes at {addr:#x} are not a valid image the input placed \
@@ -673,7 +733,7 @@ impl Device<'_> {
         );
     }
 
-    /// Known engine bug (readahead), when relaxed: with the MCUboot kit, a unit that faults
+    /// Engine bug readahead (fixed), when relaxed: with the MCUboot kit, a unit that faults
     /// on read within 256 bytes after image `i` at `addr` makes its check fail.
     fn readahead_known(&self, addr: u32, i: usize) -> bool {
         let end = addr + self.pool[i].info.size;
@@ -682,7 +742,7 @@ impl Device<'_> {
             && !self.flash.scan_torn(end..end + 256).is_empty()
     }
 
-    /// Known engine bug (unsettled), when relaxed: a placed image is intact in the staging
+    /// Engine bug unsettled (fixed), when relaxed: a placed image is intact in the staging
     /// area and a unit after it, inside its last copy unit, faults on read.
     fn unreadable_in_last_staged_unit(&self) -> bool {
         let start = self.layout.staging().start;
@@ -694,10 +754,50 @@ impl Device<'_> {
         })
     }
 
-    fn real_counter(&self, id: Ident, t: &BootTarget) -> u32 {
+    /// Whether image `id` sits intact (every byte readable and equal) at `addr`.
+    fn holds_ident(&self, addr: u32, id: Ident) -> bool {
+        match id {
+            Ident::Pool(i) => self.holds(addr, i),
+            Ident::Forged {
+                size, sha256: want, ..
+            } => {
+                let mut got = vec![0u8; size as usize];
+                self.flash.read_abs(addr, &mut got).is_ok() && sha256(&got) == want
+            }
+        }
+    }
+
+    /// Whether `id` sits intact at the start of the secondary slot (where a swap saves the
+    /// old image) with a security counter not below `floor`: a revert to it must happen.
+    fn saved_intact(&self, id: Ident, floor: u32) -> bool {
+        self.real_counter(id) >= floor && self.holds_ident(self.layout.spec().secondary.start, id)
+    }
+
+    /// Whether some image a revert could put back verifies at the start of the secondary
+    /// slot: `size` bytes (the recorded old size), a placed pool image or (hash kit) a valid
+    /// image the input wrote, with a security counter not below `floor`.
+    fn revert_source_ok(&self, size: u32, floor: u32) -> bool {
+        let at = self.layout.spec().secondary.start;
+        if size == 0 || size > self.layout.spec().primary.size {
+            return false;
+        }
+        let placed = self.placed.iter().any(|&i| {
+            let info = self.pool[i].info;
+            info.size == size && info.security_counter >= floor && self.holds(at, i)
+        });
+        if placed || self.mcuboot {
+            return placed;
+        }
+        let mut got = vec![0u8; size as usize];
+        self.flash.read_abs(at, &mut got).is_ok()
+            && fast_kit_valid(&got)
+            && fast_kit_counter(&got) >= floor
+    }
+
+    fn real_counter(&self, id: Ident) -> u32 {
         match id {
             Ident::Pool(i) => self.pool[i].info.security_counter,
-            Ident::Forged(_) => t.image.security_counter,
+            Ident::Forged { counter, .. } => counter,
         }
     }
 
@@ -730,7 +830,8 @@ impl Device<'_> {
                 if !(self.relaxed("unsettled") && self.unreadable_in_last_staged_unit()) {
                     panic!("boot ended in Recovery(Unsettled): the state never settled");
                 }
-                // Known engine bug (Pending/Idle loop): nothing more to check on this input.
+                // Engine bug unsettled (Pending/Idle loop, fixed), relaxed: nothing more to
+                // check on this input.
                 self.stop = true;
             }
             BootDecision::Recovery(RecoveryReason::NoValidImage) => {
@@ -738,6 +839,13 @@ impl Device<'_> {
                 let floor_v = before.floor_version.max(after.floor_version);
                 let primary = self.layout.spec().primary.start;
                 let staging = self.layout.staging().start;
+                // The engine tries one install per boot: a boot that started with work in
+                // flight (a request, a plan, a trial) and gave it up (back to `Idle`, nothing
+                // bootable) leaves a good staged image for the next boot. Checked strictly
+                // then: that boot starts `Idle`.
+                let gave_up = before.phase != Phase::Idle
+                    && after.phase == Phase::Idle
+                    && self.flash.op_count() != ops;
                 for &i in &self.placed {
                     let info = self.pool[i].info;
                     if info.security_counter >= floor_c
@@ -750,6 +858,7 @@ impl Device<'_> {
                         && info.version.packed() >= floor_v
                         && self.holds(staging, i)
                         && !self.readahead_known(staging, i)
+                        && !gave_up
                     {
                         panic!("recovery although acceptable image {i} is staged");
                     }
@@ -772,28 +881,70 @@ impl Device<'_> {
                     "boot target size {} outside the slot",
                     t.image.size
                 );
+                // Overwrite never starts a trial; a `Trial` record it did not write (forged)
+                // cannot be reverted, so the image comes back as a trial, saying so.
+                let swap = self.layout.strategy() == StrategyKind::Swap;
                 assert!(
-                    !t.trial || self.layout.strategy() == StrategyKind::Swap,
-                    "a trial boot with the overwrite strategy"
+                    !t.trial || swap || t.event == BootEvent::RevertImpossible,
+                    "a trial boot with the overwrite strategy ({:?})",
+                    t.event
                 );
-                let recorded = self.policy == VerifyPolicy::RecordedHash && !t.trial;
-                let id = self.identify("boot", t.address, &t.image, recorded);
-                let counter = self.real_counter(id, &t);
+                let id = self.identify("boot", t.address, &t.image);
+                let counter = self.real_counter(id);
                 assert!(
                     counter >= before.floor_counter
                         || (before.phase == Phase::Swapping && self.relaxed("floor-after-plan")),
                     "booted {id:?} with security counter {counter} below the floor {}",
                     before.floor_counter
                 );
+                assert_eq!(
+                    t.trial,
+                    matches!(
+                        t.event,
+                        BootEvent::TrialStarted | BootEvent::RevertImpossible
+                    ),
+                    "trial flag and boot event disagree ({:?})",
+                    t.event
+                );
+                if t.event == BootEvent::RevertImpossible {
+                    assert_eq!(
+                        after.phase,
+                        Phase::Trial,
+                        "RevertImpossible without a trial recorded"
+                    );
+                    assert!(
+                        !swap || !self.revert_source_ok(after.old_size, after.floor_counter),
+                        "RevertImpossible although an image of the recorded old size \
+                         ({} bytes) at or above the floor sits intact in the secondary slot",
+                        after.old_size
+                    );
+                }
                 match self.expect {
                     Some(Expect::Revert(old)) => {
-                        assert!(
-                            id == old && !t.trial,
-                            "unconfirmed trial not reverted: booted {id:?} (trial {}), \
-                             expected {old:?}",
-                            t.trial
-                        );
-                        self.expect = None;
+                        if self.saved_intact(old, before.floor_counter) {
+                            assert!(
+                                id == old && !t.trial,
+                                "unconfirmed trial not reverted although its saved old image \
+                                 is intact: booted {id:?} (trial {}, {:?}), expected {old:?}",
+                                t.trial,
+                                t.event
+                            );
+                            self.expect = None;
+                        } else {
+                            // The saved old image is damaged: the trial image must come back,
+                            // still a trial, and say so; never as a confirmed image.
+                            let running = self.trial_running.map(|(r, _)| r);
+                            assert!(
+                                Some(id) == running
+                                    && t.trial
+                                    && t.event == BootEvent::RevertImpossible,
+                                "unconfirmed trial {running:?} whose saved old image {old:?} is \
+                                 damaged: booted {id:?} (trial {}, {:?}) instead of the trial \
+                                 again with RevertImpossible",
+                                t.trial,
+                                t.event
+                            );
+                        }
                     }
                     Some(Expect::Keep(kept)) => assert!(
                         id == kept && !t.trial,
@@ -834,7 +985,7 @@ impl Device<'_> {
             0 => {
                 let r = self.engine().request_upgrade(mode);
                 if let (Ok(info), true) = (&r, self.flash.is_powered()) {
-                    self.identify("request_upgrade", staging.start, info, false);
+                    self.identify("request_upgrade", staging.start, info);
                 }
                 requested = r.is_ok();
             }
@@ -898,7 +1049,7 @@ impl Device<'_> {
             && matches!(self.expect, Some(Expect::Revert(_)))
             && self.relaxed("trial-staging")
         {
-            // Known engine bug: the staging area overlaps the saved old image.
+            // Engine bug trial-staging (fixed: staging is refused outside Idle), relaxed.
             self.expect = None;
         }
         if requested && matches!(self.expect, Some(Expect::Keep(_))) {
@@ -969,8 +1120,9 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-/// Known engine bugs, by the name `BRICKLESS_FUZZ_RELAX` (or [`run_with`]) uses to step
-/// around each (see the README). Reported to the engine's owner; not fixed here.
+/// Engine bugs this harness found, by the name `BRICKLESS_FUZZ_RELAX` (or [`run_with`]) uses
+/// to step around each (see the README). All are fixed in the engine: nothing is relaxed
+/// unless asked, and the inputs in `seeds/boot_path/` named after them are regression seeds.
 pub const KNOWN_ENGINE_BUGS: [&str; 5] = [
     "unsettled",
     "readahead",
@@ -1089,17 +1241,19 @@ pub fn run_with(data: &[u8], relax: &[&str]) {
     let mut steps = 0;
     while !inp.is_empty() && steps < 16 && !dev.stop {
         steps += 1;
-        if inp.below(8) < 3 {
-            // Three boots in four are cut (a zero byte: not cut).
-            let cut = if inp.below(4) == 0 {
-                None
-            } else {
-                let op = dev.flash.op_count() + u64::from(inp.byte());
-                Some(CutPoint::new(op, CutPhase::ALL[inp.below(3) as usize]))
-            };
-            dev.boot(cut);
-        } else {
-            dev.app_call(&mut inp);
+        match inp.below(8) {
+            0..=2 => {
+                // Three boots in four are cut (a zero byte: not cut).
+                let cut = if inp.below(4) == 0 {
+                    None
+                } else {
+                    let op = dev.flash.op_count() + u64::from(inp.byte());
+                    Some(CutPoint::new(op, CutPhase::ALL[inp.below(3) as usize]))
+                };
+                dev.boot(cut);
+            }
+            7 => dev.damage_trial_source(&mut inp),
+            _ => dev.app_call(&mut inp),
         }
     }
 

@@ -22,7 +22,8 @@ macro_rules! trace {
 }
 
 /// The check names in `BRICKLESS_FUZZ_RELAX` (comma-separated, see the README): for long
-/// runs that must get past a known, not yet fixed engine bug. Every check is on by default.
+/// runs against an engine that still has one of the bugs in `boot_path::KNOWN_ENGINE_BUGS`
+/// (all fixed on main). Every check is on by default.
 pub fn relax_from_env() -> &'static [&'static str] {
     static LIST: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     LIST.get_or_init(|| {
