@@ -264,9 +264,8 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
     pub fn boot(&mut self) -> Result<BootDecision, Error> {
         self.staging_unlocked = false;
         let mut store = StateStore::load(&mut self.flash, &self.layout);
-        // An install that failed in this boot is not tried again from the same staged image
-        // (it would fail the same way): the next decision is between what verifies and
-        // recovery.
+        // An install from the staged image that failed in this boot is not tried again (it
+        // would fail the same way): the next decision is between what verifies and recovery.
         let mut install_failed = false;
         let mut event = BootEvent::None;
         for _ in 0..MAX_PASSES {
@@ -315,10 +314,11 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                     }
                 }
                 Phase::Swapping => {
+                    // A plan that cannot be finished (damaged or forged) is given up; the staged
+                    // image may still be installed afresh, once.
                     let result = self.with_strategy(|s, ctx| s.resume(ctx, &mut store));
-                    match self.after_install(&mut store, result)? {
-                        Some(d) => return Ok(d),
-                        None => install_failed = true,
+                    if let Some(d) = self.after_install(&mut store, result)? {
+                        return Ok(d);
                     }
                 }
                 Phase::Trial => {
@@ -341,8 +341,22 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                             Err(_) => {}
                         }
                     }
-                    // Nothing intact to revert to: never pretend the trial was kept. It starts
-                    // again as a trial, the floor untouched, and says so.
+                    // Nothing intact to revert from. If the primary slot already holds the
+                    // image the trial replaced (a revert finished just before a cut), the
+                    // revert is done.
+                    let prior = store.state.installed;
+                    if prior.size > 0 && self.primary_sha256(prior.size) == Some(prior.sha256) {
+                        let next = BootState {
+                            old_size: 0,
+                            new_size: 0,
+                            ..store.state.next(Phase::Idle)
+                        };
+                        store.write(&mut self.flash, &self.layout, next, no_digests)?;
+                        event = BootEvent::Reverted;
+                        continue;
+                    }
+                    // Never pretend the trial was kept: it starts again as a trial, the floor
+                    // untouched, and says so.
                     let running = self
                         .check_primary()
                         .filter(|p| self.bootable(p, &store.state));
@@ -355,7 +369,6 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                         ..store.state.next(Phase::Idle)
                     };
                     store.write(&mut self.flash, &self.layout, next, no_digests)?;
-                    install_failed = true;
                 }
             }
         }

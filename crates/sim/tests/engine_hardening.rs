@@ -599,3 +599,53 @@ fn a_damaged_primary_with_only_a_downgrade_staged_goes_to_recovery_at_once() {
         }
     }
 }
+
+#[test]
+fn a_plan_that_cannot_finish_is_given_up_and_the_staged_image_installs_in_the_same_boot() {
+    for name in ["stm32l475vg", "stm32h753zi", "stm32l073rz"] {
+        let scn = scenario(name, StrategyKind::Swap, Flow::Permanent);
+        let mut flash = scn.initial_flash();
+        let spec = *scn.layout.spec();
+        // The primary slot is damaged and a plan claims to save an old image that is not there.
+        flash.preload(spec.primary.start + 8, &[0u8; 8]).unwrap();
+        let plan = BootState {
+            phase: Phase::Swapping,
+            permanent: true,
+            old_size: scn.layout.unit(),
+            new_size: scn.new.len() as u32,
+            ..BootState::FACTORY.next(Phase::Swapping)
+        };
+        let mut store = StateStore::load(&mut flash, &scn.layout);
+        store
+            .write(&mut flash, &scn.layout, plan, |_, _, i| {
+                Ok([i as u8 ^ 0x5A; 16])
+            })
+            .unwrap();
+        let t = booted(&scn, &mut flash);
+        assert!(runs(&flash, &t, &scn.new), "{name}: {t:?}");
+        assert_eq!(t.event, BootEvent::Installed, "{name}");
+    }
+}
+
+#[test]
+fn a_revert_that_finished_before_its_source_was_damaged_counts_as_done() {
+    for name in ["stm32l475vg", "stm32h753zi", "stm32f407vg"] {
+        let mut scn = scenario(name, StrategyKind::Swap, Flow::TestRevert);
+        scn.policy = VerifyPolicy::RecordedHash;
+        let mut flash = scn.initial_flash();
+        booted(&scn, &mut flash); // records the installed image
+        with_engine(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
+        assert!(booted(&scn, &mut flash).trial);
+        // The revert copied the old image back, power failed before its record, and then the
+        // saved copy was damaged.
+        let spec = *scn.layout.spec();
+        flash.preload(spec.primary.start, &scn.old).unwrap();
+        flash.preload(spec.secondary.start + 8, &[0u8; 8]).unwrap();
+        let t = booted(&scn, &mut flash);
+        assert!(
+            runs(&flash, &t, &scn.old) && !t.trial && t.event == BootEvent::Reverted,
+            "{name}: {t:?}"
+        );
+        assert_eq!(state(&scn, &mut flash).phase, Phase::Idle, "{name}");
+    }
+}
