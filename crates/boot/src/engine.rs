@@ -296,12 +296,8 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                         Some(s) if self.acceptable(&s, primary.as_ref(), &store.state).is_ok() => s,
                         _ => {
                             // Nothing acceptable to install: drop the request.
-                            store.write(
-                                &mut self.flash,
-                                &self.layout,
-                                store.state.next(Phase::Idle),
-                                no_digests,
-                            )?;
+                            let next = store.state.idle();
+                            store.write(&mut self.flash, &self.layout, next, no_digests)?;
                             continue;
                         }
                     };
@@ -328,11 +324,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                     if self.revert_source_intact(&store.state) {
                         match self.with_strategy(|s, ctx| s.revert(ctx, &store)) {
                             Ok(()) => {
-                                let next = BootState {
-                                    old_size: 0,
-                                    new_size: 0,
-                                    ..store.state.next(Phase::Idle)
-                                };
+                                let next = store.state.idle();
                                 store.write(&mut self.flash, &self.layout, next, no_digests)?;
                                 event = BootEvent::Reverted;
                                 continue;
@@ -346,11 +338,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                     // revert is done.
                     let prior = store.state.installed;
                     if prior.size > 0 && self.primary_sha256(prior.size) == Some(prior.sha256) {
-                        let next = BootState {
-                            old_size: 0,
-                            new_size: 0,
-                            ..store.state.next(Phase::Idle)
-                        };
+                        let next = store.state.idle();
                         store.write(&mut self.flash, &self.layout, next, no_digests)?;
                         event = BootEvent::Reverted;
                         continue;
@@ -363,11 +351,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                     if let Some(img) = running {
                         return Ok(self.target(img, true, BootEvent::RevertImpossible));
                     }
-                    let next = BootState {
-                        old_size: 0,
-                        new_size: 0,
-                        ..store.state.next(Phase::Idle)
-                    };
+                    let next = store.state.idle();
                     store.write(&mut self.flash, &self.layout, next, no_digests)?;
                 }
             }
@@ -410,7 +394,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
             if installed != recorded {
                 let next = BootState {
                     installed,
-                    ..store.state.next(Phase::Idle)
+                    ..store.state.idle()
                 };
                 store.write(&mut self.flash, &self.layout, next, no_digests)?;
             }
@@ -431,11 +415,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
             Err(_) => {
                 // Flash contradicts the plan (hostile or damaged content): give up on the
                 // update; the Idle pass boots whatever still verifies.
-                let next = BootState {
-                    old_size: 0,
-                    new_size: 0,
-                    ..store.state.next(Phase::Idle)
-                };
+                let next = store.state.idle();
                 store.write(&mut self.flash, &self.layout, next, no_digests)?;
                 return Ok(None);
             }
@@ -473,11 +453,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
                         no_digests,
                     )?;
                 } else {
-                    let next = BootState {
-                        old_size: 0,
-                        new_size: 0,
-                        ..store.state.next(Phase::Idle)
-                    };
+                    let next = store.state.idle();
                     store.write(&mut self.flash, &self.layout, next, no_digests)?;
                 }
                 Ok(None)
@@ -588,11 +564,8 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> Engine<'b, F, C, P> {
 /// The Idle state after an image is kept for good: the floor rises to it.
 fn settled(state: &BootState, image: Option<&ImageInfo>, installed: InstalledImage) -> BootState {
     let mut next = BootState {
-        old_size: 0,
-        new_size: 0,
-        permanent: false,
         installed,
-        ..state.next(Phase::Idle)
+        ..state.idle()
     };
     if let Some(img) = image {
         next.floor_counter = next.floor_counter.max(img.security_counter);

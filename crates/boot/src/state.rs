@@ -135,6 +135,16 @@ impl BootState {
         }
     }
 
+    /// The next snapshot in `Idle`: nothing in flight, so no plan sizes and no mode.
+    pub fn idle(&self) -> BootState {
+        BootState {
+            old_size: 0,
+            new_size: 0,
+            permanent: false,
+            ..self.next(Phase::Idle)
+        }
+    }
+
     /// Units (of `unit` bytes) the old image occupies.
     pub fn old_units(&self, unit: u32) -> u32 {
         self.old_size.div_ceil(unit.max(1))

@@ -649,3 +649,30 @@ fn a_revert_that_finished_before_its_source_was_damaged_counts_as_done() {
         assert_eq!(state(&scn, &mut flash).phase, Phase::Idle, "{name}");
     }
 }
+
+#[test]
+fn a_recorded_image_of_size_zero_is_never_booted() {
+    for name in ["stm32l475vg", "stm32h753zi"] {
+        let mut scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        scn.policy = VerifyPolicy::RecordedHash;
+        // A blank device whose state names an empty image with the hash of no bytes.
+        let mut flash = SimFlash::new(scn.part);
+        let forged = BootState {
+            installed: brickless_boot::state::InstalledImage {
+                sha256: Sha256::digest([]).into(),
+                ..brickless_boot::state::InstalledImage::NONE
+            },
+            ..BootState::FACTORY.next(Phase::Idle)
+        };
+        let mut store = StateStore::load(&mut flash, &scn.layout);
+        store
+            .write(&mut flash, &scn.layout, forged, |_, _, _| {
+                Err(Error::Corrupt)
+            })
+            .unwrap();
+        assert!(
+            matches!(boot(&scn, &mut flash), BootDecision::Recovery(_)),
+            "{name}: booted an empty image"
+        );
+    }
+}
