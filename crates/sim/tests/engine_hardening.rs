@@ -676,3 +676,79 @@ fn a_recorded_image_of_size_zero_is_never_booted() {
         );
     }
 }
+
+#[test]
+fn a_test_upgrade_onto_an_empty_primary_is_installed_for_good() {
+    for name in ["stm32l475vg", "stm32h753zi"] {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let mut flash = SimFlash::new(scn.part);
+        flash.preload(scn.layout.staging().start, &scn.new).unwrap();
+        with_engine(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
+        // Nothing to revert to: no trial, and the floor rises at once.
+        let t = booted(&scn, &mut flash);
+        assert!(runs(&flash, &t, &scn.new), "{name}");
+        assert!(!t.trial && t.event == BootEvent::Installed, "{name}: {t:?}");
+        assert_eq!(
+            state(&scn, &mut flash).floor_version,
+            t.image.version.packed()
+        );
+    }
+}
+
+#[test]
+fn a_plan_that_installs_garbage_is_reverted() {
+    for name in ["stm32l475vg", "stm32h753zi", "stm32f407vg"] {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let mut flash = scn.initial_flash();
+        // Staged bytes that are no image, and a forged plan that installs them over the old
+        // image (a damaged staging area or a forged record).
+        let staging = scn.layout.staging().start;
+        let junk: Vec<u8> = (0..scn.new.len() as u32)
+            .map(|i| (i * 7 + 3) as u8)
+            .collect();
+        flash.preload(staging, &junk).unwrap();
+        forge_swap_plan(&scn, &mut flash, 0);
+        let t = booted(&scn, &mut flash);
+        assert!(runs(&flash, &t, &scn.old), "{name}: {t:?}");
+        assert_eq!(t.event, BootEvent::Reverted, "{name}");
+    }
+}
+
+#[test]
+fn a_full_slot_image_boots_from_its_recorded_hash() {
+    for name in ["stm32l475vg", "stm32l073rz"] {
+        let mut scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        scn.policy = VerifyPolicy::RecordedHash;
+        scn.check = Checker::Hash;
+        let size = scn.layout.spec().primary.size;
+        scn.old = brickless_sim::campaign::kit::build_image(
+            brickless_sim::campaign::OLD_VERSION,
+            2,
+            size,
+            9,
+        );
+        let mut flash = SimFlash::new(scn.part);
+        flash
+            .preload(scn.layout.spec().primary.start, &scn.old)
+            .unwrap();
+        let first = booted(&scn, &mut flash);
+        assert_eq!(first.image.size, size);
+        // Recorded once, so later boots hash instead of verifying.
+        let recorded = state(&scn, &mut flash).installed;
+        assert_eq!(
+            (recorded.size, recorded.hash),
+            (size, first.image.hash),
+            "{name}"
+        );
+        let ops = flash.op_count();
+        for _ in 0..2 {
+            let again = booted(&scn, &mut flash);
+            assert_eq!(again.image, first.image, "{name}");
+        }
+        assert_eq!(
+            flash.op_count(),
+            ops,
+            "{name}: a full-slot image is re-recorded"
+        );
+    }
+}
