@@ -752,3 +752,59 @@ fn a_full_slot_image_boots_from_its_recorded_hash() {
         );
     }
 }
+
+#[test]
+fn a_revert_source_of_another_size_than_saved_is_not_used() {
+    for name in ["stm32l475vg", "stm32h753zi"] {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestRevert);
+        let mut flash = scn.initial_flash();
+        with_engine(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
+        assert!(booted(&scn, &mut flash).trial);
+        // A record saying the saved old image is one write unit shorter than what is there.
+        let mut store = StateStore::load(&mut flash, &scn.layout);
+        let trial = store.state;
+        assert_eq!(trial.phase, Phase::Trial);
+        let forged = BootState {
+            old_size: trial.old_size - scn.layout.write_unit(),
+            ..trial.next(Phase::Trial)
+        };
+        store
+            .write(&mut flash, &scn.layout, forged, |_, _, _| {
+                Err(Error::Corrupt)
+            })
+            .unwrap();
+        let t = booted(&scn, &mut flash);
+        assert!(runs(&flash, &t, &scn.new), "{name}: {t:?}");
+        assert_eq!(t.event, BootEvent::RevertImpossible, "{name}");
+    }
+}
+
+#[test]
+fn an_install_records_the_new_image_for_recorded_hash_boots() {
+    for name in ["stm32l475vg", "stm32h753zi"] {
+        for strategy in StrategyKind::ALL {
+            let mut scn = scenario(name, strategy, Flow::Permanent);
+            scn.policy = VerifyPolicy::RecordedHash;
+            let mut flash = scn.initial_flash();
+            booted(&scn, &mut flash);
+            with_engine(&scn, &mut flash, |e| {
+                e.request_upgrade(UpgradeMode::Permanent)
+            })
+            .unwrap();
+            let t = booted(&scn, &mut flash);
+            assert!(runs(&flash, &t, &scn.new) && t.event == BootEvent::Installed);
+            assert_eq!(
+                state(&scn, &mut flash).installed.hash,
+                t.image.hash,
+                "{name}"
+            );
+            let ops = flash.op_count();
+            booted(&scn, &mut flash);
+            assert_eq!(
+                flash.op_count(),
+                ops,
+                "{name}: the boot after an install wrote"
+            );
+        }
+    }
+}
