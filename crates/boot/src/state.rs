@@ -240,10 +240,14 @@ impl BootState {
                 },
             },
         };
-        // The unit counts are redundant with the sizes: a record where they disagree is not
-        // one this code wrote.
+        // The unit counts are redundant with the sizes, plan sizes exist only while an update
+        // moves (`Swapping`, `Trial`) and the mode only while one is in flight: a record that
+        // breaks these is not one this code wrote.
+        let moving = matches!(state.phase, Phase::Swapping | Phase::Trial);
         let consistent = u32::from(u16_at(28)) == state.old_units(unit)
-            && u32::from(u16_at(30)) == state.new_units(unit);
+            && u32::from(u16_at(30)) == state.new_units(unit)
+            && (moving || (state.old_size == 0 && state.new_size == 0))
+            && (!state.permanent || state.phase != Phase::Idle);
         let len = u32::from(u16_at(8));
         (consistent && len == state.record_len(unit)).then_some((state, len))
     }
