@@ -932,18 +932,26 @@ impl Device<'_> {
                             self.expect = None;
                         } else {
                             // The saved old image is damaged: the trial image must come back,
-                            // still a trial, and say so; never as a confirmed image.
+                            // still a trial, and say so; never as a confirmed image. Unless the
+                            // primary slot already holds the old image (the engine recognises a
+                            // finished revert from the recorded image hash).
                             let running = self.trial_running.map(|(r, _)| r);
+                            let back_to_old =
+                                id == old && !t.trial && t.event == BootEvent::Reverted;
                             assert!(
-                                Some(id) == running
-                                    && t.trial
-                                    && t.event == BootEvent::RevertImpossible,
+                                back_to_old
+                                    || (Some(id) == running
+                                        && t.trial
+                                        && t.event == BootEvent::RevertImpossible),
                                 "unconfirmed trial {running:?} whose saved old image {old:?} is \
                                  damaged: booted {id:?} (trial {}, {:?}) instead of the trial \
                                  again with RevertImpossible",
                                 t.trial,
                                 t.event
                             );
+                            if back_to_old {
+                                self.expect = None;
+                            }
                         }
                     }
                     Some(Expect::Keep(kept)) => assert!(
