@@ -500,8 +500,14 @@ fn forged_sequence_numbers_settle_instead_of_writing_at_every_boot() {
         // Records spread over the whole 32-bit range (no "newest" under wrapping comparison),
         // each a request that makes the boot write.
         let wu = scn.layout.write_unit() as usize;
-        let mut at = scn.layout.spec().state[0].start;
-        for seq in [0x0000_0010, 0x6000_0000, 0xC000_0000, 0xFFFF_FFFF] {
+        // Planted in the second copy, so the renumbering erases the first copy's side too.
+        let mut at = scn.layout.spec().state[1].start;
+        let top = if name == "stm32h753zi" {
+            0xC000_0000
+        } else {
+            0xFFFF_FFFF
+        };
+        for seq in [0x0000_0010, 0x6000_0000, 0x9000_0000, top] {
             let forged = BootState {
                 seq,
                 permanent: true,
@@ -514,7 +520,7 @@ fn forged_sequence_numbers_settle_instead_of_writing_at_every_boot() {
             flash.preload(at, &rec).unwrap();
             at += rec.len() as u32;
         }
-        assert_eq!(state(&scn, &mut flash).seq, 0xFFFF_FFFF);
+        assert_eq!(state(&scn, &mut flash).seq, top);
         let mut quiet = 0;
         for boot_no in 0..8 {
             let ops = flash.op_count();
@@ -806,5 +812,108 @@ fn an_install_records_the_new_image_for_recorded_hash_boots() {
                 "{name}: the boot after an install wrote"
             );
         }
+    }
+}
+
+/// CRC-32/ISO-HDLC, to re-seal a record after changing a field.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn records_this_layout_did_not_write_are_ignored() {
+    let scn = scenario("stm32l475vg", StrategyKind::Swap, Flow::TestConfirm);
+    let wu = scn.layout.write_unit() as usize;
+    let pending = BootState {
+        permanent: true,
+        ..BootState::FACTORY.next(Phase::Pending)
+    };
+    let mut rec = vec![0u8; 256];
+    let len = encode_record(&pending, &scn.layout, &[], &mut rec).unwrap();
+    rec.truncate(len);
+    // Sanity: the untouched record is taken.
+    let plant = |bytes: &[u8]| {
+        let mut flash = scn.initial_flash();
+        let mut b = bytes.to_vec();
+        b.resize(b.len().div_ceil(wu) * wu, 0xFF);
+        flash.preload(scn.layout.spec().state[0].start, &b).unwrap();
+        state(&scn, &mut flash)
+    };
+    assert_eq!(plant(&rec).phase, Phase::Pending);
+    let patches: [(&str, usize, &[u8]); 9] = [
+        ("magic", 0, &[0x42, 0x4C, 0x53, 0x75]),
+        ("format", 10, &[1]),
+        ("strategy", 14, &[2]),
+        ("unit", 32, &[0, 4, 0, 0]),
+        ("unit zero", 32, &[0, 0, 0, 0]),
+        ("permanent byte", 12, &[2]),
+        ("old unit count", 28, &[1, 0]),
+        ("new unit count", 30, &[1, 0]),
+        ("length", 8, &[0x90, 0]),
+    ];
+    for (what, at, bytes) in patches {
+        let mut bad = rec.clone();
+        bad[at..at + bytes.len()].copy_from_slice(bytes);
+        let crc = crc32(&bad[..len - 4]);
+        bad[len - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            plant(&bad),
+            BootState::FACTORY,
+            "a record with another {what} was taken"
+        );
+    }
+    // Plan sizes outside a move, or a mode in Idle: not canonical either.
+    for odd in [
+        BootState {
+            old_size: 100,
+            ..BootState::FACTORY.next(Phase::Idle)
+        },
+        BootState {
+            new_size: 100,
+            ..BootState::FACTORY.next(Phase::Pending)
+        },
+        BootState {
+            permanent: true,
+            ..BootState::FACTORY.next(Phase::Idle)
+        },
+    ] {
+        let mut raw = vec![0u8; 256];
+        let n = encode_record(&odd, &scn.layout, &[], &mut raw).unwrap();
+        assert_eq!(plant(&raw[..n]), BootState::FACTORY, "{odd:?} was taken");
+    }
+}
+
+#[test]
+fn records_append_without_erasing_until_a_copy_is_full() {
+    for name in ["stm32l475vg", "stm32h753zi", "stm32l073rz"] {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let mut flash = scn.initial_flash();
+        let mut store = StateStore::load(&mut flash, &scn.layout);
+        let mut s = BootState::FACTORY;
+        for _ in 0..6 {
+            s = s.idle();
+            store
+                .write(&mut flash, &scn.layout, s, |_, _, _| Err(Error::Corrupt))
+                .unwrap();
+        }
+        for copy in scn.layout.spec().state {
+            assert_eq!(
+                flash.wear(copy.start),
+                Some(0),
+                "{name}: a state copy was erased"
+            );
+        }
+        assert_eq!(state(&scn, &mut flash).seq, 6);
     }
 }
