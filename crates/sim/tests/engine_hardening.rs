@@ -917,3 +917,37 @@ fn records_append_without_erasing_until_a_copy_is_full() {
         assert_eq!(state(&scn, &mut flash).seq, 6);
     }
 }
+
+#[test]
+fn an_encoded_plan_reads_back_with_its_digests() {
+    let scn = scenario("stm32l475vg", StrategyKind::Swap, Flow::TestConfirm);
+    let unit = scn.layout.unit();
+    let plan = BootState {
+        old_size: 2 * unit,
+        new_size: 3 * unit - 5,
+        ..BootState::FACTORY.next(Phase::Swapping)
+    };
+    let digests: Vec<[u8; 16]> = (0..5u8).map(|i| [i * 17 + 1; 16]).collect();
+    let mut raw = vec![0u8; 512];
+    assert_eq!(
+        encode_record(&plan, &scn.layout, &digests[..4], &mut raw),
+        None
+    );
+    let n = encode_record(&plan, &scn.layout, &digests, &mut raw).unwrap();
+    let wu = scn.layout.write_unit() as usize;
+    let mut flash = scn.initial_flash();
+    let mut padded = raw[..n].to_vec();
+    padded.resize(n.div_ceil(wu) * wu, 0xFF);
+    flash
+        .preload(scn.layout.spec().state[0].start, &padded)
+        .unwrap();
+    let store = StateStore::load(&mut flash, &scn.layout);
+    assert_eq!(store.state, plan);
+    use brickless_boot::state::DigestSet;
+    for (set, first, count) in [(DigestSet::Old, 0, 2), (DigestSet::New, 2, 3)] {
+        for i in 0..count {
+            let d = store.digest(&mut flash, &scn.layout, set, i).unwrap();
+            assert_eq!(d, digests[first + i as usize], "{set:?} {i}");
+        }
+    }
+}
