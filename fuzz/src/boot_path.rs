@@ -648,11 +648,11 @@ impl Device<'_> {
             let v = inp.u32();
             rec[32..36].copy_from_slice(&v.to_le_bytes());
         }
-        let mut crc = crc32(&rec[..len - 4]);
+        brickless_boot::state::seal_record(&mut rec[..len]);
         if inp.one_in(8) {
-            crc ^= 1 << inp.below(32);
+            let bit = inp.below(32);
+            rec[len - 4 + (bit / 8) as usize] ^= 1 << (bit % 8);
         }
-        rec[len - 4..].copy_from_slice(&crc.to_le_bytes());
         let padded = len.div_ceil(wu as usize) * wu as usize;
         rec.resize(padded, self.erased());
         let at = copy.start + inp.below(copy.size / wu) * wu;
@@ -1110,22 +1110,6 @@ impl Device<'_> {
             assert_eq!(d, first, "quiet boots flip-flop");
         }
     }
-}
-
-/// CRC-32 (ISO-HDLC, as the state records use), bitwise.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// Engine bugs this harness found, by the name `BRICKLESS_FUZZ_RELAX` (or [`run_with`]) uses

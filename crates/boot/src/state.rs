@@ -276,9 +276,18 @@ pub fn encode_record(
         let at = HEADER_LEN + i * DIGEST_LEN;
         out[at..at + DIGEST_LEN].copy_from_slice(d);
     }
-    let crc = CRC32.checksum(&out[..len - 4]);
-    out[len - 4..].copy_from_slice(&crc.to_le_bytes());
+    seal_record(out);
     Some(len)
+}
+
+/// Writes the CRC a record ends with over everything before it (`record` is one unpadded
+/// record, as [`encode_record`] returns it), e.g. after a tool changed a field. Records shorter
+/// than the CRC are left alone.
+pub fn seal_record(record: &mut [u8]) {
+    if let Some(body) = record.len().checked_sub(4) {
+        let crc = CRC32.checksum(&record[..body]);
+        record[body..].copy_from_slice(&crc.to_le_bytes());
+    }
 }
 
 /// Which half of a swap plan a digest belongs to.

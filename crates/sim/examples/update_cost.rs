@@ -96,14 +96,17 @@ fn update(flash: &mut Counting<'_>, layout: Layout, image: &[u8], confirm: bool)
     assert!(matches!(e.boot(), Ok(BootDecision::Boot(t)) if !t.trial));
 }
 
-fn max_erases(flash: &SimFlash, r: Region) -> u32 {
+/// Erase counts of the sectors of `r`.
+fn wear(flash: &SimFlash, r: Region) -> impl Iterator<Item = u32> + '_ {
     flash
         .geometry()
         .sectors()
-        .filter(|s| s.addr >= r.start && s.addr < r.end())
+        .filter(move |s| s.addr >= r.start && s.addr < r.end())
         .filter_map(|s| flash.wear(s.addr))
-        .max()
-        .unwrap_or(0)
+}
+
+fn max_erases(flash: &SimFlash, r: Region) -> u32 {
+    wear(flash, r).max().unwrap_or(0)
 }
 
 fn main() {
@@ -189,13 +192,7 @@ fn main() {
             .spec()
             .state
             .iter()
-            .flat_map(|r| {
-                let sim = &sim;
-                sim.geometry()
-                    .sectors()
-                    .filter(move |s| s.addr >= r.start && s.addr < r.end())
-                    .filter_map(move |s| sim.wear(s.addr))
-            })
+            .map(|r| wear(&sim, *r).sum::<u32>())
             .sum();
         let seq = StateStore::load(&mut sim, &layout).state.seq;
         let worst = layout

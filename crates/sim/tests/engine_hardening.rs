@@ -1,7 +1,7 @@
 //! The engine's answers to what a new user ran into: staging during a trial, a state area
 //! programmed with the erased value, hostile units next to images, the floor on every boot
 //! path, one meaning of the boot hash, and header flags. Each test failed before its fix.
-use brickless_boot::state::{encode_record, BootState, Phase, StateStore};
+use brickless_boot::state::{encode_record, seal_record, BootState, Phase, StateStore};
 use brickless_boot::{
     BootDecision, BootEvent, BootTarget, Engine, Error, Exec, ImageCheck, NotRunnable,
     StrategyKind, UpgradeMode, VerifyPolicy,
@@ -815,22 +815,6 @@ fn an_install_records_the_new_image_for_recorded_hash_boots() {
     }
 }
 
-/// CRC-32/ISO-HDLC, to re-seal a record after changing a field.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 #[test]
 fn records_this_layout_did_not_write_are_ignored() {
     let scn = scenario("stm32l475vg", StrategyKind::Swap, Flow::TestConfirm);
@@ -865,8 +849,7 @@ fn records_this_layout_did_not_write_are_ignored() {
     for (what, at, bytes) in patches {
         let mut bad = rec.clone();
         bad[at..at + bytes.len()].copy_from_slice(bytes);
-        let crc = crc32(&bad[..len - 4]);
-        bad[len - 4..].copy_from_slice(&crc.to_le_bytes());
+        seal_record(&mut bad);
         assert_eq!(
             plant(&bad),
             BootState::FACTORY,
