@@ -224,23 +224,41 @@ fn a_state_area_programmed_with_the_erased_value_still_takes_updates() {
 }
 
 #[test]
-fn every_cut_while_recovering_a_filled_state_area_is_safe() {
-    for name in ["stm32l475vg", "stm32h753zi", "stm32l073rz", "stm32f407vg"] {
-        for (strategy, flow) in [
-            (StrategyKind::Swap, Flow::TestConfirm),
-            (StrategyKind::Overwrite, Flow::Permanent),
-        ] {
-            let mut scn = scenario(name, strategy, flow);
-            scn.filled_state = true;
-            let row = run_row(&scn, CutPlan::Every, &mut |_, _| {});
-            assert!(row.ops > 0, "{row:?}");
-            assert_eq!(
-                (row.bricks, row.unverified_boots),
-                (0, 0),
-                "{:#?}",
-                row.failures
-            );
-        }
+fn every_cut_while_recovering_a_filled_state_area_is_safe_l475() {
+    every_cut_while_recovering_a_filled_state_area_is_safe("stm32l475vg");
+}
+
+#[test]
+fn every_cut_while_recovering_a_filled_state_area_is_safe_h753() {
+    every_cut_while_recovering_a_filled_state_area_is_safe("stm32h753zi");
+}
+
+#[test]
+fn every_cut_while_recovering_a_filled_state_area_is_safe_l073() {
+    every_cut_while_recovering_a_filled_state_area_is_safe("stm32l073rz");
+}
+
+#[test]
+fn every_cut_while_recovering_a_filled_state_area_is_safe_f407() {
+    every_cut_while_recovering_a_filled_state_area_is_safe("stm32f407vg");
+}
+
+/// One test per part so the parts run in parallel.
+fn every_cut_while_recovering_a_filled_state_area_is_safe(name: &str) {
+    for (strategy, flow) in [
+        (StrategyKind::Swap, Flow::TestConfirm),
+        (StrategyKind::Overwrite, Flow::Permanent),
+    ] {
+        let mut scn = scenario(name, strategy, flow);
+        scn.filled_state = true;
+        let row = run_row(&scn, CutPlan::Every, &mut |_, _| {});
+        assert!(row.ops > 0, "{row:?}");
+        assert_eq!(
+            (row.bricks, row.unverified_boots),
+            (0, 0),
+            "{:#?}",
+            row.failures
+        );
     }
 }
 
