@@ -434,6 +434,36 @@ pub fn part(name: &str) -> Option<&'static Part> {
     PARTS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
 }
 
+/// The part named `name` exactly (lower case), for other crates' static tables: used in a
+/// `static` or `const` initialiser, a missing name fails the build instead of a lookup at run
+/// time. At run time use [`part`].
+pub const fn part_named(name: &str) -> &'static Part {
+    let parts: &'static [Part] = PARTS;
+    let mut i = 0;
+    while i < parts.len() {
+        if const_str_eq(parts[i].name, name) {
+            return &parts[i];
+        }
+        i += 1;
+    }
+    panic!("no part of that name in brickless-flash's table")
+}
+
+const fn const_str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Every part answering the given AN2606 product ID (the ROM bootloader's Get ID), in table order.
 pub fn parts_with_pid(pid: u16) -> impl Iterator<Item = &'static Part> {
     PARTS.iter().filter(move |p| p.pid == pid)

@@ -1,5 +1,5 @@
-//! The part table. Facts and their sources: /work/shared/reference/stm32-flash.md (kept in the
-//! crate README's "Sources" section). Times marked "estimate" are datasheet-order values that
+//! The part table, the one place flash geometry and timings live (other crates look parts up
+//! here). Facts and their sources are in the crate README's "Sources" section. Times marked "estimate" are datasheet-order values that
 //! the reference could not confirm; the cited maxima (H7 sector, L4/G4/G0/F4/F7/U5/L0 erase)
 //! are the ones ST or Zephyr state.
 

@@ -14,7 +14,7 @@
 //! * timeouts scale with the work: line time at [`Config::baud`], the part's maximum erase
 //!   time per page, 35 s for a mass erase.
 //!
-//! Byte layouts follow `shared/reference/protocols.md` §1 (stm32flash, ST Open Bootloader).
+//! Byte layouts follow ST AN3155, checked against stm32flash and ST's Open Bootloader.
 
 use crate::device::{self, Quirks, RomDevice};
 use crate::target::{Erase, ReadProtection, RomTarget, TargetInfo};

@@ -2,16 +2,15 @@
 //! returned its product ID (PID).
 //!
 //! Facts come from ST AN2606 (memory map, I2C addresses, bootloader errata) as collected by
-//! stm32flash's `dev_table.c` and stm32loader's `bootloader.py`; see
-//! `shared/reference/protocols.md` §2.4 and §4. Flash sizes are the family maximum: read the
+//! stm32flash's device table and stm32loader's. Flash sizes are the family maximum: read the
 //! real size from [`RomDevice::flash_size_addr`] (KiB, little-endian u16).
 //!
-//! The flash layout is a [`brickless_flash::Geometry`], the same type the flash model and the
-//! update engine use, so the page numbers a host sends in Erase are the model's sector indices.
+//! This table holds ROM facts only. The flash layout and timings come from `brickless-flash`'s
+//! part table (the family's largest part in its default bank mode), the same [`Geometry`] the
+//! flash model and the update engine use, so the page numbers a host sends in Erase are the
+//! model's sector indices.
 
-use brickless_flash::{
-    Bank, Ecc, EccFault, Family, Geometry, RewriteRule, Sector, SectorRun, Timing,
-};
+use brickless_flash::{part_named, Geometry, Sector};
 
 /// A half-open address range `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,34 +38,25 @@ impl MemRange {
     }
 }
 
-/// Bootloader quirks, as bit flags (stm32flash's `F_*` flags plus AN2606 errata that change
-/// what a host must send).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Quirks(pub u16);
-
-impl Quirks {
-    pub const NONE: Quirks = Quirks(0);
-    /// No mass erase: erase page by page (all L0/L1; stm32flash `F_NO_ME`).
-    pub const NO_MASS_ERASE: Quirks = Quirks(1 << 0);
-    /// A reset needs FLASH_CR.OBL_LAUNCH (stm32flash `F_OBLL`, F030xC/F09x).
-    pub const OBL_LAUNCH: Quirks = Quirks(1 << 1);
-    /// A freshly programmed chip needs PEMPTY toggled to boot from flash (`F_PEMPTY`, L45x/46x).
-    pub const PEMPTY: Quirks = Quirks(1 << 2);
-    /// Some bootloader versions do not send the first ACK of Go (H74x V9.0).
-    pub const GO_FIRST_ACK_MAY_BE_MISSING: Quirks = Quirks(1 << 3);
-    /// Sync may be answered with two ACKs (L412/422 V13.1).
-    pub const DOUBLE_ACK_ON_SYNC: Quirks = Quirks(1 << 4);
-    /// Multi-page erase is unreliable: erase one page per command (G07x/08x V11.3).
-    pub const ERASE_ONE_PAGE_PER_COMMAND: Quirks = Quirks(1 << 5);
-    /// Bank erase (0xFFFE/0xFFFD) does not work on some versions (H74x V13.3): erase sectors.
-    pub const NO_BANK_ERASE: Quirks = Quirks(1 << 6);
-
-    pub const fn union(self, other: Quirks) -> Quirks {
-        Quirks(self.0 | other.0)
-    }
-
-    pub const fn contains(self, other: Quirks) -> bool {
-        self.0 & other.0 == other.0
+bitflags::bitflags! {
+    /// Bootloader quirks (stm32flash's `F_*` flags plus AN2606 errata that change what a host
+    /// must send).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct Quirks: u16 {
+        /// No mass erase: erase page by page (all L0/L1; stm32flash `F_NO_ME`).
+        const NO_MASS_ERASE = 1 << 0;
+        /// A reset needs FLASH_CR.OBL_LAUNCH (stm32flash `F_OBLL`, F030xC/F09x).
+        const OBL_LAUNCH = 1 << 1;
+        /// A freshly programmed chip needs PEMPTY toggled to boot from flash (`F_PEMPTY`, L45x/46x).
+        const PEMPTY = 1 << 2;
+        /// Some bootloader versions do not send the first ACK of Go (H74x V9.0).
+        const GO_FIRST_ACK_MAY_BE_MISSING = 1 << 3;
+        /// Sync may be answered with two ACKs (L412/422 V13.1).
+        const DOUBLE_ACK_ON_SYNC = 1 << 4;
+        /// Multi-page erase is unreliable: erase one page per command (G07x/08x V11.3).
+        const ERASE_ONE_PAGE_PER_COMMAND = 1 << 5;
+        /// Bank erase (0xFFFE/0xFFFD) does not work on some versions (H74x V13.3): erase sectors.
+        const NO_BANK_ERASE = 1 << 6;
     }
 }
 
@@ -77,10 +67,10 @@ pub struct RomDevice {
     pub pid: u16,
     /// Human name, e.g. `STM32H74x/H75x`.
     pub name: &'static str,
-    pub family: Family,
     /// Lower-case part-name prefixes this PID covers (`stm32h743`, …): maps `--part` to a PID.
     pub part_prefixes: &'static [&'static str],
-    /// Family-maximum flash layout; erase page numbers index `geometry.sectors()` in order.
+    /// The family-maximum flash layout, taken from `brickless-flash`'s part table (the one
+    /// place geometry and timings live); erase page numbers index `geometry.sectors()` in order.
     pub geometry: &'static Geometry,
     /// RAM the bootloader leaves to the host (for RAM stubs); below `start` is the ROM's own.
     pub ram: MemRange,
@@ -161,264 +151,6 @@ pub fn by_part_name(name: &str) -> Option<&'static RomDevice> {
     DEVICES.iter().find(|d| d.matches_part(name))
 }
 
-// ---- Flash layouts (family maxima, as the ROM bootloader numbers pages) ----
-
-const H7_TIMING: Timing = Timing {
-    program_unit_typ_us: 16,
-    program_unit_max_us: 100,
-    erase_per_kib_typ_us: 15_625, // 2 s per 128 KiB sector
-    erase_per_kib_max_us: 31_250,
-};
-const L4_TIMING: Timing = Timing {
-    program_unit_typ_us: 82,
-    program_unit_max_us: 90,
-    erase_per_kib_typ_us: 11_000, // 22 ms per 2 KiB page
-    erase_per_kib_max_us: 12_250,
-};
-const F4_TIMING: Timing = Timing {
-    program_unit_typ_us: 16,
-    program_unit_max_us: 100,
-    erase_per_kib_typ_us: 8_000,
-    erase_per_kib_max_us: 31_250,
-};
-const L0_TIMING: Timing = Timing {
-    program_unit_typ_us: 3_200,
-    program_unit_max_us: 3_900,
-    erase_per_kib_typ_us: 25_600, // 3.2 ms per 128 B page
-    erase_per_kib_max_us: 31_200,
-};
-const G_TIMING: Timing = Timing {
-    program_unit_typ_us: 85,
-    program_unit_max_us: 90,
-    erase_per_kib_typ_us: 11_000,
-    erase_per_kib_max_us: 20_000,
-};
-const U5_TIMING: Timing = Timing {
-    program_unit_typ_us: 118,
-    program_unit_max_us: 140,
-    erase_per_kib_typ_us: 190, // 1.5 ms per 8 KiB page
-    erase_per_kib_max_us: 425,
-};
-
-const H7_ECC: Ecc = Ecc::SecDed(EccFault::BusFault);
-const NMI_ECC: Ecc = Ecc::SecDed(EccFault::Nmi);
-
-static H74X_SECTORS: [SectorRun; 1] = [SectorRun {
-    size: 128 * 1024,
-    count: 8,
-}];
-static H74X_BANKS: [Bank; 2] = [
-    Bank {
-        base: 0x0800_0000,
-        sectors: &H74X_SECTORS,
-    },
-    Bank {
-        base: 0x0810_0000,
-        sectors: &H74X_SECTORS,
-    },
-];
-static H74X_GEOMETRY: Geometry = Geometry {
-    family: Family::H74x,
-    banks: &H74X_BANKS,
-    write_unit: 32,
-    erased: 0xFF,
-    rewrite: RewriteRule::OnceNoHwCheck,
-    ecc: H7_ECC,
-    timing: H7_TIMING,
-    endurance_cycles: 10_000,
-};
-
-static H72X_BANKS: [Bank; 1] = [Bank {
-    base: 0x0800_0000,
-    sectors: &H74X_SECTORS,
-}];
-static H72X_GEOMETRY: Geometry = Geometry {
-    family: Family::H72x,
-    banks: &H72X_BANKS,
-    ..H74X_GEOMETRY
-};
-
-static H7A3_SECTORS: [SectorRun; 1] = [SectorRun {
-    size: 8 * 1024,
-    count: 128,
-}];
-static H7A3_BANKS: [Bank; 2] = [
-    Bank {
-        base: 0x0800_0000,
-        sectors: &H7A3_SECTORS,
-    },
-    Bank {
-        base: 0x0810_0000,
-        sectors: &H7A3_SECTORS,
-    },
-];
-static H7A3_GEOMETRY: Geometry = Geometry {
-    family: Family::H7A3,
-    banks: &H7A3_BANKS,
-    write_unit: 16,
-    ..H74X_GEOMETRY
-};
-
-static L4_1M_PAGES: [SectorRun; 1] = [SectorRun {
-    size: 2048,
-    count: 256,
-}];
-static L47X_BANKS: [Bank; 2] = [
-    Bank {
-        base: 0x0800_0000,
-        sectors: &L4_1M_PAGES,
-    },
-    Bank {
-        base: 0x0808_0000,
-        sectors: &L4_1M_PAGES,
-    },
-];
-static L47X_GEOMETRY: Geometry = Geometry {
-    family: Family::L4,
-    banks: &L47X_BANKS,
-    write_unit: 8,
-    erased: 0xFF,
-    rewrite: RewriteRule::OnceExceptAllZeros,
-    ecc: NMI_ECC,
-    timing: L4_TIMING,
-    endurance_cycles: 10_000,
-};
-
-static F4_SECTORS: [SectorRun; 3] = [
-    SectorRun {
-        size: 16 * 1024,
-        count: 4,
-    },
-    SectorRun {
-        size: 64 * 1024,
-        count: 1,
-    },
-    SectorRun {
-        size: 128 * 1024,
-        count: 7,
-    },
-];
-static F40X_BANKS: [Bank; 1] = [Bank {
-    base: 0x0800_0000,
-    sectors: &F4_SECTORS,
-}];
-static F40X_GEOMETRY: Geometry = Geometry {
-    family: Family::F4,
-    banks: &F40X_BANKS,
-    // The ROM programs by word at 2.7-3.6 V (PSIZE x32).
-    write_unit: 4,
-    erased: 0xFF,
-    rewrite: RewriteRule::BitwiseAnd,
-    ecc: Ecc::None,
-    timing: F4_TIMING,
-    endurance_cycles: 10_000,
-};
-static F42X_BANKS: [Bank; 2] = [
-    Bank {
-        base: 0x0800_0000,
-        sectors: &F4_SECTORS,
-    },
-    Bank {
-        base: 0x0810_0000,
-        sectors: &F4_SECTORS,
-    },
-];
-static F42X_GEOMETRY: Geometry = Geometry {
-    banks: &F42X_BANKS,
-    ..F40X_GEOMETRY
-};
-
-static L07X_PAGES: [SectorRun; 1] = [SectorRun {
-    size: 128,
-    count: 768,
-}];
-static L07X_BANKS: [Bank; 2] = [
-    Bank {
-        base: 0x0800_0000,
-        sectors: &L07X_PAGES,
-    },
-    Bank {
-        base: 0x0801_8000,
-        sectors: &L07X_PAGES,
-    },
-];
-static L07X_GEOMETRY: Geometry = Geometry {
-    family: Family::L0,
-    banks: &L07X_BANKS,
-    write_unit: 4,
-    erased: 0x00,
-    rewrite: RewriteRule::NotZeroErr,
-    ecc: Ecc::SecOnly,
-    timing: L0_TIMING,
-    endurance_cycles: 10_000,
-};
-
-static G07X_PAGES: [SectorRun; 1] = [SectorRun {
-    size: 2048,
-    count: 64,
-}];
-static G07X_BANKS: [Bank; 1] = [Bank {
-    base: 0x0800_0000,
-    sectors: &G07X_PAGES,
-}];
-static G07X_GEOMETRY: Geometry = Geometry {
-    family: Family::G0,
-    banks: &G07X_BANKS,
-    write_unit: 8,
-    erased: 0xFF,
-    rewrite: RewriteRule::OnceExceptAllZeros,
-    ecc: NMI_ECC,
-    timing: G_TIMING,
-    endurance_cycles: 1_000,
-};
-
-// G47x/48x in its default dual-bank mode (DBANK=1): 2 x 128 pages of 2 KiB.
-static G47X_PAGES: [SectorRun; 1] = [SectorRun {
-    size: 2048,
-    count: 128,
-}];
-static G47X_BANKS: [Bank; 2] = [
-    Bank {
-        base: 0x0800_0000,
-        sectors: &G47X_PAGES,
-    },
-    Bank {
-        base: 0x0804_0000,
-        sectors: &G47X_PAGES,
-    },
-];
-static G47X_GEOMETRY: Geometry = Geometry {
-    family: Family::G4,
-    banks: &G47X_BANKS,
-    endurance_cycles: 10_000,
-    ..G07X_GEOMETRY
-};
-
-static U5_PAGES: [SectorRun; 1] = [SectorRun {
-    size: 8 * 1024,
-    count: 128,
-}];
-static U5_BANKS: [Bank; 2] = [
-    Bank {
-        base: 0x0800_0000,
-        sectors: &U5_PAGES,
-    },
-    Bank {
-        base: 0x0810_0000,
-        sectors: &U5_PAGES,
-    },
-];
-static U5_GEOMETRY: Geometry = Geometry {
-    family: Family::U5,
-    banks: &U5_BANKS,
-    write_unit: 16,
-    erased: 0xFF,
-    rewrite: RewriteRule::OnceExceptAllZeros,
-    ecc: NMI_ECC,
-    timing: U5_TIMING,
-    endurance_cycles: 10_000,
-};
-
 const H7_FLASH_SIZE: u32 = 0x1FF1_E880;
 const H7_UID: u32 = 0x1FF1_E800;
 const F4_FLASH_SIZE: u32 = 0x1FFF_7A22;
@@ -435,9 +167,8 @@ pub static DEVICES: &[RomDevice] = &[
     RomDevice {
         pid: 0x413,
         name: "STM32F40x/F41x",
-        family: Family::F4,
         part_prefixes: &["stm32f405", "stm32f407", "stm32f415", "stm32f417"],
-        geometry: &F40X_GEOMETRY,
+        geometry: &part_named("stm32f407vg").geometry,
         ram: MemRange::new(0x2000_3000, 0x2002_0000),
         system_memory: MemRange::new(0x1FFF_0000, 0x1FFF_7800),
         option_bytes: Some(MemRange::new(0x1FFF_C000, 0x1FFF_C010)),
@@ -447,14 +178,13 @@ pub static DEVICES: &[RomDevice] = &[
         usart_protocol_version: 0x31,
         i2c_address: None,
         max_erase_pages: 511,
-        quirks: Quirks::NONE,
+        quirks: Quirks::empty(),
     },
     RomDevice {
         pid: 0x415,
         name: "STM32L47x/L48x",
-        family: Family::L4,
         part_prefixes: &["stm32l471", "stm32l475", "stm32l476", "stm32l486"],
-        geometry: &L47X_GEOMETRY,
+        geometry: &part_named("stm32l475vg").geometry,
         ram: MemRange::new(0x2000_3100, 0x2001_8000),
         system_memory: MemRange::new(0x1FFF_0000, 0x1FFF_7000),
         option_bytes: Some(MemRange::new(0x1FFF_7800, 0x1FFF_F810)),
@@ -464,14 +194,13 @@ pub static DEVICES: &[RomDevice] = &[
         usart_protocol_version: 0x31,
         i2c_address: None,
         max_erase_pages: 511,
-        quirks: Quirks::NONE,
+        quirks: Quirks::empty(),
     },
     RomDevice {
         pid: 0x419,
         name: "STM32F42x/F43x",
-        family: Family::F4,
         part_prefixes: &["stm32f427", "stm32f429", "stm32f437", "stm32f439"],
-        geometry: &F42X_GEOMETRY,
+        geometry: &part_named("stm32f429zi").geometry,
         ram: MemRange::new(0x2000_3000, 0x2003_0000),
         system_memory: MemRange::new(0x1FFF_0000, 0x1FFF_7800),
         option_bytes: Some(MemRange::new(0x1FFE_C000, 0x1FFF_C010)),
@@ -481,12 +210,11 @@ pub static DEVICES: &[RomDevice] = &[
         usart_protocol_version: 0x31,
         i2c_address: None,
         max_erase_pages: 511,
-        quirks: Quirks::NONE,
+        quirks: Quirks::empty(),
     },
     RomDevice {
         pid: 0x447,
         name: "STM32L07x/L08x",
-        family: Family::L0,
         part_prefixes: &[
             "stm32l071",
             "stm32l072",
@@ -495,7 +223,7 @@ pub static DEVICES: &[RomDevice] = &[
             "stm32l082",
             "stm32l083",
         ],
-        geometry: &L07X_GEOMETRY,
+        geometry: &part_named("stm32l073rz").geometry,
         ram: MemRange::new(0x2000_2000, 0x2000_5000),
         system_memory: MemRange::new(0x1FF0_0000, 0x1FF0_2000),
         option_bytes: Some(MemRange::new(0x1FF8_0000, 0x1FF8_0020)),
@@ -511,7 +239,6 @@ pub static DEVICES: &[RomDevice] = &[
     RomDevice {
         pid: 0x450,
         name: "STM32H74x/H75x",
-        family: Family::H74x,
         part_prefixes: &[
             "stm32h742",
             "stm32h743",
@@ -522,7 +249,7 @@ pub static DEVICES: &[RomDevice] = &[
             "stm32h755",
             "stm32h757",
         ],
-        geometry: &H74X_GEOMETRY,
+        geometry: &part_named("stm32h753zi").geometry,
         ram: MemRange::new(0x2000_4100, 0x2002_0000),
         system_memory: MemRange::new(0x1FF0_0000, 0x1FF1_E800),
         option_bytes: None,
@@ -537,9 +264,8 @@ pub static DEVICES: &[RomDevice] = &[
     RomDevice {
         pid: 0x460,
         name: "STM32G07x/G08x",
-        family: Family::G0,
         part_prefixes: &["stm32g070", "stm32g071", "stm32g081"],
-        geometry: &G07X_GEOMETRY,
+        geometry: &part_named("stm32g071rb").geometry,
         ram: MemRange::new(0x2000_2700, 0x2000_9000),
         system_memory: MemRange::new(0x1FFF_0000, 0x1FFF_7000),
         option_bytes: Some(MemRange::new(0x1FFF_7800, 0x1FFF_7880)),
@@ -554,7 +280,6 @@ pub static DEVICES: &[RomDevice] = &[
     RomDevice {
         pid: 0x469,
         name: "STM32G47x/G48x",
-        family: Family::G4,
         part_prefixes: &[
             "stm32g471",
             "stm32g473",
@@ -562,7 +287,7 @@ pub static DEVICES: &[RomDevice] = &[
             "stm32g483",
             "stm32g484",
         ],
-        geometry: &G47X_GEOMETRY,
+        geometry: &part_named("stm32g474re").geometry,
         ram: MemRange::new(0x2000_4000, 0x2001_8000),
         system_memory: MemRange::new(0x1FFF_0000, 0x1FFF_7000),
         option_bytes: Some(MemRange::new(0x1FFF_7800, 0x1FFF_7830)),
@@ -572,14 +297,13 @@ pub static DEVICES: &[RomDevice] = &[
         usart_protocol_version: 0x31,
         i2c_address: Some(0x53),
         max_erase_pages: 511,
-        quirks: Quirks::NONE,
+        quirks: Quirks::empty(),
     },
     RomDevice {
         pid: 0x480,
         name: "STM32H7A3/H7B3/H7B0",
-        family: Family::H7A3,
         part_prefixes: &["stm32h7a3", "stm32h7b3", "stm32h7b0"],
-        geometry: &H7A3_GEOMETRY,
+        geometry: &part_named("stm32h7a3zi").geometry,
         ram: MemRange::new(0x2000_4100, 0x2002_0000),
         system_memory: MemRange::new(0x1FF0_0000, 0x1FF1_4000),
         option_bytes: None,
@@ -590,14 +314,13 @@ pub static DEVICES: &[RomDevice] = &[
         // AN2606 prints an 8-bit typo; 0x57 is the accepted 7-bit address.
         i2c_address: Some(0x57),
         max_erase_pages: 511,
-        quirks: Quirks::NONE,
+        quirks: Quirks::empty(),
     },
     RomDevice {
         pid: 0x482,
         name: "STM32U575/U585",
-        family: Family::U5,
         part_prefixes: &["stm32u575", "stm32u585"],
-        geometry: &U5_GEOMETRY,
+        geometry: &part_named("stm32u585ai").geometry,
         ram: MemRange::new(0x2000_4000, 0x200C_0000),
         system_memory: MemRange::new(0x0BF9_0000, 0x0BFA_0000),
         option_bytes: None,
@@ -607,12 +330,11 @@ pub static DEVICES: &[RomDevice] = &[
         usart_protocol_version: 0x31,
         i2c_address: None,
         max_erase_pages: 511,
-        quirks: Quirks::NONE,
+        quirks: Quirks::empty(),
     },
     RomDevice {
         pid: 0x483,
         name: "STM32H72x/H73x",
-        family: Family::H72x,
         part_prefixes: &[
             "stm32h723",
             "stm32h725",
@@ -620,7 +342,7 @@ pub static DEVICES: &[RomDevice] = &[
             "stm32h733",
             "stm32h735",
         ],
-        geometry: &H72X_GEOMETRY,
+        geometry: &part_named("stm32h723zg").geometry,
         ram: MemRange::new(0x2000_4100, 0x2002_0000),
         system_memory: MemRange::new(0x1FF0_0000, 0x1FF1_E800),
         option_bytes: None,
@@ -630,7 +352,7 @@ pub static DEVICES: &[RomDevice] = &[
         usart_protocol_version: 0x31,
         i2c_address: None,
         max_erase_pages: 511,
-        quirks: Quirks::NONE,
+        quirks: Quirks::empty(),
     },
 ];
 
@@ -694,6 +416,31 @@ mod tests {
         assert!(by_part_name("stm32f103c8").is_none());
         assert!(by_part_name("").is_none());
         assert!(by_part_name("stm32ü").is_none());
+    }
+
+    /// The one chip table: each ROM device's layout is the flash table's largest part with its
+    /// product ID (default bank mode), and the part names agree both ways.
+    #[test]
+    fn every_rom_device_agrees_with_its_flash_part() {
+        for d in DEVICES {
+            let parts: Vec<_> = brickless_flash::parts_with_pid(d.pid).collect();
+            assert!(!parts.is_empty(), "{}: no flash part", d.name);
+            let largest = parts
+                .iter()
+                .filter(|p| !p.name.contains('-'))
+                .max_by_key(|p| p.geometry.total_size())
+                .unwrap_or_else(|| panic!("{}: no default-mode part", d.name));
+            assert!(
+                *d.geometry == largest.geometry,
+                "{}: layout is not {}'s",
+                d.name,
+                largest.name
+            );
+            for p in &parts {
+                assert!(d.matches_part(p.name), "{}: {} not covered", d.name, p.name);
+                assert_eq!(by_part_name(p.name).map(|x| x.pid), Some(d.pid));
+            }
+        }
     }
 
     #[test]

@@ -187,6 +187,45 @@ fn a_trial_whose_revert_source_is_damaged_stays_a_trial_and_says_so() {
     }
 }
 
+/// A blank primary slot takes the staged image for good (there is nothing to revert to);
+/// a later trial whose revert source is damaged is still no revert: the recorded image is
+/// not the one in the primary slot.
+#[test]
+fn a_first_install_is_permanent_and_a_later_unrevertable_trial_stays_a_trial() {
+    for name in CAMPAIGN_PARTS {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let mut flash = SimFlash::with_seed(scn.part, scn.seed);
+        flash.preload(scn.layout.staging().start, &scn.old).unwrap();
+        let t = booted(&scn, &mut flash);
+        assert!(
+            !t.trial && t.event == BootEvent::Installed && runs(&flash, &t, &scn.old),
+            "{name}: {t:?}"
+        );
+        assert_eq!(state(&scn, &mut flash).phase, Phase::Idle, "{name}");
+
+        let mut staged = scn.new.clone();
+        let wu = scn.layout.write_unit() as usize;
+        staged.resize(staged.len().div_ceil(wu) * wu, scn.layout.erased());
+        with_engine(&scn, &mut flash, |e| {
+            e.erase_staging()?;
+            e.write_staged(0, &staged)?;
+            e.request_upgrade(UpgradeMode::Test)
+        })
+        .unwrap();
+        let t = booted(&scn, &mut flash);
+        assert!(t.trial && runs(&flash, &t, &scn.new), "{name}: {t:?}");
+        let secondary = scn.layout.spec().secondary.start;
+        let junk: Vec<u8> = (0..64u32).map(|i| (i * 37 + 11) as u8).collect();
+        flash.preload(secondary + 64, &junk).unwrap();
+        let t = booted(&scn, &mut flash);
+        assert!(
+            t.trial && t.event == BootEvent::RevertImpossible && runs(&flash, &t, &scn.new),
+            "{name}: {t:?}"
+        );
+        assert_eq!(state(&scn, &mut flash).phase, Phase::Trial, "{name}");
+    }
+}
+
 #[test]
 fn a_state_area_programmed_with_the_erased_value_still_takes_updates() {
     for name in CAMPAIGN_PARTS {
