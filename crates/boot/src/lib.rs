@@ -2,9 +2,10 @@
 //! sides: the bootloader's (boot decision, moves) and the application's (stage, request,
 //! confirm).
 //!
-//! `no_std`, no allocation, generic over an `embedded-storage` [`NorFlash`] (the real driver
-//! or the simulator's model) and a small [`ImageCheck`] (the real one calls
-//! `brickless-image`; firmware picks the crypto, tests can use a fast one).
+//! `no_std`, no allocation, generic over an `embedded-storage`
+//! [`NorFlash`](embedded_storage::nor_flash::NorFlash) (the real driver or the simulator's
+//! model) and a small [`ImageCheck`] (the real one calls `brickless-image`; firmware picks
+//! the crypto, tests can use a fast one).
 //!
 //! What it guarantees, for any power cut at or inside any flash operation it issues (and
 //! any number of further cuts while it recovers):
