@@ -951,3 +951,27 @@ fn an_encoded_plan_reads_back_with_its_digests() {
         }
     }
 }
+
+#[test]
+fn an_application_without_the_image_check_stages_and_asks() {
+    for strategy in StrategyKind::ALL {
+        let scn = scenario("stm32l475vg", strategy, Flow::Permanent);
+        let mut flash = scn.initial_flash();
+        let wu = scn.layout.write_unit() as usize;
+        let mut img = scn.new.clone();
+        img.resize(img.len().div_ceil(wu) * wu, scn.layout.erased());
+        let mut app = Updater::unverified(&mut flash, scn.layout);
+        app.erase_staging().unwrap();
+        app.write_staged(0, &img).unwrap();
+        app.request_upgrade_unverified(UpgradeMode::Permanent)
+            .unwrap();
+        assert_eq!(app.state().phase, Phase::Pending, "{}", strategy.name());
+        // The bootloader verifies it before installing.
+        let t = booted(&scn, &mut flash);
+        assert!(
+            runs(&flash, &t, &scn.new) && t.event == BootEvent::Installed,
+            "{}: {t:?}",
+            strategy.name()
+        );
+    }
+}
