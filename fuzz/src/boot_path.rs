@@ -13,7 +13,7 @@
 //! swap trial, damage to the saved old image; finally uncut boots until the device is stable.
 //!
 //! What must hold (each a `panic!` naming the guarantee):
-//! - nothing panics; with power on, `Engine::boot` returns `Ok`, never
+//! - nothing panics; with power on, `BootLoader::boot` returns `Ok`, never
 //!   `Recovery(Unsettled)`;
 //! - `Boot(t)`: `t.address` is the primary slot and the `t.image.size` bytes there are exactly
 //!   one of the valid images the input placed, described exactly (`ImageInfo` equal to what
@@ -40,8 +40,8 @@ use std::sync::OnceLock;
 use brickless_boot::layout::{DIGEST_LEN, RECORD_FIXED_LEN};
 use brickless_boot::state::{encode_record, DigestSet, InstalledImage, StateStore};
 use brickless_boot::{
-    BootDecision, BootEvent, BootState, Engine, Error, Exec, ImageCheck, ImageInfo, ImageVersion,
-    Layout, Phase, RecoveryReason, StrategyKind, UpgradeMode, VerifyPolicy,
+    BootDecision, BootEvent, BootLoader, BootState, Error, Exec, ImageCheck, ImageInfo,
+    ImageVersion, Layout, Phase, RecoveryReason, StrategyKind, Updater, UpgradeMode, VerifyPolicy,
 };
 use brickless_flash::Part;
 use brickless_sim::campaign::kit::{build_image, Checker, McubootKit};
@@ -299,11 +299,15 @@ impl Device<'_> {
         self.fam.part.geometry.max_sector_size()
     }
 
-    fn engine(&mut self) -> Engine<'_, &mut SimFlash, Checker> {
-        let mut e = Engine::new(&mut self.flash, self.layout, self.check, &mut self.buf)
+    fn bootloader(&mut self) -> BootLoader<'_, &mut SimFlash, Checker> {
+        let mut e = BootLoader::new(&mut self.flash, self.layout, self.check, &mut self.buf)
             .expect("the harness's buffer sizes are valid");
         e.set_verify_policy(self.policy);
         e
+    }
+
+    fn updater(&mut self) -> Updater<&mut SimFlash, Checker> {
+        Updater::new(&mut self.flash, self.layout, self.check)
     }
 
     fn state(&mut self) -> BootState {
@@ -808,7 +812,7 @@ impl Device<'_> {
             self.flash.arm_cut(c);
         }
         let ops = self.flash.op_count();
-        let r = self.engine().boot();
+        let r = self.bootloader().boot();
         trace!(
             "boot (cut {cut:?}) from {:?}: {r:?}, {} ops, power {}",
             before.phase,
@@ -991,16 +995,16 @@ impl Device<'_> {
         let mut confirmed = false;
         match kind {
             0 => {
-                let r = self.engine().request_upgrade(mode);
+                let r = self.updater().request_upgrade(mode);
                 if let (Ok(info), true) = (&r, self.flash.is_powered()) {
                     self.identify("request_upgrade", staging.start, info);
                 }
                 requested = r.is_ok();
             }
-            1 => requested = self.engine().request_upgrade_unverified(mode).is_ok(),
-            2 => confirmed = self.engine().confirm().is_ok(),
+            1 => requested = self.updater().request_upgrade_unverified(mode).is_ok(),
+            2 => confirmed = self.updater().confirm().is_ok(),
             3 => {
-                let _ = self.engine().erase_staging();
+                let _ = self.updater().erase_staging();
             }
             4 => {
                 let i = inp.below(self.pool.len() as u32) as usize;
@@ -1011,14 +1015,14 @@ impl Device<'_> {
                 let wu = self.wu() as usize;
                 let mut data = bytes.clone();
                 data.resize(data.len().div_ceil(wu) * wu, self.erased());
-                let _ = self.engine().write_staged(0, &data);
+                let _ = self.updater().write_staged(0, &data);
             }
             _ => {
                 let wu = self.wu();
                 let off = inp.below((staging.size / wu).max(1)) * wu;
                 let units = 1 + inp.below(4);
                 let data = self.garbage(inp, units);
-                let _ = self.engine().write_staged(off, &data);
+                let _ = self.updater().write_staged(off, &data);
             }
         }
         trace!(

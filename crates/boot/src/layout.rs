@@ -3,6 +3,7 @@
 //!
 //! Addresses here are absolute (0x0800_0000 based) because that is how users and linker
 //! scripts name them; the engine converts them to `NorFlash` offsets (`address - base`).
+use crate::strategy::{Strategy, StrategyKind};
 use brickless_flash::Geometry;
 use core::fmt;
 
@@ -27,35 +28,6 @@ impl Region {
 
     fn overlaps(&self, other: &Region) -> bool {
         self.start < other.end() && other.start < self.end()
-    }
-}
-
-/// How an update gets from the secondary slot into the primary slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StrategyKind {
-    /// Trial boot with revert: the update is staged one unit into the secondary slot and
-    /// swapped unit by unit; the old image ends in the secondary slot until confirmed.
-    Swap,
-    /// Copy the verified update over the primary slot; no revert.
-    Overwrite,
-}
-
-impl StrategyKind {
-    pub const ALL: [StrategyKind; 2] = [StrategyKind::Swap, StrategyKind::Overwrite];
-
-    /// Lower-case name used on the command line, in TOML and in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            StrategyKind::Swap => "swap",
-            StrategyKind::Overwrite => "overwrite",
-        }
-    }
-
-    /// Parses [`StrategyKind::name`].
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -234,10 +206,7 @@ impl Layout {
                 }
             }
         }
-        let needed = match spec.strategy {
-            StrategyKind::Swap => spec.primary.size.saturating_add(unit),
-            StrategyKind::Overwrite => spec.primary.size,
-        };
+        let needed = spec.strategy.secondary_size(spec.primary.size, unit);
         if spec.secondary.size < needed {
             return Err(LayoutError::SecondaryTooSmall {
                 size: spec.secondary.size,
@@ -295,15 +264,7 @@ impl Layout {
     }
     /// Where the application stores an update for this strategy (absolute region).
     pub fn staging(&self) -> Region {
-        match self.spec.strategy {
-            StrategyKind::Swap => Region::new(
-                self.spec.secondary.start + self.spec.unit,
-                self.spec.primary.size,
-            ),
-            StrategyKind::Overwrite => {
-                Region::new(self.spec.secondary.start, self.spec.primary.size)
-            }
-        }
+        self.spec.strategy.staging(&self.spec)
     }
     /// Largest image the primary slot can run.
     pub fn max_image_size(&self) -> u32 {
@@ -370,7 +331,7 @@ pub const DEFAULT_BOOTLOADER_SIZE: u32 = 32 * 1024;
 pub const DEFAULT_MIN_UNIT: u32 = 2 * 1024;
 
 /// A sensible layout for a part: bootloader first (at least 32 KiB), then two state copies,
-/// then the slots made of equal units (secondary one unit larger for `Swap`).
+/// then the slots made of equal units (the secondary as large as the strategy needs).
 pub fn default_layout(geometry: &Geometry, strategy: StrategyKind) -> Result<Layout, LayoutError> {
     let base = geometry.base();
     let boot_end = boundary_at_or_after(geometry, base + DEFAULT_BOOTLOADER_SIZE);
@@ -429,10 +390,12 @@ pub fn default_layout(geometry: &Geometry, strategy: StrategyKind) -> Result<Lay
         best = run_start.map(|st| (st, units));
     }
     let (slots_start, n) = best.unwrap_or((geometry.end(), 0));
-    let primary_units = match strategy {
-        StrategyKind::Swap => n.saturating_sub(1) / 2,
-        StrategyKind::Overwrite => n / 2,
+    // The most units the primary can have with the secondary the strategy needs beside it.
+    let fits = |p: u32| {
+        let size = p * unit;
+        size.saturating_add(strategy.secondary_size(size, unit)) <= n * unit
     };
+    let primary_units = (0..=n / 2).rev().find(|&p| fits(p)).unwrap_or(0);
     let primary = Region::new(slots_start, primary_units * unit);
     let secondary = Region::new(primary.end(), (n - primary_units) * unit);
     let spec = LayoutSpec {

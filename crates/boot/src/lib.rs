@@ -1,8 +1,11 @@
-//! The update engine: slot layout, power-safe state, swap/overwrite strategies, boot decision.
+//! The update engine: slot layout, power-safe state, one file per strategy, and its two
+//! sides: the bootloader's (boot decision, moves) and the application's (stage, request,
+//! confirm).
 //!
-//! `no_std`, no allocation, generic over an `embedded-storage` [`NorFlash`] (the real driver
-//! or the simulator's model) and a small [`ImageCheck`] (the real one calls
-//! `brickless-image`; firmware picks the crypto, tests can use a fast one).
+//! `no_std`, no allocation, generic over an `embedded-storage`
+//! [`NorFlash`](embedded_storage::nor_flash::NorFlash) (the real driver or the simulator's
+//! model) and a small [`ImageCheck`] (the real one calls `brickless-image`; firmware picks
+//! the crypto, tests can use a fast one).
 //!
 //! What it guarantees, for any power cut at or inside any flash operation it issues (and
 //! any number of further cuts while it recovers):
@@ -16,22 +19,30 @@
 //! - every boot after a cut finishes the interrupted work, so the device is stable after a
 //!   bounded number of boots.
 //!
-//! How: see `README.md` in this crate, `state.rs` (records) and `strategy.rs` (moves).
+//! Two sides, as a device runs them: the bootloader holds a [`BootLoader`] (the decision at
+//! reset and the moves; image check and copy buffer), the application an [`Updater`]
+//! (stage, request, confirm; no copy buffer, image check optional). Both read and append the
+//! same state log ([`state`]) over the same [`Layout`]; each strategy lives in its own file
+//! under [`strategy`]. More in `README.md` in this crate.
 #![no_std]
 #![forbid(unsafe_code)]
 
-pub mod engine;
+pub mod bootloader;
 pub mod layout;
 #[cfg(feature = "mcuboot")]
 pub mod mcuboot;
+mod slots;
 pub mod state;
 pub mod strategy;
+pub mod updater;
 
-pub use engine::{
-    BootDecision, BootEvent, BootTarget, Engine, RecoveryReason, UpgradeMode, VerifyPolicy,
+pub use bootloader::{
+    BootDecision, BootEvent, BootLoader, BootTarget, RecoveryReason, VerifyPolicy,
 };
-pub use layout::{default_layout, Layout, LayoutError, LayoutSpec, Region, StrategyKind};
+pub use layout::{default_layout, Layout, LayoutError, LayoutSpec, Region};
 pub use state::{BootState, Phase};
+pub use strategy::StrategyKind;
+pub use updater::{NoCheck, Updater, UpgradeMode};
 
 use embedded_storage::nor_flash::{NorFlashErrorKind, ReadNorFlash};
 
@@ -139,7 +150,7 @@ pub trait Platform {
 pub struct NoPlatform;
 impl Platform for NoPlatform {}
 
-/// Engine errors. None of them means the device cannot boot: [`Engine::boot`] turns what it can
+/// Engine errors. None of them means the device cannot boot: [`BootLoader::boot`] turns what it can
 /// into a decision; these reach the caller only for flash failures and application requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {

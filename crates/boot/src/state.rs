@@ -17,8 +17,9 @@
 //! flags u8, image u8, strategy u8, reserved u8, floor_counter u32, floor_version u64,
 //! old_units u16, new_units u16, unit u32, old_size u32, new_size u32, then the installed
 //! image's record (size u32, version [u8; 8], security counter u32, SHA-256 of its bytes
-//! [u8; 32], its SHA256 TLV [u8; 32]; size 0 = none), digests (swap plans only: old units
-//! then new units, 16 bytes each), crc32 u32; padded with the erased value to the write unit.
+//! [u8; 32], its SHA256 TLV [u8; 32]; size 0 = none), digests (`Swapping` records only: the
+//! strategy's plan, old units then new units, 16 bytes each), crc32 u32; padded with the
+//! erased value to the write unit. The strategy code is [`crate::strategy::Strategy::code`].
 use crate::layout::{Layout, Region, DIGEST_LEN, RECORD_FIXED_LEN};
 use crate::Error;
 use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind};
@@ -81,7 +82,7 @@ pub struct BootState {
     /// Swapping/Trial: bytes of the new image being installed.
     pub new_size: u32,
     /// The image in the primary slot as last fully verified (for
-    /// [`crate::engine::VerifyPolicy::RecordedHash`]); `size == 0` means none.
+    /// [`crate::VerifyPolicy::RecordedHash`]); `size == 0` means none.
     pub installed: InstalledImage,
 }
 
@@ -312,10 +313,7 @@ pub struct StateStore {
 }
 
 fn strategy_code(layout: &Layout) -> u8 {
-    match layout.strategy() {
-        crate::StrategyKind::Swap => 1,
-        crate::StrategyKind::Overwrite => 2,
-    }
+    crate::strategy::Strategy::code(&layout.strategy())
 }
 
 impl StateStore {

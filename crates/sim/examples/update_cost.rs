@@ -8,7 +8,7 @@ use brickless_boot::state::StateStore;
 use brickless_boot::{
     default_layout,
     layout::{plan_record_len, RECORD_FIXED_LEN},
-    BootDecision, Engine, ImageVersion, Layout, Region, StrategyKind, UpgradeMode,
+    BootDecision, BootLoader, ImageVersion, Layout, Region, StrategyKind, Updater, UpgradeMode,
 };
 use brickless_flash::part;
 use brickless_sim::campaign::kit::{build_image, Checker};
@@ -74,7 +74,7 @@ fn version(n: u32) -> ImageVersion {
 /// boots, confirms or not, boots again.
 fn update(flash: &mut Counting<'_>, layout: Layout, image: &[u8], confirm: bool) {
     let mut buf = vec![0u8; 4096.min(layout.unit() as usize)];
-    let mut e = Engine::new(&mut *flash, layout, Checker::Hash, &mut buf).expect("buffer");
+    let mut e = Updater::new(&mut *flash, layout, Checker::Hash);
     e.erase_staging().expect("stage");
     for (i, chunk) in image.chunks(4096).enumerate() {
         let wu = layout.write_unit() as usize;
@@ -89,11 +89,15 @@ fn update(flash: &mut Counting<'_>, layout: Layout, image: &[u8], confirm: bool)
             e.state()
         );
     }
-    assert!(matches!(e.boot(), Ok(BootDecision::Boot(t)) if t.trial));
+    let mut b = BootLoader::new(&mut *flash, layout, Checker::Hash, &mut buf).expect("buffer");
+    assert!(matches!(b.boot(), Ok(BootDecision::Boot(t)) if t.trial));
     if confirm {
-        e.confirm().expect("confirm");
+        Updater::new(&mut *flash, layout, Checker::Hash)
+            .confirm()
+            .expect("confirm");
     }
-    assert!(matches!(e.boot(), Ok(BootDecision::Boot(t)) if !t.trial));
+    let mut b = BootLoader::new(&mut *flash, layout, Checker::Hash, &mut buf).expect("buffer");
+    assert!(matches!(b.boot(), Ok(BootDecision::Boot(t)) if !t.trial));
 }
 
 /// Erase counts of the sectors of `r`.

@@ -3,7 +3,7 @@
 //! no slot holds one, says recovery), and updates still work afterwards.
 use brickless_boot::layout::DIGEST_LEN;
 use brickless_boot::state::{BootState, Phase, StateStore};
-use brickless_boot::{Engine, StrategyKind};
+use brickless_boot::{BootLoader, StrategyKind};
 use brickless_flash::part;
 use brickless_sim::campaign::{run_flow, settle, Flow, Scenario, Which, CAMPAIGN_PARTS};
 use brickless_sim::flash::{CutPhase, CutPoint, SimFlash};
@@ -150,7 +150,7 @@ fn no_valid_image_anywhere_means_recovery_not_a_crash() {
                 flash.preload(at, &rng.bytes(16)).unwrap();
             }
             let mut buf = vec![0u8; 4096];
-            let mut engine = Engine::new(&mut flash, scn.layout, scn.check, &mut buf).unwrap();
+            let mut engine = BootLoader::new(&mut flash, scn.layout, scn.check, &mut buf).unwrap();
             for _ in 0..3 {
                 let d = engine.boot().unwrap();
                 assert!(
@@ -194,7 +194,7 @@ fn recorded_hash_skips_signatures_but_never_boots_a_changed_image() {
             inner: scn.check,
             calls: &calls,
         };
-        let mut e = Engine::new(&mut *flash, scn.layout, check, buf).unwrap();
+        let mut e = BootLoader::new(&mut *flash, scn.layout, check, buf).unwrap();
         e.set_verify_policy(VerifyPolicy::RecordedHash);
         e.boot().unwrap()
     };

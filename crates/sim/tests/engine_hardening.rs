@@ -3,8 +3,8 @@
 //! path, one meaning of the boot hash, and header flags. Each test failed before its fix.
 use brickless_boot::state::{encode_record, seal_record, BootState, Phase, StateStore};
 use brickless_boot::{
-    BootDecision, BootEvent, BootTarget, Engine, Error, Exec, ImageCheck, NotRunnable,
-    StrategyKind, UpgradeMode, VerifyPolicy,
+    BootDecision, BootEvent, BootLoader, BootTarget, Error, Exec, ImageCheck, NotRunnable,
+    StrategyKind, Updater, UpgradeMode, VerifyPolicy,
 };
 use brickless_flash::{part, Part};
 use brickless_image::sign::{sign_image, SecurityCounter, SignOptions};
@@ -28,10 +28,10 @@ fn scenario(name: &str, strategy: StrategyKind, flow: Flow) -> Scenario {
     Scenario::new(part(name).unwrap(), strategy, flow).unwrap()
 }
 
-/// Boots once on a fresh engine (a reset).
+/// Boots once on a fresh bootloader (a reset).
 fn boot(scn: &Scenario, flash: &mut SimFlash) -> BootDecision {
     let mut buf = vec![0u8; scn.buffer];
-    let mut e = Engine::new(&mut *flash, scn.layout, scn.check, &mut buf).unwrap();
+    let mut e = BootLoader::new(&mut *flash, scn.layout, scn.check, &mut buf).unwrap();
     e.set_verify_policy(scn.policy);
     e.boot().unwrap()
 }
@@ -49,15 +49,12 @@ fn runs(flash: &SimFlash, t: &BootTarget, image: &[u8]) -> bool {
     flash.read_abs(t.address, &mut got).is_ok() && got == image
 }
 
-fn with_engine<R>(
+fn with_updater<R>(
     scn: &Scenario,
     flash: &mut SimFlash,
-    f: impl FnOnce(&mut Engine<'_, &mut SimFlash, Checker>) -> R,
+    f: impl FnOnce(&mut Updater<&mut SimFlash, Checker>) -> R,
 ) -> R {
-    let mut buf = vec![0u8; scn.buffer];
-    let mut e = Engine::new(&mut *flash, scn.layout, scn.check, &mut buf).unwrap();
-    e.set_verify_policy(scn.policy);
-    f(&mut e)
+    f(&mut Updater::new(&mut *flash, scn.layout, scn.check))
 }
 
 fn state(scn: &Scenario, flash: &mut SimFlash) -> BootState {
@@ -70,7 +67,7 @@ fn staging_during_a_trial_is_refused_and_the_trial_reverts() {
         let scn = scenario(name, StrategyKind::Swap, Flow::TestRevert);
         let mut flash = scn.initial_flash();
         let floor = state(&scn, &mut flash);
-        with_engine(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
+        with_updater(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
         let t = booted(&scn, &mut flash);
         assert!(
             t.trial && t.event == BootEvent::TrialStarted,
@@ -84,7 +81,7 @@ fn staging_during_a_trial_is_refused_and_the_trial_reverts() {
         // The application takes the next upload before confirming: refused, nothing written.
         let ops = flash.op_count();
         let wu = scn.layout.write_unit() as usize;
-        with_engine(&scn, &mut flash, |e| {
+        with_updater(&scn, &mut flash, |e| {
             assert_eq!(e.erase_staging(), Err(Error::StagingLocked), "{name}");
             assert_eq!(
                 e.write_staged(0, &vec![0x5A; wu]),
@@ -109,7 +106,7 @@ fn staging_during_a_trial_is_refused_and_the_trial_reverts() {
             "{name}"
         );
         // Idle again: staging is allowed.
-        with_engine(&scn, &mut flash, |e| e.erase_staging()).unwrap();
+        with_updater(&scn, &mut flash, |e| e.erase_staging()).unwrap();
     }
 }
 
@@ -119,7 +116,7 @@ fn staging_is_refused_while_a_request_is_pending_and_out_of_range_is_named() {
         let scn = scenario("stm32l475vg", strategy, Flow::Permanent);
         let mut flash = scn.initial_flash();
         let staging = scn.layout.staging();
-        with_engine(&scn, &mut flash, |e| {
+        with_updater(&scn, &mut flash, |e| {
             assert_eq!(
                 e.write_staged(staging.size, &[0; 8]),
                 Err(Error::OutOfRange)
@@ -157,7 +154,7 @@ fn a_trial_whose_revert_source_is_damaged_stays_a_trial_and_says_so() {
     for name in CAMPAIGN_PARTS {
         let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
         let mut flash = scn.initial_flash();
-        with_engine(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
+        with_updater(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
         let t = booted(&scn, &mut flash);
         assert!(t.trial);
         // Damage the saved old image (a debugger write, or worn-out cells).
@@ -176,7 +173,7 @@ fn a_trial_whose_revert_source_is_damaged_stays_a_trial_and_says_so() {
         let ops = flash.op_count();
         booted(&scn, &mut flash);
         assert_eq!(flash.op_count(), ops, "{name}: not stable");
-        with_engine(&scn, &mut flash, |e| e.confirm()).unwrap();
+        with_updater(&scn, &mut flash, |e| e.confirm()).unwrap();
         let t = booted(&scn, &mut flash);
         assert!(!t.trial && t.event == BootEvent::None && runs(&flash, &t, &scn.new));
         assert_eq!(
@@ -243,14 +240,14 @@ fn a_state_area_programmed_with_the_erased_value_still_takes_updates() {
                 assert_eq!(flash.unit_state(first), Some(UnitState::Programmed));
                 let t = booted(&scn, &mut flash);
                 assert!(runs(&flash, &t, &scn.old), "{what}");
-                with_engine(&scn, &mut flash, |e| e.request_upgrade(mode))
+                with_updater(&scn, &mut flash, |e| e.request_upgrade(mode))
                     .unwrap_or_else(|e| panic!("{what}: request refused: {e}"));
                 // The request is really recorded (not lost in a poisoned unit).
                 assert_eq!(state(&scn, &mut flash).phase, Phase::Pending, "{what}");
                 let t = booted(&scn, &mut flash);
                 assert!(runs(&flash, &t, &scn.new), "{what}");
                 if t.trial {
-                    with_engine(&scn, &mut flash, |e| e.confirm()).unwrap();
+                    with_updater(&scn, &mut flash, |e| e.confirm()).unwrap();
                 }
                 let t = booted(&scn, &mut flash);
                 assert!(runs(&flash, &t, &scn.new) && !t.trial, "{what}");
@@ -330,7 +327,7 @@ fn a_faulting_unit_after_the_staged_image_in_its_last_unit_does_not_stop_the_ins
             let after = staging + round_up(scn.new.len() as u32, wu);
             assert!(after < staging + round_up(scn.new.len() as u32, unit));
             tear(&mut flash, after);
-            with_engine(&scn, &mut flash, |e| e.request_upgrade(mode)).unwrap();
+            with_updater(&scn, &mut flash, |e| e.request_upgrade(mode)).unwrap();
             let ops = flash.op_count();
             let t = booted(&scn, &mut flash);
             assert!(runs(&flash, &t, &scn.new), "{name} {}", strategy.name());
@@ -342,7 +339,7 @@ fn a_faulting_unit_after_the_staged_image_in_its_last_unit_does_not_stop_the_ins
                 flash.op_count() - ops
             );
             if t.trial {
-                with_engine(&scn, &mut flash, |e| e.confirm()).unwrap();
+                with_updater(&scn, &mut flash, |e| e.confirm()).unwrap();
             }
             let t = booted(&scn, &mut flash);
             assert!(runs(&flash, &t, &scn.new) && !t.trial, "{name}");
@@ -512,7 +509,7 @@ fn images_that_cannot_run_here_are_refused_with_their_reason() {
         let (img, check) = signed(opts, wu, 2);
         let scn = flagged_scenario(p, img, check);
         let mut flash = scn.initial_flash();
-        let got = with_engine(&scn, &mut flash, |e| {
+        let got = with_updater(&scn, &mut flash, |e| {
             e.request_upgrade(UpgradeMode::Permanent)
         });
         assert_eq!(got, Err(Error::NotRunnable(reason)), "{what}");
@@ -520,7 +517,7 @@ fn images_that_cannot_run_here_are_refused_with_their_reason() {
             .to_string()
             .contains("cannot run"));
         // An application without crypto asks anyway: the bootloader drops the request.
-        with_engine(&scn, &mut flash, |e| {
+        with_updater(&scn, &mut flash, |e| {
             e.request_upgrade_unverified(UpgradeMode::Permanent)
         })
         .unwrap();
@@ -540,7 +537,7 @@ fn images_that_cannot_run_here_are_refused_with_their_reason() {
     let (img, check) = signed(|o| o.rom_fixed = Some(slot), wu, 3);
     let scn = flagged_scenario(p, img, check);
     let mut flash = scn.initial_flash();
-    let info = with_engine(&scn, &mut flash, |e| {
+    let info = with_updater(&scn, &mut flash, |e| {
         e.request_upgrade(UpgradeMode::Permanent)
     })
     .unwrap();
@@ -609,7 +606,7 @@ fn the_copy_buffer_must_be_two_write_units_or_more_and_whole_units() {
         ] {
             let mut flash = scn.initial_flash();
             let mut buf = vec![0u8; len];
-            let got = Engine::new(&mut flash, scn.layout, scn.check, &mut buf).map(|_| ());
+            let got = BootLoader::new(&mut flash, scn.layout, scn.check, &mut buf).map(|_| ());
             assert_eq!(got.is_ok(), ok, "{name}: buffer of {len} bytes");
             if !ok {
                 assert_eq!(got, Err(Error::BufferSize));
@@ -618,8 +615,10 @@ fn the_copy_buffer_must_be_two_write_units_or_more_and_whole_units() {
         // The smallest buffer still installs an update.
         let mut flash = scn.initial_flash();
         let mut buf = vec![0u8; 2 * wu];
-        let mut e = Engine::new(&mut flash, scn.layout, scn.check, &mut buf).unwrap();
-        e.request_upgrade(UpgradeMode::Permanent).unwrap();
+        Updater::new(&mut flash, scn.layout, scn.check)
+            .request_upgrade(UpgradeMode::Permanent)
+            .unwrap();
+        let mut e = BootLoader::new(&mut flash, scn.layout, scn.check, &mut buf).unwrap();
         assert!(matches!(e.boot(), Ok(BootDecision::Boot(t)) if t.event == BootEvent::Installed));
         let t = booted(&scn, &mut flash);
         assert!(runs(&flash, &t, &scn.new), "{name}");
@@ -633,14 +632,14 @@ fn a_damaged_primary_with_only_a_downgrade_staged_goes_to_recovery_at_once() {
             // v1.3 (counter 3) installed and kept: the floor is 1.3 / 3.
             let scn = scenario(name, strategy, Flow::Permanent);
             let mut flash = scn.initial_flash();
-            with_engine(&scn, &mut flash, |e| {
+            with_updater(&scn, &mut flash, |e| {
                 e.request_upgrade(UpgradeMode::Permanent)
             })
             .unwrap();
             let t = booted(&scn, &mut flash);
             assert!(runs(&flash, &t, &scn.new));
             // Stage the older image (1.2, counter 2), then the primary gets damaged.
-            with_engine(&scn, &mut flash, |e| {
+            with_updater(&scn, &mut flash, |e| {
                 e.erase_staging()?;
                 let wu = scn.layout.write_unit() as usize;
                 let mut img = scn.old.clone();
@@ -697,7 +696,7 @@ fn a_revert_that_finished_before_its_source_was_damaged_counts_as_done() {
         scn.policy = VerifyPolicy::RecordedHash;
         let mut flash = scn.initial_flash();
         booted(&scn, &mut flash); // records the installed image
-        with_engine(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
+        with_updater(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
         assert!(booted(&scn, &mut flash).trial);
         // The revert copied the old image back, power failed before its record, and then the
         // saved copy was damaged.
@@ -746,7 +745,7 @@ fn a_test_upgrade_onto_an_empty_primary_is_installed_for_good() {
         let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
         let mut flash = SimFlash::new(scn.part);
         flash.preload(scn.layout.staging().start, &scn.new).unwrap();
-        with_engine(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
+        with_updater(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
         // Nothing to revert to: no trial, and the floor rises at once.
         let t = booted(&scn, &mut flash);
         assert!(runs(&flash, &t, &scn.new), "{name}");
@@ -821,7 +820,7 @@ fn a_revert_source_of_another_size_than_saved_is_not_used() {
     for name in ["stm32l475vg", "stm32h753zi"] {
         let scn = scenario(name, StrategyKind::Swap, Flow::TestRevert);
         let mut flash = scn.initial_flash();
-        with_engine(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
+        with_updater(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
         assert!(booted(&scn, &mut flash).trial);
         // A record saying the saved old image is one write unit shorter than what is there.
         let mut store = StateStore::load(&mut flash, &scn.layout);
@@ -850,7 +849,7 @@ fn an_install_records_the_new_image_for_recorded_hash_boots() {
             scn.policy = VerifyPolicy::RecordedHash;
             let mut flash = scn.initial_flash();
             booted(&scn, &mut flash);
-            with_engine(&scn, &mut flash, |e| {
+            with_updater(&scn, &mut flash, |e| {
                 e.request_upgrade(UpgradeMode::Permanent)
             })
             .unwrap();
@@ -989,5 +988,29 @@ fn an_encoded_plan_reads_back_with_its_digests() {
             let d = store.digest(&mut flash, &scn.layout, set, i).unwrap();
             assert_eq!(d, digests[first + i as usize], "{set:?} {i}");
         }
+    }
+}
+
+#[test]
+fn an_application_without_the_image_check_stages_and_asks() {
+    for strategy in StrategyKind::ALL {
+        let scn = scenario("stm32l475vg", strategy, Flow::Permanent);
+        let mut flash = scn.initial_flash();
+        let wu = scn.layout.write_unit() as usize;
+        let mut img = scn.new.clone();
+        img.resize(img.len().div_ceil(wu) * wu, scn.layout.erased());
+        let mut app = Updater::unverified(&mut flash, scn.layout);
+        app.erase_staging().unwrap();
+        app.write_staged(0, &img).unwrap();
+        app.request_upgrade_unverified(UpgradeMode::Permanent)
+            .unwrap();
+        assert_eq!(app.state().phase, Phase::Pending, "{}", strategy.name());
+        // The bootloader verifies it before installing.
+        let t = booted(&scn, &mut flash);
+        assert!(
+            runs(&flash, &t, &scn.new) && t.event == BootEvent::Installed,
+            "{}: {t:?}",
+            strategy.name()
+        );
     }
 }

@@ -114,7 +114,7 @@ def main():
     for target in targets:
         lib = build(target)
         sizes, (calls, indirect) = frames(lib), call_graph(lib)
-        print(f"== {target}: size_of::<Engine>() = {engine_size(lib)} B, "
+        print(f"== {target}: size_of::<BootLoader>() = {engine_size(lib)} B, "
               f"copy buffer {COPY_BUF} B (static)")
         for entry in ENTRIES:
             total, path, reached, cycles = deepest(entry, sizes, calls)

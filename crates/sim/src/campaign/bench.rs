@@ -5,7 +5,8 @@ use super::kit::{build_image, HashCheck};
 use super::{NEW_VERSION, OLD_VERSION};
 use crate::flash::SimFlash;
 use brickless_boot::{
-    default_layout, BootDecision, Engine, Layout, LayoutSpec, Region, StrategyKind, UpgradeMode,
+    default_layout, BootDecision, BootLoader, Layout, LayoutSpec, Region, StrategyKind, Updater,
+    UpgradeMode,
 };
 use brickless_flash::{Bank, Geometry, Part, SectorRun};
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
@@ -142,20 +143,22 @@ pub fn bench_one(part: &'static Part, layout: Layout, buffer: usize) -> Result<B
         UpgradeMode::Permanent
     };
     let (app_ops, boot_ops) = {
-        let mut engine =
-            Engine::new(&mut counting, layout, HashCheck, &mut buf).map_err(|e| e.to_string())?;
-        engine
+        Updater::new(&mut counting, layout, HashCheck)
             .request_upgrade(mode)
             .map_err(|e| format!("request: {e}"))?;
-        let before = (engine.flash().writes, engine.flash().erases);
-        let decision = engine.boot().map_err(|e| format!("boot: {e}"))?;
-        let after = (engine.flash().writes, engine.flash().erases);
+        let mut bootloader = BootLoader::new(&mut counting, layout, HashCheck, &mut buf)
+            .map_err(|e| e.to_string())?;
+        let before = (bootloader.flash().writes, bootloader.flash().erases);
+        let decision = bootloader.boot().map_err(|e| format!("boot: {e}"))?;
+        let after = (bootloader.flash().writes, bootloader.flash().erases);
         match decision {
             BootDecision::Boot(t) if t.image.version == NEW_VERSION => {}
             d => return Err(format!("upgrade did not boot the new image: {d:?}")),
         }
-        engine.confirm().map_err(|e| format!("confirm: {e}"))?;
-        let total = engine.flash().writes + engine.flash().erases;
+        Updater::new(&mut counting, layout, HashCheck)
+            .confirm()
+            .map_err(|e| format!("confirm: {e}"))?;
+        let total = counting.writes + counting.erases;
         let boot = (after.0 - before.0) + (after.1 - before.1);
         (total - boot, boot)
     };
@@ -257,11 +260,11 @@ pub struct EngineRam {
     pub stack_buffers: usize,
 }
 
-/// The engine's RAM figures for the campaign's flash type.
+/// The engine's RAM figures for the campaign's flash type (the bootloader side, the larger).
 pub fn engine_ram() -> EngineRam {
     EngineRam {
         engine_struct: core::mem::size_of::<
-            Engine<'static, &'static mut SimFlash, super::kit::Checker>,
+            BootLoader<'static, &'static mut SimFlash, super::kit::Checker>,
         >(),
         layout: core::mem::size_of::<Layout>(),
         stack_buffers: 256 + 256 + 4 + 64 + 92 + core::mem::size_of::<sha2::Sha256>(),

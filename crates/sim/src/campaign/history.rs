@@ -5,9 +5,9 @@
 //! A [`History`] is generated from a seed on a [`reduced_part`] (the family's write unit,
 //! erased value, ECC and rewrite rule on 1–2 KiB sectors, so one state copy holds a handful
 //! of records). Each [`Step`] is one thing the application does: stage an image through
-//! [`Engine::erase_staging`] + [`Engine::write_staged`] (a few write units per call, as an
-//! upload would), ask for it ([`Engine::request_upgrade`] or
-//! [`Engine::request_upgrade_unverified`]), then confirm it, let it be reverted, or watch it be
+//! [`Updater::erase_staging`] + [`Updater::write_staged`] (a few write units per call, as an
+//! upload would), ask for it ([`Updater::request_upgrade`] or
+//! [`Updater::request_upgrade_unverified`]), then confirm it, let it be reverted, or watch it be
 //! refused. The generator also computes the **reference**: which image must run after the
 //! step and the anti-rollback floor (highest version and counter kept for good).
 //!
@@ -31,8 +31,8 @@ use super::{mcuboot_kit, next, reduced_layout, reduced_part, Kit, RowReport, MAX
 use crate::flash::{CutPhase, CutPoint, SimFlash};
 use brickless_boot::state::StateStore;
 use brickless_boot::{
-    BootDecision, Engine, Error, ImageVersion, Layout, LayoutError, Phase, StrategyKind,
-    UpgradeMode, VerifyPolicy,
+    BootDecision, BootLoader, Error, ImageVersion, Layout, LayoutError, Phase, StrategyKind,
+    Updater, UpgradeMode, VerifyPolicy,
 };
 use brickless_flash::Part;
 
@@ -489,18 +489,18 @@ enum Call {
     Confirm,
 }
 
-fn engine<'a>(
+fn bootloader<'a>(
     h: &History,
     flash: &'a mut SimFlash,
     buf: &'a mut [u8],
-) -> Engine<'a, &'a mut SimFlash, Checker> {
-    let mut e = Engine::new(flash, h.layout, h.check, buf).expect("the campaign's buffer fits");
+) -> BootLoader<'a, &'a mut SimFlash, Checker> {
+    let mut e = BootLoader::new(flash, h.layout, h.check, buf).expect("the campaign's buffer fits");
     e.set_verify_policy(h.policy);
     e
 }
 
-fn call(h: &History, flash: &mut SimFlash, buf: &mut [u8], c: Call) -> Result<(), Error> {
-    let mut e = engine(h, flash, buf);
+fn call(h: &History, flash: &mut SimFlash, c: Call) -> Result<(), Error> {
+    let mut e = Updater::new(flash, h.layout, h.check);
     match c {
         Call::Request {
             mode,
@@ -515,11 +515,11 @@ fn call(h: &History, flash: &mut SimFlash, buf: &mut [u8], c: Call) -> Result<()
 }
 
 /// Stages `bytes` through the engine: erase the staging area, then write a few units a call.
-fn stage(h: &History, flash: &mut SimFlash, buf: &mut [u8], bytes: &[u8]) -> Result<(), Error> {
+fn stage(h: &History, flash: &mut SimFlash, bytes: &[u8]) -> Result<(), Error> {
     let wu = h.layout.write_unit() as usize;
     let mut padded = bytes.to_vec();
     padded.resize(bytes.len().div_ceil(wu) * wu, h.layout.erased());
-    let mut e = engine(h, flash, buf);
+    let mut e = Updater::new(flash, h.layout, h.check);
     e.erase_staging()?;
     for (i, chunk) in padded.chunks(h.stage_chunk).enumerate() {
         e.write_staged((i * h.stage_chunk) as u32, chunk)?;
@@ -577,15 +577,15 @@ impl Device {
     }
 
     /// Runs `c`; when a cut is armed, first learns on a clone which operation is its last.
-    fn app_call(&mut self, h: &History, buf: &mut [u8], c: Call) -> (Result<(), Error>, Landed) {
+    fn app_call(&mut self, h: &History, c: Call) -> (Result<(), Error>, Landed) {
         let last_op = self.flash.armed_cut().map(|_| {
             let mut probe = self.flash.clone();
             probe.disarm_cut();
             let start = probe.op_count();
-            let _ = call(h, &mut probe, buf, c);
+            let _ = call(h, &mut probe, c);
             (probe.op_count() > start).then(|| probe.op_count() - 1)
         });
-        let result = call(h, &mut self.flash, buf, c);
+        let result = call(h, &mut self.flash, c);
         let cut = self.flash.last_cut();
         self.note(h, || {
             let what = match c {
@@ -660,13 +660,7 @@ impl Device {
     }
 
     /// The application after a boot of `image`. `Ok(true)` if it did something.
-    fn act(
-        &mut self,
-        h: &History,
-        buf: &mut [u8],
-        image: usize,
-        trial: bool,
-    ) -> Result<bool, LifeEnd> {
+    fn act(&mut self, h: &History, image: usize, trial: bool) -> Result<bool, LifeEnd> {
         let e = h.steps[self.step];
         if image == e.before {
             if self.app.requested {
@@ -682,7 +676,7 @@ impl Device {
             }
             if !self.app.staged {
                 self.note(h, || format!("stage image {}", e.image));
-                match stage(h, &mut self.flash, buf, &h.images[e.image].bytes) {
+                match stage(h, &mut self.flash, &h.images[e.image].bytes) {
                     Ok(()) => self.app.staged = true,
                     Err(_) if !self.flash.is_powered() => return Err(LifeEnd::PowerLost),
                     Err(err) => return Err(LifeEnd::Failed(format!("staging: {err}"))),
@@ -692,7 +686,7 @@ impl Device {
                 mode: e.mode,
                 verified: e.verified,
             };
-            let (result, landed) = self.app_call(h, buf, c);
+            let (result, landed) = self.app_call(h, c);
             if !self.flash.is_powered() {
                 if landed == Landed::Yes && e.request.is_ok() && e.accepted {
                     self.next_boot = Some((e.image, e.trial));
@@ -720,7 +714,7 @@ impl Device {
         }
         match e.kind {
             StepKind::TestConfirm => {
-                let (result, landed) = self.app_call(h, buf, Call::Confirm);
+                let (result, landed) = self.app_call(h, Call::Confirm);
                 match result {
                     Ok(()) => {
                         self.trial = None;
@@ -744,7 +738,7 @@ impl Device {
                 let next = e
                     .next
                     .expect("staging-during-trial steps name their next image");
-                let result = stage(h, &mut self.flash, buf, &h.images[next].bytes);
+                let result = stage(h, &mut self.flash, &h.images[next].bytes);
                 self.note(h, || {
                     format!("stage image {next} during the trial -> {result:?}")
                 });
@@ -780,14 +774,14 @@ impl Device {
                 (Some(_), Some((_, true))) => {
                     let mut probe = self.flash.clone();
                     probe.disarm_cut();
-                    match engine(h, &mut probe, &mut buf).boot() {
+                    match bootloader(h, &mut probe, &mut buf).boot() {
                         Ok(BootDecision::Boot(t)) if t.trial => probe.op_count().checked_sub(1),
                         _ => None,
                     }
                 }
                 _ => None,
             };
-            let decision = engine(h, &mut self.flash, &mut buf).boot();
+            let decision = bootloader(h, &mut self.flash, &mut buf).boot();
             let cut = self.flash.last_cut();
             self.note(h, || {
                 format!(
@@ -845,7 +839,7 @@ impl Device {
                     peek.phase, peek.seq
                 ));
             }
-            let acted = match self.act(h, &mut buf, image, target.trial) {
+            let acted = match self.act(h, image, target.trial) {
                 Ok(a) => a,
                 Err(end) => return end,
             };

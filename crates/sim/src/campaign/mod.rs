@@ -2,7 +2,7 @@
 //! operation (and inside it: torn write, partly erased sector), boot until stable, and check
 //! that the device always boots a verified image, the old or the new one as the flow allows.
 //!
-//! A *life* is what a device does from power-on: boot (the real [`Engine`]), run the image
+//! A *life* is what a device does from power-on: boot (the real [`BootLoader`]), run the image
 //! (the application side of the flow: request an upgrade, confirm), reset, boot again…
 //! until a boot changes nothing. A *scenario* is a sequence of lives, each but the last cut
 //! short by a power cut at a chosen operation. After the last, uncut life the checks are:
@@ -20,8 +20,8 @@ pub mod layout_file;
 use crate::flash::{CutPhase, CutPoint, SimFlash};
 use brickless_boot::state::StateStore;
 use brickless_boot::{
-    default_layout, BootDecision, Engine, Error, ImageVersion, Layout, LayoutError, LayoutSpec,
-    Phase, Region, StrategyKind, UpgradeMode, VerifyPolicy,
+    default_layout, BootDecision, BootLoader, Error, ImageVersion, Layout, LayoutError, LayoutSpec,
+    Phase, Region, StrategyKind, Updater, UpgradeMode, VerifyPolicy,
 };
 use brickless_flash::{Bank, Geometry, Part, SectorRun};
 use kit::{build_image, Checker, McubootKit};
@@ -343,14 +343,14 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
         if scn.flow != Flow::Downgrade && peek.floor_version >= new_floor {
             app.confirmed = true;
         }
-        let mut engine = match Engine::new(&mut *flash, scn.layout, scn.check, &mut buf) {
+        let mut bootloader = match BootLoader::new(&mut *flash, scn.layout, scn.check, &mut buf) {
             Ok(mut e) => {
                 e.set_verify_policy(scn.policy);
                 e
             }
             Err(e) => return LifeEnd::Failed(format!("engine refused its buffer: {e}")),
         };
-        let target = match engine.boot() {
+        let target = match bootloader.boot() {
             Ok(BootDecision::Boot(t)) => t,
             Ok(BootDecision::Recovery(r)) => {
                 return LifeEnd::Failed(format!("boot {boot}: recovery ({r:?})"))
@@ -363,7 +363,7 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
                 };
             }
         };
-        let which = match identify(engine.flash(), scn, target.image.size) {
+        let which = match identify(flash, scn, target.image.size) {
             Some(w) => w,
             None => {
                 obs.unverified_boots += 1;
@@ -372,6 +372,7 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
                 ));
             }
         };
+        let mut updater = Updater::new(&mut *flash, scn.layout, scn.check);
         let mut wrote = false;
         match which {
             Which::Old if !app.request_done => {
@@ -379,9 +380,9 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
                 // The downgrade flow skips the application-side check, as an app without
                 // crypto would: the bootloader must refuse it.
                 let result = if scn.flow == Flow::Downgrade {
-                    engine.request_upgrade_unverified(scn.flow.mode())
+                    updater.request_upgrade_unverified(scn.flow.mode())
                 } else {
-                    engine.request_upgrade(scn.flow.mode()).map(|_| ())
+                    updater.request_upgrade(scn.flow.mode()).map(|_| ())
                 };
                 match result {
                     Ok(()) | Err(Error::Downgrade) | Err(Error::RevertUnsupported) => {
@@ -400,9 +401,9 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
                 }
                 if target.trial && scn.flow.confirms() {
                     wrote = true;
-                    let start = engine.flash().op_count();
-                    let result = engine.confirm();
-                    let end = engine.flash().op_count();
+                    let start = updater.flash().op_count();
+                    let result = updater.confirm();
+                    let end = updater.flash().op_count();
                     app.confirm_ops.get_or_insert((start, end));
                     match result {
                         Ok(()) => app.confirmed = true,

@@ -5,7 +5,9 @@
 #![no_std]
 
 use brickless_boot::mcuboot::McubootCheck;
-use brickless_boot::{default_layout, BootDecision, Engine, StrategyKind, UpgradeMode};
+use brickless_boot::{
+    default_layout, BootDecision, BootLoader, Layout, StrategyKind, Updater, UpgradeMode,
+};
 use brickless_flash::Geometry;
 use brickless_image::PublicKey;
 use core::hint::black_box;
@@ -104,8 +106,11 @@ impl NorFlash for MappedFlash {
     }
 }
 
-/// The engine type a bootloader built on this crate holds.
-pub type BootEngine = Engine<'static, MappedFlash, McubootCheck<'static>>;
+/// The engine side a bootloader built on this crate holds.
+pub type BootEngine = BootLoader<'static, MappedFlash, McubootCheck<'static>>;
+
+/// The engine side an application holds (it verifies what it requests).
+pub type AppEngine = Updater<MappedFlash, McubootCheck<'static>>;
 
 /// Sized like the engine, so `llvm-nm --print-size` reads `size_of::<BootEngine>()` on
 /// the target.
@@ -114,7 +119,8 @@ pub type BootEngine = Engine<'static, MappedFlash, McubootCheck<'static>>;
 pub static BRICKLESS_ENGINE_SIZE: [u8; core::mem::size_of::<BootEngine>()] =
     [0; core::mem::size_of::<BootEngine>()];
 
-fn engine() -> Option<BootEngine> {
+/// What both sides are built from: the flash driver, the default layout, the check.
+fn parts() -> Option<(MappedFlash, Layout, McubootCheck<'static>)> {
     let part = brickless_flash::part(black_box(PART))?;
     let geometry: &Geometry = black_box(&part.geometry);
     let layout = default_layout(geometry, black_box(StrategyKind::Swap)).ok()?;
@@ -122,9 +128,19 @@ fn engine() -> Option<BootEngine> {
         capacity: geometry.span() as usize,
     };
     let keys: &'static [PublicKey] = black_box(&KEYS[..]);
+    Some((flash, layout, McubootCheck { keys }))
+}
+
+fn engine() -> Option<BootEngine> {
+    let (flash, layout, check) = parts()?;
     // SAFETY: each entry point takes the buffer once and never re-enters.
     let buf: &'static mut [u8] = unsafe { &mut *addr_of_mut!(COPY_BUF) };
-    Engine::new(flash, layout, McubootCheck { keys }, buf).ok()
+    BootLoader::new(flash, layout, check, buf).ok()
+}
+
+fn app() -> Option<AppEngine> {
+    let (flash, layout, check) = parts()?;
+    Some(Updater::new(flash, layout, check))
 }
 
 /// The bootloader's reset path; returns the address to jump to, 0 for recovery, 1 on error.
@@ -145,7 +161,7 @@ pub extern "C" fn brickless_stack_request_upgrade(permanent: u32) -> i32 {
     } else {
         UpgradeMode::Test
     };
-    match engine().map(|mut e| e.request_upgrade(mode)) {
+    match app().map(|mut e| e.request_upgrade(mode)) {
         Some(Ok(_)) => 0,
         _ => -1,
     }
@@ -154,7 +170,7 @@ pub extern "C" fn brickless_stack_request_upgrade(permanent: u32) -> i32 {
 /// The application confirming its trial image.
 #[no_mangle]
 pub extern "C" fn brickless_stack_confirm() -> i32 {
-    match engine().map(|mut e| e.confirm()) {
+    match app().map(|mut e| e.confirm()) {
         Some(Ok(())) => 0,
         _ => -1,
     }
