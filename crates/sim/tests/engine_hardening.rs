@@ -203,7 +203,7 @@ fn a_first_install_is_permanent_and_a_later_unrevertable_trial_stays_a_trial() {
         let mut staged = scn.new.clone();
         let wu = scn.layout.write_unit() as usize;
         staged.resize(staged.len().div_ceil(wu) * wu, scn.layout.erased());
-        with_engine(&scn, &mut flash, |e| {
+        with_updater(&scn, &mut flash, |e| {
             e.erase_staging()?;
             e.write_staged(0, &staged)?;
             e.request_upgrade(UpgradeMode::Test)
@@ -220,6 +220,83 @@ fn a_first_install_is_permanent_and_a_later_unrevertable_trial_stays_a_trial() {
             "{name}: {t:?}"
         );
         assert_eq!(state(&scn, &mut flash).phase, Phase::Trial, "{name}");
+    }
+}
+
+/// A flash that flips one bit of the first write into `target` and says nothing (a marginal
+/// cell that programmed wrong): the copy then yields an image that does not verify.
+struct SilentFlip<'a> {
+    inner: &'a mut SimFlash,
+    target: core::ops::Range<u32>,
+    flipped: bool,
+}
+
+impl embedded_storage::nor_flash::ErrorType for SilentFlip<'_> {
+    type Error = <SimFlash as embedded_storage::nor_flash::ErrorType>::Error;
+}
+
+impl embedded_storage::nor_flash::ReadNorFlash for SilentFlip<'_> {
+    const READ_SIZE: usize = 1;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        self.inner.read(offset, bytes)
+    }
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+}
+
+impl NorFlash for SilentFlip<'_> {
+    const WRITE_SIZE: usize = 1;
+    const ERASE_SIZE: usize = 1;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        self.inner.erase(from, to)
+    }
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        if !self.flipped && self.target.contains(&offset) {
+            self.flipped = true;
+            let mut bad = bytes.to_vec();
+            bad[bytes.len() / 2] ^= 0x10;
+            return self.inner.write(offset, &bad);
+        }
+        self.inner.write(offset, bytes)
+    }
+}
+
+/// An install into a blank primary slot whose copy silently comes out wrong is not a trial
+/// (there is nothing to revert to): the next reset installs the staged image again.
+#[test]
+fn a_first_install_that_comes_out_wrong_is_tried_again_not_made_a_trial() {
+    for name in CAMPAIGN_PARTS {
+        for strategy in [StrategyKind::Swap, StrategyKind::Overwrite] {
+            let scn = scenario(name, strategy, Flow::TestConfirm);
+            let mut flash = SimFlash::with_seed(scn.part, scn.seed);
+            flash.preload(scn.layout.staging().start, &scn.new).unwrap();
+            let primary = scn.layout.spec().primary;
+            let base = flash.geometry().base();
+            let target = primary.start - base..primary.start - base + primary.size;
+            let mut buf = vec![0u8; scn.buffer];
+            let first = {
+                let faulty = SilentFlip {
+                    inner: &mut flash,
+                    target,
+                    flipped: false,
+                };
+                let mut b = BootLoader::new(faulty, scn.layout, scn.check, &mut buf).unwrap();
+                b.boot().unwrap()
+            };
+            assert!(
+                matches!(first, BootDecision::Recovery(_)),
+                "{name} {}: {first:?}",
+                strategy.name()
+            );
+            assert_eq!(state(&scn, &mut flash).phase, Phase::Idle, "{name}");
+            let t = booted(&scn, &mut flash);
+            assert!(
+                !t.trial && t.event == BootEvent::Installed && runs(&flash, &t, &scn.new),
+                "{name} {}: {t:?}",
+                strategy.name()
+            );
+        }
     }
 }
 
