@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 
 use super::keys::load_key;
 use crate::firmware_file::{
-    load_file, write_file_atomically, FileFormat, FirmwareImage, Segment, DEFAULT_MAX_FLAT_SIZE,
+    load_file, write_file_atomically, FileError, FileFormat, FirmwareImage, Segment,
+    DEFAULT_MAX_FLAT_SIZE,
 };
 
 #[derive(Subcommand, Debug)]
@@ -275,7 +276,9 @@ fn sign_error(e: SignError, args: &SignArgs) -> miette::Report {
 /// (`None` for BIN). Gaps in HEX/ELF are filled with `fill`, as imgtool's HEX reader does.
 fn load_flat(path: &Path, fill: u8) -> Result<(Vec<u8>, Option<u32>)> {
     let (format, image) = load_file(path, 0)?;
-    let bytes = image.to_bin(fill, DEFAULT_MAX_FLAT_SIZE, path)?;
+    let bytes = image
+        .to_bin(fill, DEFAULT_MAX_FLAT_SIZE, path)
+        .map_err(FileError)?;
     let base = match format {
         FileFormat::Bin => None,
         _ => image.start_address(),
@@ -364,7 +367,7 @@ fn hex_output(
 ) -> Result<FirmwareImage> {
     let padded = opts.pad || opts.confirm || opts.test;
     if !padded {
-        return Ok(FirmwareImage::from_bin(address, signed.to_vec(), outfile)?);
+        return Ok(FirmwareImage::from_bin(address, signed.to_vec(), outfile).map_err(FileError)?);
     }
     let image_len = ImageView::parse(signed).into_diagnostic()?.tlv_end as usize;
     let max_align = opts.effective_max_align();
@@ -387,7 +390,7 @@ fn hex_output(
         segments.push(piece(offsets.image_ok, max_align as usize)?);
     }
     segments.push(piece(offsets.magic, boot_magic(max_align).len())?);
-    Ok(FirmwareImage::from_segments(segments, outfile)?)
+    Ok(FirmwareImage::from_segments(segments, outfile).map_err(FileError)?)
 }
 
 #[derive(Args, Debug)]
@@ -787,13 +790,15 @@ fn merge(args: MergeArgs) -> Result<()> {
         .flat_map(|(_, img)| img.segments().iter().cloned())
         .collect();
     let first = &parts[0].0;
-    let merged = FirmwareImage::from_segments(segments, first)?;
+    let merged = FirmwareImage::from_segments(segments, first).map_err(FileError)?;
     // Build every output before writing any, so a failure leaves no file behind.
     let mut outputs = Vec::new();
     for path in &args.outputs {
         let bytes = match FileFormat::for_output(path) {
             FileFormat::Hex => merged.to_hex().into_bytes(),
-            _ => merged.to_bin(args.fill, DEFAULT_MAX_FLAT_SIZE, path)?,
+            _ => merged
+                .to_bin(args.fill, DEFAULT_MAX_FLAT_SIZE, path)
+                .map_err(FileError)?,
         };
         outputs.push((path, bytes));
     }

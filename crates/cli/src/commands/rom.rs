@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use brickless_rom::an3155::{self, Config, Step, Usart};
 use brickless_rom::device::RomDevice;
 use brickless_rom::link::{SerialPortLink, TcpLink};
-use brickless_rom::program::{self, Layout, Phase, ProgramError};
+use brickless_rom::program::{self, Phase, ProgramError};
 use brickless_rom::target::{Erase, ReadProtection, RomTarget, TargetInfo};
 use brickless_rom::{an4221, dfuse};
 use clap::{Args, Subcommand, ValueEnum};
@@ -332,7 +332,7 @@ pub enum RomError {
     BadDfu { path: PathBuf, reason: String },
     #[error(transparent)]
     #[diagnostic(transparent)]
-    File(#[from] firmware_file::FirmwareFileError),
+    File(#[from] firmware_file::FileError),
     #[error("cannot open the I2C bus {path}: {reason}")]
     #[diagnostic(
         code(brickless::rom::i2c_open),
@@ -458,15 +458,21 @@ impl From<ProgramError<RomError>> for RomError {
     fn from(e: ProgramError<RomError>) -> Self {
         match e {
             ProgramError::Target(e) => e,
-            ProgramError::OutsideFlash { addr, len } => {
-                RomError::OutsideFlash { addr, len, device: "the device".into() }
-            }
-            ProgramError::Mismatch { addr, expected, found } => {
-                RomError::Mismatch { addr, expected, found }
-            }
-            ProgramError::ChecksumMismatch { addr, len, expected, found } => RomError::Protocol(format!(
-                "device checksum of {addr:#010x}+{len:#x} is {found:#010x}, expected {expected:#010x}, but a read-back matched: unstable flash or link"
-            )),
+            ProgramError::OutsideFlash { addr, len } => RomError::OutsideFlash {
+                addr,
+                len,
+                device: "the device".into(),
+            },
+            ProgramError::Mismatch {
+                addr,
+                expected,
+                found,
+            } => RomError::Mismatch {
+                addr,
+                expected,
+                found,
+            },
+            other => RomError::Protocol(other.to_string()),
         }
     }
 }
@@ -963,7 +969,8 @@ fn read(a: ReadArgs) -> Result<(), RomError> {
         p.update(ph, d, tot)
     })?;
     p.done();
-    let image = FirmwareImage::from_bin(start, data, &a.output)?;
+    let image =
+        FirmwareImage::from_bin(start, data, &a.output).map_err(firmware_file::FileError)?;
     firmware_file::save(&image, &a.output, 0xFF)?;
     println!(
         "read {len} bytes at {start:#010x} to {} in {:.1} s",
@@ -1079,20 +1086,20 @@ fn load_image(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("dfu"));
     let image = if is_dfu {
-        FirmwareImage::from_segments(dfu_segments(file, base)?, file)?
+        FirmwareImage::from_segments(dfu_segments(file, base)?, file)
+            .map_err(firmware_file::FileError)?
     } else {
-        FirmwareImage::load(file, base)?
+        FirmwareImage::load(file, base).map_err(firmware_file::FileError)?
     };
     if image.is_empty() {
         // Never report writing or verifying 0 bytes as success.
-        return Err(firmware_file::FirmwareFileError::Empty { path: file.into() }.into());
+        return Err(
+            firmware_file::FileError(firmware_file::FirmwareFileError::Empty { path: file.into() })
+                .into(),
+        );
     }
     let erased = d.map_or(0xFF, |d| d.geometry.erased);
     Ok(coalesce(image.segments(), erased))
-}
-
-fn in_flash(d: &RomDevice, s: &Segment) -> bool {
-    d.page_index(s.address).is_some()
 }
 
 /// A `.dfu` file over DFU, the way DfuSe tools do it: every element of alt setting 0 is
@@ -1120,10 +1127,8 @@ fn write_dfu_file(a: &WriteArgs, vid: u16, pid: u16) -> Result<(), RomError> {
     let raw_address = a.address.or(start);
     let mut p = Progress::new();
     let t0 = Instant::now();
-    let written = target.program_dfu_file(&file, 0, raw_address, &mut |pr| match pr {
-        dfuse::Progress::Erase { done, total } => p.update(Phase::Erase, done, total),
-        dfuse::Progress::Write { done, total } => p.update(Phase::Write, done, total),
-        dfuse::Progress::Read { done, total } => p.update(Phase::Verify, done, total),
+    let written = target.program_dfu_file(&file, 0, raw_address, &mut |ph, done, total| {
+        p.update(ph, done, total)
     })?;
     p.done();
     println!(
@@ -1172,67 +1177,34 @@ fn write(a: WriteArgs) -> Result<(), RomError> {
     let total: usize = segments.iter().map(|s| s.data.len()).sum();
     let t0 = Instant::now();
     let mut p = Progress::new();
-    let mut progress = |ph, done, tot| p.update(ph, done, tot);
-    // Flash write units holding only the erased value are not programmed (they could not be
-    // programmed again on ECC parts); RAM segments are written in full.
-    let layout_for = |s: &Segment| Layout {
-        skip_erased: in_flash(d, s),
-        ..Layout::for_device(d)
+    let options = program::Options {
+        erase: match a.erase {
+            EraseMode::Auto => program::EraseMode::Touched,
+            EraseMode::Mass => program::EraseMode::Mass,
+            EraseMode::None => program::EraseMode::None,
+        },
+        verify: !a.no_verify,
+        // RAM segments are written in full, without erasing.
+        outside_flash: true,
     };
-    match a.erase {
-        EraseMode::Mass => t.erase(Erase::Mass)?,
-        EraseMode::None => {}
-        EraseMode::Auto => {
-            // Union of pages first: two segments in one page must not erase each other.
-            let mut pages: Vec<u16> = Vec::new();
-            for s in segments.iter().filter(|s| in_flash(d, s)) {
-                let last = s.address + (s.data.len() as u32).saturating_sub(1);
-                let (Some(a0), Some(a1)) = (d.page_index(s.address), d.page_index(last)) else {
-                    return Err(RomError::OutsideFlash {
-                        addr: s.address,
-                        len: s.data.len() as u32,
-                        device: d.name.into(),
-                    });
-                };
-                pages.extend(a0..=a1);
-            }
-            pages.sort_unstable();
-            pages.dedup();
-            let total_pages = pages.len() as u32;
-            for (i, chunk) in pages.chunks(64).enumerate() {
-                t.erase(Erase::Pages(chunk))?;
-                progress(Phase::Erase, (i * 64 + chunk.len()) as u32, total_pages);
-            }
-        }
-    }
-    if a.erase == EraseMode::None && a.no_verify {
-        // The skipped units are trusted to be erased: without an erase or a verify, check them.
-        for s in &segments {
-            program::check_skipped_erased(
-                &mut *t,
-                s.address,
-                &s.data,
-                layout_for(s),
-                &mut progress,
-            )?;
-        }
-    }
-    let mut skipped = 0u64;
-    for s in &segments {
-        skipped += u64::from(program::write(
-            &mut *t,
-            s.address,
-            &s.data,
-            layout_for(s),
-            &mut progress,
-        )?);
-    }
-    if !a.no_verify {
-        // Covers the skipped units too: they must read back as the erased value they hold.
-        for s in &segments {
-            program::verify(&mut *t, s.address, &s.data, &mut progress)?;
-        }
-    }
+    let mut buf = vec![0u8; t.max_transfer().clamp(program::BLOCK, 4096)];
+    let done = program::program_segments(
+        &mut *t,
+        d,
+        || segments.iter().map(|s| (s.address, &s.data[..])),
+        options,
+        &mut buf,
+        &mut |ph, done, tot| p.update(ph, done, tot),
+    )
+    .map_err(|e| match e {
+        ProgramError::OutsideFlash { addr, len } => RomError::OutsideFlash {
+            addr,
+            len,
+            device: d.name.into(),
+        },
+        e => e.into(),
+    })?;
+    let skipped = done.skipped;
     p.done();
     let secs = t0.elapsed().as_secs_f64();
     println!(
