@@ -426,6 +426,25 @@ impl FirmwareImage {
     }
 }
 
+/// `segments` (sorted) with gaps under `max_gap` bytes filled with `fill`, so a flash write
+/// unit shared by two segments is programmed once.
+pub fn coalesce(segments: &[Segment], max_gap: u64, fill: u8) -> Vec<Segment> {
+    let mut out: Vec<Segment> = Vec::new();
+    for s in segments {
+        match out.last_mut() {
+            Some(last)
+                if s.address as u64 >= last.end() && s.address as u64 - last.end() < max_gap =>
+            {
+                let gap = (s.address as u64 - last.end()) as usize;
+                last.data.extend(std::iter::repeat_n(fill, gap));
+                last.data.extend_from_slice(&s.data);
+            }
+            _ => out.push(s.clone()),
+        }
+    }
+    out
+}
+
 /// Read a file, detecting its format (returned too); a BIN is placed at `bin_address`.
 /// An empty file, or one without data, is an error.
 pub fn load_file(
@@ -613,6 +632,30 @@ mod tests {
             image.to_bin(0xff, 3, p()),
             Err(FirmwareFileError::GapTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn close_segments_are_joined_with_erased_fill() {
+        let s = vec![
+            Segment {
+                address: 0x100,
+                data: vec![1; 4],
+            },
+            Segment {
+                address: 0x108,
+                data: vec![2; 4],
+            },
+            Segment {
+                address: 0x1000,
+                data: vec![3; 4],
+            },
+        ];
+        let c = coalesce(&s, 256, 0xFF);
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            c[0].data,
+            vec![1, 1, 1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 2, 2, 2, 2]
+        );
     }
 
     #[test]

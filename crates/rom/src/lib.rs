@@ -15,8 +15,10 @@ pub mod dfu_file;
 pub mod dfuse;
 #[cfg(feature = "std")]
 pub mod link;
+#[cfg(feature = "std")]
+pub mod open;
 pub mod program;
 pub mod target;
 
 pub use device::{by_part_name, by_pid, RomDevice, DEVICES};
-pub use target::{Erase, RomTarget, TargetInfo};
+pub use target::{Erase, ErrorKind, RomTarget, TargetError, TargetInfo};

@@ -54,6 +54,7 @@ pub const DATA_BLOCK: u16 = 2;
 
 /// A failed USB control transfer, as the transport saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UsbError {
     /// The device stalled the request (DFU: the request is not valid in this state).
     #[error("the device stalled the request")]
@@ -319,6 +320,7 @@ pub enum DfuOp {
 
 /// What went wrong talking DfuSe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DfuseError {
     /// The USB transfer failed.
     #[error("{op:?}: USB error: {error}")]
@@ -371,6 +373,34 @@ pub enum DfuseError {
     /// empty ones, or an empty raw payload.
     #[error("the .dfu file holds no data for alternate setting {alt_setting}")]
     NoData { alt_setting: u8 },
+}
+
+impl crate::target::TargetError for DfuseError {
+    fn kind(&self) -> crate::target::ErrorKind {
+        use crate::target::ErrorKind as K;
+        match self {
+            DfuseError::Usb {
+                error: UsbError::Timeout,
+                ..
+            } => K::Timeout,
+            DfuseError::Usb { .. } => K::Link,
+            DfuseError::Device {
+                status: DfuStatusCode::Vendor,
+                ..
+            } => K::ReadProtected,
+            DfuseError::Device {
+                status: DfuStatusCode::Address,
+                ..
+            }
+            | DfuseError::OutsideLayout { .. } => K::OutsideFlash,
+            DfuseError::Device { .. } | DfuseError::NotAllowed { .. } => K::Nack,
+            DfuseError::Timeout { .. } => K::Timeout,
+            DfuseError::VerifyMismatch { .. } => K::Verify,
+            DfuseError::Unsupported { .. } => K::Unsupported,
+            DfuseError::BlockTooLarge { .. } => K::InvalidArgument,
+            _ => K::Protocol,
+        }
+    }
 }
 
 /// Time budgets (ms of accumulated poll wait) per operation.
