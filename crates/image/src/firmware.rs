@@ -481,6 +481,19 @@ pub fn load_file(
     Ok((format, image))
 }
 
+/// A firmware or image file as flat bytes and the address of its first byte (`None` for a
+/// BIN, which carries none). Gaps in HEX/ELF are filled with `fill`, as imgtool's HEX reader
+/// does.
+pub fn load_flat(path: &Path, fill: u8) -> Result<(Vec<u8>, Option<u32>), FirmwareFileError> {
+    let (format, image) = load_file(path, 0)?;
+    let bytes = image.to_bin(fill, DEFAULT_MAX_FLAT_SIZE, path)?;
+    let base = match format {
+        FileFormat::Bin => None,
+        _ => image.start_address(),
+    };
+    Ok((bytes, base))
+}
+
 /// Write `bytes` to `path` through a temporary file in the same folder, so the output appears
 /// complete or not at all.
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), FirmwareFileError> {
