@@ -157,6 +157,17 @@ pub enum ProgramError<E> {
     },
 }
 
+impl<E: crate::target::TargetError> crate::target::TargetError for ProgramError<E> {
+    fn kind(&self) -> crate::target::ErrorKind {
+        use crate::target::ErrorKind as K;
+        match self {
+            ProgramError::Target(e) => e.kind(),
+            ProgramError::OutsideFlash { .. } => K::OutsideFlash,
+            ProgramError::Mismatch { .. } | ProgramError::ChecksumMismatch { .. } => K::Verify,
+        }
+    }
+}
+
 impl<E: core::fmt::Display> core::fmt::Display for ProgramError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -499,7 +510,7 @@ pub fn write<T: RomTarget + ?Sized>(
     write_with(target, addr, data, layout, &mut [0u8; BLOCK], progress)
 }
 
-/// [`write`] in blocks of up to `buf.len()` bytes (DfuSe moves 2048 per transfer).
+/// [`write()`] in blocks of up to `buf.len()` bytes (DfuSe moves 2048 per transfer).
 pub fn write_with<T: RomTarget + ?Sized>(
     target: &mut T,
     addr: u32,
@@ -544,7 +555,7 @@ pub fn write_with<T: RomTarget + ?Sized>(
     Ok(skipped)
 }
 
-/// Checks that the write units [`write`] would skip for `data` at `addr` (those holding only
+/// Checks that the write units [`write()`] would skip for `data` at `addr` (those holding only
 /// the erased value) read back as erased. For writes into flash that was not erased first
 /// and is not verified afterwards: nothing else would prove those units hold the image.
 pub fn check_skipped_erased<T: RomTarget + ?Sized>(
