@@ -14,6 +14,9 @@
 //!   same input, key and options (byte-identical for Ed25519, whose signatures are
 //!   deterministic), and [`keys`] reads and writes imgtool's PEM files and `getpub`
 //!   outputs.
+//! - With `std`, [`firmware`] reads BIN, Intel HEX and ELF files into address-tagged
+//!   segments and writes HEX or BIN back, atomically; a bad file is a named
+//!   [`firmware::FirmwareFileError`] and leaves nothing on disk.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 pub mod error;
@@ -24,6 +27,8 @@ pub mod tlv;
 pub mod trailer;
 pub mod verify;
 
+#[cfg(feature = "std")]
+pub mod firmware;
 #[cfg(feature = "std")]
 pub mod inspect;
 #[cfg(feature = "std")]

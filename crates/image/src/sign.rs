@@ -188,6 +188,58 @@ pub enum SignError {
     TlvTooLarge { kind: u16, len: usize },
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The slot cannot hold a trailer (HEX layout of a padded image).
+    #[error("slot size {0} is too small for a trailer")]
+    SlotTooSmallForTrailer(u32),
+    /// The signed image is shorter than the slot it claims to fill.
+    #[error("signed image is shorter than its slot")]
+    ShorterThanSlot,
+    /// The HEX address plus the slot passes 4 GiB.
+    #[error("HEX address 0x{0:x} + slot runs past 4 GiB")]
+    HexAddressOverflow(u32),
+    /// The signed bytes do not parse as an image.
+    #[error(transparent)]
+    Image(#[from] crate::ImageError),
+}
+
+/// The pieces of `signed` a HEX output holds at `address`, as imgtool writes them: the image,
+/// and for a padded image only the trailer bytes that differ from erased flash (magic, and
+/// image_ok when confirmed or tested), so programming it never writes erased words (which
+/// would commit ECC on STM32H7/L4/U5).
+pub fn hex_segments(
+    signed: &[u8],
+    address: u32,
+    opts: &SignOptions,
+) -> Result<Vec<crate::firmware::Segment>, SignError> {
+    use crate::firmware::Segment;
+    use crate::trailer::{boot_magic, TrailerOffsets};
+    let padded = opts.pad || opts.confirm || opts.test;
+    if !padded {
+        return Ok(vec![Segment {
+            address,
+            data: signed.to_vec(),
+        }]);
+    }
+    let image_len = crate::ImageView::parse(signed)?.tlv_end as usize;
+    let max_align = opts.effective_max_align();
+    let offsets = TrailerOffsets::new(opts.slot_size, max_align)
+        .ok_or(SignError::SlotTooSmallForTrailer(opts.slot_size))?;
+    let piece = |start: u32, len: usize| -> Result<Segment, SignError> {
+        let data = signed
+            .get(start as usize..start as usize + len)
+            .ok_or(SignError::ShorterThanSlot)?
+            .to_vec();
+        let at = address
+            .checked_add(start)
+            .ok_or(SignError::HexAddressOverflow(address))?;
+        Ok(Segment { address: at, data })
+    };
+    let mut segments = vec![piece(0, image_len)?];
+    if (opts.confirm || opts.test) && !opts.overwrite_only {
+        segments.push(piece(offsets.image_ok, max_align as usize)?);
+    }
+    segments.push(piece(offsets.magic, boot_magic(max_align).len())?);
+    Ok(segments)
 }
 
 struct TlvWriter {

@@ -76,6 +76,7 @@ pub enum Step {
 
 /// What went wrong talking to the ROM bootloader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error<E> {
     /// The link itself failed (port closed, I/O error).
     Link(E),
@@ -122,8 +123,24 @@ impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
     }
 }
 
-#[cfg(feature = "std")]
-impl<E: core::fmt::Debug> std::error::Error for Error<E> {}
+impl<E: core::fmt::Debug> core::error::Error for Error<E> {}
+
+impl<E: core::fmt::Debug> crate::target::TargetError for Error<E> {
+    fn kind(&self) -> crate::target::ErrorKind {
+        use crate::target::ErrorKind as K;
+        match self {
+            Error::Link(_) => K::Link,
+            Error::Timeout(_) => K::Timeout,
+            Error::Nack(_) => K::Nack,
+            Error::UnexpectedByte(..) => K::Noise,
+            Error::NoSync => K::NoSync,
+            Error::ReadProtected => K::ReadProtected,
+            Error::Unsupported(_) => K::Unsupported,
+            Error::BadReply(_) | Error::WriteUnconfirmed { .. } => K::Protocol,
+            Error::InvalidArgument(_) => K::InvalidArgument,
+        }
+    }
+}
 
 impl<E> Error<E> {
     /// True for errors a resync and a second attempt may cure (noise, a lost byte).

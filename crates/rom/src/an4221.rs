@@ -68,6 +68,7 @@ pub enum Phase {
 
 /// What went wrong on the I2C link or in the protocol. `E` is the I2C driver's error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum I2cError<E: core::fmt::Debug> {
     /// The I2C driver failed (arbitration loss, bus error, data NACK, overrun).
     #[error("command {cmd:#04x} {phase:?}: I2C bus error {kind:?}: {error:?}")]
@@ -114,6 +115,24 @@ pub enum I2cError<E: core::fmt::Debug> {
     /// An operation before [`I2cHost::connect`].
     #[error("not connected: call connect() first")]
     NotConnected,
+}
+
+impl<E: core::fmt::Debug> crate::target::TargetError for I2cError<E> {
+    fn kind(&self) -> crate::target::ErrorKind {
+        use crate::target::ErrorKind as K;
+        match self {
+            I2cError::Bus { .. } => K::Link,
+            I2cError::NoAnswer { .. } | I2cError::BusyTimeout { .. } => K::Timeout,
+            I2cError::Nack { .. } => K::Nack,
+            I2cError::UnexpectedByte { .. } => K::Noise,
+            I2cError::Unsupported { .. } => K::Unsupported,
+            I2cError::BadLength { .. }
+            | I2cError::BadAddress(_)
+            | I2cError::Unaligned { .. }
+            | I2cError::SectorTooLarge(_) => K::InvalidArgument,
+            I2cError::MalformedReply { .. } | I2cError::NotConnected => K::Protocol,
+        }
+    }
 }
 
 /// Time budgets. Waiting time is counted as the sum of the poll delays, so the real time
@@ -778,6 +797,7 @@ pub mod linux {
 
     /// Why `/dev/i2c-N` could not be used.
     #[derive(Debug, thiserror::Error)]
+    #[non_exhaustive]
     pub enum LinuxOpenError {
         /// The device node could not be opened.
         #[error("cannot open {path}: {source}")]

@@ -44,6 +44,7 @@ pub fn dfu_crc(bytes: &[u8]) -> u32 {
 
 /// What is wrong with a `.dfu` file. Every variant names the field that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DfuFileError {
     /// The file is shorter than the structure it claims to hold.
     #[error("file is {len} bytes, too short for a DFU suffix (16 bytes)")]
@@ -493,6 +494,61 @@ fn le32(bytes: &[u8], at: usize) -> u32 {
         b.copy_from_slice(s);
     }
     u32::from_le_bytes(b)
+}
+
+#[cfg(feature = "std")]
+impl<'a> DfuFile<'a> {
+    /// Why the file has nothing to write for alternate setting `alt` (any when `None`), if
+    /// it has nothing: DfuSe targets without elements (or with empty ones only), an empty
+    /// payload.
+    pub fn no_data(&self, alt: Option<u8>) -> Option<std::string::String> {
+        match self.contents {
+            DfuContents::DfuSe(image) => {
+                let targets = || {
+                    image
+                        .targets()
+                        .filter(move |t| alt.is_none_or(|a| t.alt_setting == a))
+                };
+                let elements: u64 = targets().map(|t| u64::from(t.element_count())).sum();
+                let bytes: u64 = targets()
+                    .flat_map(|t| t.elements())
+                    .map(|e| e.data.len() as u64)
+                    .sum();
+                let which = match alt {
+                    Some(a) => std::format!(" for alternate setting {a}"),
+                    None => std::string::String::new(),
+                };
+                if elements == 0 {
+                    Some(std::format!(
+                        "its DfuSe targets hold no elements{which}: there is nothing to write"
+                    ))
+                } else if bytes == 0 {
+                    Some(std::format!(
+                        "its {elements} DfuSe element(s){which} are all empty (0 bytes): there is nothing to write"
+                    ))
+                } else {
+                    None
+                }
+            }
+            DfuContents::Stellaris { payload, .. } | DfuContents::Raw(payload) => payload
+                .is_empty()
+                .then(|| "its payload is empty (0 bytes): there is nothing to write".into()),
+        }
+    }
+
+    /// The file's data as (address, bytes): every DfuSe element of every target, or the
+    /// Stellaris payload at its address, or a raw payload at `raw_address`.
+    pub fn segments(&self, raw_address: u32) -> std::vec::Vec<(u32, &'a [u8])> {
+        match self.contents {
+            DfuContents::DfuSe(image) => image
+                .targets()
+                .flat_map(|t| t.elements())
+                .map(|e| (e.address, e.data))
+                .collect(),
+            DfuContents::Stellaris { address, payload } => std::vec![(address, payload)],
+            DfuContents::Raw(payload) => std::vec![(raw_address, payload)],
+        }
+    }
 }
 
 #[cfg(feature = "std")]

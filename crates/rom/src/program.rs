@@ -1,6 +1,10 @@
-//! Erase, program and verify loops over any [`RomTarget`], with a progress callback.
+//! The programming loop over any [`RomTarget`]: [`program_segments`] erases what the segments
+//! need, writes them and verifies them (by the device's CRC where it offers one, else by
+//! reading back), reporting through one [`Progress`] trait. AN3155, AN4221 and DfuSe (see
+//! [`crate::dfuse::DfuseTarget::program_dfu_file`]) and the CLI all program through it.
 //!
-//! `no_std`, no allocation: blocks go through a 256-byte stack buffer. Writes are aligned to
+//! `no_std`, no allocation: blocks go through a caller's buffer (256 bytes on the stack for
+//! the single-range helpers). Writes are aligned to
 //! the part's flash write unit and padded with the erased value, so each write unit is
 //! programmed exactly once (32 B flash words on H74x/H75x, 16 B on H7A3/U5, 8 B on L4/G0/G4).
 //!
@@ -18,28 +22,180 @@ pub const BLOCK: usize = 256;
 /// Which step a progress report belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// Erasing pages (progress counts pages).
     Erase,
+    /// Writing (progress counts bytes).
     Write,
+    /// Verifying or reading (progress counts bytes).
     Verify,
+}
+
+/// Where the loops report how far they are: `done` of `total` in `phase`.
+pub trait Progress {
+    /// One report; `done` grows within a phase.
+    fn report(&mut self, phase: Phase, done: u32, total: u32);
+}
+
+impl<F: FnMut(Phase, u32, u32) + ?Sized> Progress for F {
+    fn report(&mut self, phase: Phase, done: u32, total: u32) {
+        self(phase, done, total)
+    }
+}
+
+/// One erasable page as the loop sees it: its erase number and its extent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlashPage {
+    /// The number [`Erase::Pages`] takes for it.
+    pub index: u16,
+    /// First address.
+    pub start: u32,
+    /// Size in bytes.
+    pub size: u32,
+}
+
+/// Where a target's flash pages are and how it is written: a device-table part, or a DfuSe
+/// memory layout.
+pub trait FlashMap {
+    /// The page holding `addr`, if `addr` is in flash.
+    fn page_at(&self, addr: u32) -> Option<FlashPage>;
+    /// The page numbered `index`.
+    fn page(&self, index: u16) -> Option<FlashPage>;
+    /// How many page numbers one erase command may carry (1..=64).
+    fn pages_per_erase(&self) -> usize;
+    /// Write unit and erased value of the flash.
+    fn layout(&self) -> Layout;
+}
+
+impl FlashMap for RomDevice {
+    fn page_at(&self, addr: u32) -> Option<FlashPage> {
+        self.page_index(addr).and_then(|i| FlashMap::page(self, i))
+    }
+    fn page(&self, index: u16) -> Option<FlashPage> {
+        RomDevice::page(self, index).map(|s| FlashPage {
+            index,
+            start: s.addr,
+            size: s.size,
+        })
+    }
+    fn pages_per_erase(&self) -> usize {
+        if self
+            .quirks
+            .contains(crate::device::Quirks::ERASE_ONE_PAGE_PER_COMMAND)
+        {
+            1
+        } else {
+            usize::from(self.max_erase_pages).clamp(1, 64)
+        }
+    }
+    fn layout(&self) -> Layout {
+        Layout::for_device(self)
+    }
+}
+
+/// What [`program_segments`] erases first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EraseMode {
+    /// The pages the segments in flash touch, each once.
+    Touched,
+    /// The whole flash (mass erase).
+    Mass,
+    /// Nothing: the flash must already be erased.
+    None,
+}
+
+/// How [`program_segments`] programs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// What to erase first.
+    pub erase: EraseMode,
+    /// Verify every segment afterwards (CRC where offered, else read-back).
+    pub verify: bool,
+    /// Write segments that start outside flash (RAM) in full, without erasing; when false
+    /// they are refused with [`ProgramError::OutsideFlash`] before anything is erased.
+    pub outside_flash: bool,
+}
+
+/// What [`program_segments`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Programmed {
+    /// Non-empty segments programmed.
+    pub segments: usize,
+    /// Bytes of the segments.
+    pub bytes: u64,
+    /// Of those, bytes not written because their write units hold only the erased value.
+    pub skipped: u64,
 }
 
 /// Why an erase, program or verify failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProgramError<E> {
     /// The host (link or protocol) failed.
     Target(E),
     /// `[addr, addr + len)` is not inside the device's flash.
     OutsideFlash { addr: u32, len: u32 },
     /// Read-back differs from what was written: the first differing byte.
-    Mismatch { addr: u32, expected: u8, found: u8 },
+    Mismatch {
+        /// Address of the byte.
+        addr: u32,
+        /// What was written.
+        expected: u8,
+        /// What reads back.
+        found: u8,
+    },
     /// The device's checksum differs and the read-back found no differing byte (an unstable
     /// read or a device checksum bug): the result cannot be trusted.
     ChecksumMismatch {
+        /// First address checked.
         addr: u32,
+        /// Bytes checked.
         len: u32,
+        /// CRC of the data.
         expected: u32,
+        /// CRC the device computed.
         found: u32,
     },
+}
+
+impl<E: crate::target::TargetError> crate::target::TargetError for ProgramError<E> {
+    fn kind(&self) -> crate::target::ErrorKind {
+        use crate::target::ErrorKind as K;
+        match self {
+            ProgramError::Target(e) => e.kind(),
+            ProgramError::OutsideFlash { .. } => K::OutsideFlash,
+            ProgramError::Mismatch { .. } | ProgramError::ChecksumMismatch { .. } => K::Verify,
+        }
+    }
+}
+
+impl<E: core::fmt::Display> core::fmt::Display for ProgramError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ProgramError::Target(e) => e.fmt(f),
+            ProgramError::OutsideFlash { addr, len } => write!(
+                f,
+                "{addr:#010x}..{:#010x} is not in the device's flash",
+                u64::from(*addr) + u64::from(*len)
+            ),
+            ProgramError::Mismatch { addr, expected, found } => write!(
+                f,
+                "verify failed at {addr:#010x}: expected {expected:#04x}, device has {found:#04x}"
+            ),
+            ProgramError::ChecksumMismatch { addr, len, expected, found } => write!(
+                f,
+                "device checksum of {addr:#010x}+{len:#x} is {found:#010x}, expected {expected:#010x}, but a read-back matched: unstable flash or link"
+            ),
+        }
+    }
+}
+
+impl<E: core::error::Error + 'static> core::error::Error for ProgramError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            ProgramError::Target(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl<E> From<E> for ProgramError<E> {
@@ -85,94 +241,191 @@ impl Default for Layout {
     }
 }
 
-/// Erases every page that `[addr, addr + len)` touches, batching page numbers.
-pub fn erase_range<T: RomTarget + ?Sized>(
-    target: &mut T,
-    device: &RomDevice,
-    addr: u32,
-    len: u32,
-    progress: &mut dyn FnMut(Phase, u32, u32),
-) -> Result<(), ProgramError<T::Error>> {
-    if len == 0 {
-        return Ok(());
-    }
-    let last = addr
-        .checked_add(len - 1)
-        .ok_or(ProgramError::OutsideFlash { addr, len })?;
-    let (Some(first_page), Some(last_page)) = (device.page_index(addr), device.page_index(last))
-    else {
-        return Err(ProgramError::OutsideFlash { addr, len });
-    };
-    // A bank hole between the two would make the range partly outside flash.
-    let covered: u64 = (first_page..=last_page)
-        .filter_map(|p| device.page(p))
-        .map(|s| u64::from(s.size))
+/// The first and last page of `[addr, addr + len)` (`len > 0`), refused when any byte is
+/// outside flash (including a hole between banks).
+fn page_span<M: FlashMap + ?Sized>(map: &M, addr: u32, len: u32) -> Option<(u16, u16)> {
+    let last = addr.checked_add(len.checked_sub(1)?)?;
+    let (first, last) = (map.page_at(addr)?, map.page_at(last)?);
+    let covered: u64 = (first.index..=last.index)
+        .filter_map(|p| map.page(p))
+        .map(|p| u64::from(p.size))
         .sum();
-    let span_start = device.page(first_page).map_or(addr, |s| s.addr);
-    let span_end = device
-        .page(last_page)
-        .map_or(addr, |s| s.addr + (s.size - 1));
-    if covered != u64::from(span_end - span_start) + 1 {
-        return Err(ProgramError::OutsideFlash { addr, len });
-    }
-    let total = u32::from(last_page - first_page) + 1;
-    let per_command = if device
-        .quirks
-        .contains(crate::device::Quirks::ERASE_ONE_PAGE_PER_COMMAND)
-    {
-        1
-    } else {
-        usize::from(device.max_erase_pages).clamp(1, 64)
-    };
+    let span = u64::from(last.start) + u64::from(last.size) - u64::from(first.start);
+    (covered == span).then_some((first.index, last.index))
+}
+
+/// Erases the pages for which `wanted(page)` holds, in increasing order, `map`'s batch size
+/// per command; `total` is how many there are (for progress).
+fn erase_pages<T: RomTarget + ?Sized, M: FlashMap + ?Sized>(
+    target: &mut T,
+    map: &M,
+    (from, to): (u16, u16),
+    total: u32,
+    wanted: impl Fn(u16) -> bool,
+    progress: &mut dyn Progress,
+) -> Result<(), ProgramError<T::Error>> {
+    let per_command = map.pages_per_erase().clamp(1, 64);
     let mut list = [0u16; 64];
-    let mut next = first_page;
+    let mut n = 0;
     let mut done = 0u32;
-    progress(Phase::Erase, 0, total);
-    loop {
-        let mut n = 0;
-        while n < per_command && next <= last_page {
-            list[n] = next;
-            n += 1;
-            if next == last_page {
-                next = next.wrapping_add(1);
-                break;
-            }
-            next += 1;
+    progress.report(Phase::Erase, 0, total);
+    for page in (from..=to).filter(|&p| wanted(p)) {
+        list[n] = page;
+        n += 1;
+        if n == per_command {
+            target.erase(Erase::Pages(&list[..n]))?;
+            done += n as u32;
+            progress.report(Phase::Erase, done, total);
+            n = 0;
         }
-        if n == 0 {
-            break;
-        }
+    }
+    if n > 0 {
         target.erase(Erase::Pages(&list[..n]))?;
         done += n as u32;
-        progress(Phase::Erase, done, total);
-        if done >= total {
-            break;
-        }
+        progress.report(Phase::Erase, done, total);
     }
     Ok(())
 }
 
-/// Calls `f(block_addr, block)` for each padded, unit-aligned block covering `data` at `addr`.
+/// Erases every page that `[addr, addr + len)` touches, batching page numbers.
+pub fn erase_range<T: RomTarget + ?Sized, M: FlashMap + ?Sized>(
+    target: &mut T,
+    map: &M,
+    addr: u32,
+    len: u32,
+    progress: &mut dyn Progress,
+) -> Result<(), ProgramError<T::Error>> {
+    if len == 0 {
+        return Ok(());
+    }
+    let (first, last) =
+        page_span(map, addr, len).ok_or(ProgramError::OutsideFlash { addr, len })?;
+    let total = u32::from(last - first) + 1;
+    erase_pages(target, map, (first, last), total, |_| true, progress)
+}
+
+/// Programs `segments` (address, bytes; each call of the closure yields them again, empty
+/// ones are ignored): erases as `options` say (the pages every segment in flash touches,
+/// each once, so segments sharing a page do not erase each other), writes each segment
+/// (write units in flash holding only the erased value are not programmed: the erase left
+/// them so) and verifies each (CRC where the target offers it, else read-back). Segments
+/// are checked against `map` before anything is erased. Blocks go through `buf` (its size
+/// and [`RomTarget::max_transfer`] bound them).
+pub fn program_segments<'d, T, M, I>(
+    target: &mut T,
+    map: &M,
+    segments: impl Fn() -> I,
+    options: Options,
+    buf: &mut [u8],
+    progress: &mut dyn Progress,
+) -> Result<Programmed, ProgramError<T::Error>>
+where
+    T: RomTarget + ?Sized,
+    M: FlashMap + ?Sized,
+    I: Iterator<Item = (u32, &'d [u8])>,
+{
+    let all = || segments().filter(|(_, d)| !d.is_empty());
+    let len_of = |data: &[u8], addr: u32| {
+        u32::try_from(data.len()).map_err(|_| ProgramError::OutsideFlash {
+            addr,
+            len: u32::MAX,
+        })
+    };
+    let in_flash = |addr: u32| map.page_at(addr).is_some();
+    // Check everything first: nothing is erased for a file that cannot be written whole.
+    let mut span: Option<(u16, u16)> = None;
+    let mut done = Programmed::default();
+    for (addr, data) in all() {
+        let len = len_of(data, addr)?;
+        done.segments += 1;
+        done.bytes += u64::from(len);
+        if !in_flash(addr) {
+            if options.outside_flash {
+                continue;
+            }
+            return Err(ProgramError::OutsideFlash { addr, len });
+        }
+        if options.erase == EraseMode::Touched {
+            let (a, b) =
+                page_span(map, addr, len).ok_or(ProgramError::OutsideFlash { addr, len })?;
+            span = Some(span.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+        }
+    }
+    let layout_of = |addr: u32| Layout {
+        skip_erased: map.layout().skip_erased && in_flash(addr),
+        ..map.layout()
+    };
+    match options.erase {
+        EraseMode::Mass => target.erase(Erase::Mass)?,
+        EraseMode::None => {}
+        EraseMode::Touched => {
+            if let Some(range) = span {
+                // A page is erased when any flash segment touches it (union, each once).
+                let touched = |page: u16| {
+                    all().any(|(addr, data)| {
+                        in_flash(addr)
+                            && len_of(data, addr)
+                                .ok()
+                                .and_then(|len| page_span(map, addr, len))
+                                .is_some_and(|(a, b)| (a..=b).contains(&page))
+                    })
+                };
+                let total = (range.0..=range.1).filter(|&p| touched(p)).count() as u32;
+                erase_pages(target, map, range, total, touched, progress)?;
+            }
+        }
+    }
+    if options.erase == EraseMode::None && !options.verify {
+        // Units the write skips are trusted to be erased: without erase or verify, check them.
+        for (addr, data) in all() {
+            check_skipped_erased_with(target, addr, data, layout_of(addr), buf, progress)?;
+        }
+    }
+    for (addr, data) in all() {
+        done.skipped += u64::from(write_with(
+            target,
+            addr,
+            data,
+            layout_of(addr),
+            buf,
+            progress,
+        )?);
+    }
+    if options.verify {
+        // Covers the skipped units too: they must read back as the erased value they hold.
+        for (addr, data) in all() {
+            verify_with(target, addr, data, buf, progress)?;
+        }
+    }
+    Ok(done)
+}
+
+/// Calls `f(block_addr, block)` for each padded, unit-aligned block covering `data` at `addr`;
+/// blocks are at most `block_size` (and `buf`) long.
 fn for_each_block<E>(
     addr: u32,
     data: &[u8],
     layout: Layout,
     block_size: usize,
+    buf: &mut [u8],
     mut f: impl FnMut(u32, &[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
     let unit = layout.write_unit.max(1);
-    let block_size = block_size.clamp(unit as usize, BLOCK) as u32 / unit * unit;
+    let max = buf.len().max(unit as usize);
+    let block_size = block_size.clamp(unit as usize, max) as u32 / unit * unit;
     let end = u64::from(addr) + data.len() as u64;
     let start = addr / unit * unit;
     let padded_end = end.div_ceil(u64::from(unit)) * u64::from(unit);
-    let mut buf = [0u8; BLOCK];
     let mut block_start = u64::from(start);
     while block_start < padded_end {
         // Blocks end on multiples of the block size so a long write stays aligned.
         let next_boundary = (block_start / u64::from(block_size) + 1) * u64::from(block_size);
         let block_end = next_boundary.min(padded_end);
         let n = (block_end - block_start) as usize;
-        let block = &mut buf[..n];
+        let Some(block) = buf.get_mut(..n) else {
+            // A buffer smaller than one write unit: nothing sensible can be sent.
+            return Ok(());
+        };
         block.fill(layout.erased);
         let copy_from = block_start.max(u64::from(addr));
         let copy_to = block_end.min(end);
@@ -252,18 +505,31 @@ pub fn write<T: RomTarget + ?Sized>(
     addr: u32,
     data: &[u8],
     layout: Layout,
-    progress: &mut dyn FnMut(Phase, u32, u32),
+    progress: &mut dyn Progress,
+) -> Result<u32, ProgramError<T::Error>> {
+    write_with(target, addr, data, layout, &mut [0u8; BLOCK], progress)
+}
+
+/// [`write()`] in blocks of up to `buf.len()` bytes (DfuSe moves 2048 per transfer).
+pub fn write_with<T: RomTarget + ?Sized>(
+    target: &mut T,
+    addr: u32,
+    data: &[u8],
+    layout: Layout,
+    buf: &mut [u8],
+    progress: &mut dyn Progress,
 ) -> Result<u32, ProgramError<T::Error>> {
     let total = data.len() as u32;
     let block_size = target.max_transfer();
     let skip = layout.skip_erased.then_some(layout.erased);
     let mut skipped = 0u32;
-    progress(Phase::Write, 0, total);
+    progress.report(Phase::Write, 0, total);
     for_each_block::<ProgramError<T::Error>>(
         addr,
         data,
         layout,
         block_size,
+        buf,
         |block_addr, block| {
             for_each_run(
                 block_addr,
@@ -282,14 +548,14 @@ pub fn write<T: RomTarget + ?Sized>(
             let done = (block_addr + block.len() as u32)
                 .saturating_sub(addr)
                 .min(total);
-            progress(Phase::Write, done, total);
+            progress.report(Phase::Write, done, total);
             Ok(())
         },
     )?;
     Ok(skipped)
 }
 
-/// Checks that the write units [`write`] would skip for `data` at `addr` (those holding only
+/// Checks that the write units [`write()`] would skip for `data` at `addr` (those holding only
 /// the erased value) read back as erased. For writes into flash that was not erased first
 /// and is not verified afterwards: nothing else would prove those units hold the image.
 pub fn check_skipped_erased<T: RomTarget + ?Sized>(
@@ -297,7 +563,18 @@ pub fn check_skipped_erased<T: RomTarget + ?Sized>(
     addr: u32,
     data: &[u8],
     layout: Layout,
-    progress: &mut dyn FnMut(Phase, u32, u32),
+    progress: &mut dyn Progress,
+) -> Result<(), ProgramError<T::Error>> {
+    check_skipped_erased_with(target, addr, data, layout, &mut [0u8; BLOCK], progress)
+}
+
+fn check_skipped_erased_with<T: RomTarget + ?Sized>(
+    target: &mut T,
+    addr: u32,
+    data: &[u8],
+    layout: Layout,
+    buf: &mut [u8],
+    progress: &mut dyn Progress,
 ) -> Result<(), ProgramError<T::Error>> {
     if !layout.skip_erased {
         return Ok(());
@@ -305,9 +582,9 @@ pub fn check_skipped_erased<T: RomTarget + ?Sized>(
     let total = data.len() as u32;
     let step = target.max_transfer().clamp(1, BLOCK);
     let block_size = target.max_transfer();
-    let mut buf = [0u8; BLOCK];
-    progress(Phase::Verify, 0, total);
-    for_each_block(addr, data, layout, block_size, |block_addr, block| {
+    let mut read = [0u8; BLOCK];
+    progress.report(Phase::Verify, 0, total);
+    for_each_block(addr, data, layout, block_size, buf, |block_addr, block| {
         for_each_run(
             block_addr,
             block,
@@ -321,7 +598,7 @@ pub fn check_skipped_erased<T: RomTarget + ?Sized>(
                 while offset < run.len() {
                     let n = step.min(run.len() - offset);
                     let at = run_addr.wrapping_add(offset as u32);
-                    let got = &mut buf[..n];
+                    let got = &mut read[..n];
                     target.read_memory(at, got)?;
                     if let Some(i) = got.iter().position(|&b| b != layout.erased) {
                         return Err(ProgramError::Mismatch {
@@ -338,7 +615,7 @@ pub fn check_skipped_erased<T: RomTarget + ?Sized>(
         let done = (block_addr + block.len() as u32)
             .saturating_sub(addr)
             .min(total);
-        progress(Phase::Verify, done, total);
+        progress.report(Phase::Verify, done, total);
         Ok(())
     })
 }
@@ -350,10 +627,20 @@ pub fn verify<T: RomTarget + ?Sized>(
     target: &mut T,
     addr: u32,
     data: &[u8],
-    progress: &mut dyn FnMut(Phase, u32, u32),
+    progress: &mut dyn Progress,
+) -> Result<(), ProgramError<T::Error>> {
+    verify_with(target, addr, data, &mut [0u8; BLOCK], progress)
+}
+
+fn verify_with<T: RomTarget + ?Sized>(
+    target: &mut T,
+    addr: u32,
+    data: &[u8],
+    buf: &mut [u8],
+    progress: &mut dyn Progress,
 ) -> Result<(), ProgramError<T::Error>> {
     let total = data.len() as u32;
-    progress(Phase::Verify, 0, total);
+    progress.report(Phase::Verify, 0, total);
     if data.is_empty() {
         return Ok(());
     }
@@ -363,13 +650,13 @@ pub fn verify<T: RomTarget + ?Sized>(
         if let Some(found) = target.checksum(addr, total)? {
             let expected = stm32_crc32(STM32_CRC_INIT, data);
             if found == expected {
-                progress(Phase::Verify, total, total);
+                progress.report(Phase::Verify, total, total);
                 return Ok(());
             }
             checksum_failed = Some((expected, found));
         }
     }
-    read_back_compare(target, addr, data, progress)?;
+    read_back_compare(target, addr, data, buf, progress)?;
     if let Some((expected, found)) = checksum_failed {
         return Err(ProgramError::ChecksumMismatch {
             addr,
@@ -385,14 +672,16 @@ fn read_back_compare<T: RomTarget + ?Sized>(
     target: &mut T,
     addr: u32,
     data: &[u8],
-    progress: &mut dyn FnMut(Phase, u32, u32),
+    buf: &mut [u8],
+    progress: &mut dyn Progress,
 ) -> Result<(), ProgramError<T::Error>> {
     let total = data.len() as u32;
-    let block = target.max_transfer().clamp(1, BLOCK);
-    let mut buf = [0u8; BLOCK];
+    let block = target.max_transfer().clamp(1, buf.len().max(1));
     let mut offset = 0usize;
     for chunk in data.chunks(block) {
-        let got = &mut buf[..chunk.len()];
+        let Some(got) = buf.get_mut(..chunk.len()) else {
+            break;
+        };
         let chunk_addr = addr.wrapping_add(offset as u32);
         target.read_memory(chunk_addr, got)?;
         if chunk != &got[..] {
@@ -407,7 +696,7 @@ fn read_back_compare<T: RomTarget + ?Sized>(
             });
         }
         offset += chunk.len();
-        progress(Phase::Verify, offset as u32, total);
+        progress.report(Phase::Verify, offset as u32, total);
     }
     Ok(())
 }
@@ -417,7 +706,7 @@ pub fn read<T: RomTarget + ?Sized>(
     target: &mut T,
     addr: u32,
     buf: &mut [u8],
-    progress: &mut dyn FnMut(Phase, u32, u32),
+    progress: &mut dyn Progress,
 ) -> Result<(), ProgramError<T::Error>> {
     let total = buf.len() as u32;
     let block = target.max_transfer().clamp(1, BLOCK);
@@ -425,35 +714,36 @@ pub fn read<T: RomTarget + ?Sized>(
     for chunk in buf.chunks_mut(block) {
         target.read_memory(addr.wrapping_add(offset as u32), chunk)?;
         offset += chunk.len();
-        progress(Phase::Verify, offset as u32, total);
+        progress.report(Phase::Verify, offset as u32, total);
     }
     Ok(())
 }
 
 /// Erases the pages `data` touches, writes it (skipping write units that hold only the
-/// erased value: the erase left them so) and verifies it. Returns the bytes skipped.
-pub fn program<T: RomTarget + ?Sized>(
+/// erased value: the erase left them so) and verifies it: [`program_segments`] for one
+/// segment. Returns the bytes skipped.
+pub fn program<T: RomTarget + ?Sized, M: FlashMap + ?Sized>(
     target: &mut T,
-    device: &RomDevice,
+    map: &M,
     addr: u32,
     data: &[u8],
     verify_after: bool,
-    progress: &mut dyn FnMut(Phase, u32, u32),
+    progress: &mut dyn Progress,
 ) -> Result<u32, ProgramError<T::Error>> {
-    let layout = Layout::for_device(device);
-    let unit = layout.write_unit;
-    let start = addr / unit * unit;
-    let end = (u64::from(addr) + data.len() as u64).div_ceil(u64::from(unit)) * u64::from(unit);
-    let len = u32::try_from(end - u64::from(start)).map_err(|_| ProgramError::OutsideFlash {
-        addr,
-        len: u32::MAX,
-    })?;
-    erase_range(target, device, start, len, progress)?;
-    let skipped = write(target, addr, data, layout, progress)?;
-    if verify_after {
-        verify(target, addr, data, progress)?;
-    }
-    Ok(skipped)
+    let options = Options {
+        erase: EraseMode::Touched,
+        verify: verify_after,
+        outside_flash: false,
+    };
+    let done = program_segments(
+        target,
+        map,
+        || core::iter::once((addr, data)),
+        options,
+        &mut [0u8; BLOCK],
+        progress,
+    )?;
+    Ok(done.skipped as u32)
 }
 
 #[cfg(test)]
@@ -470,15 +760,22 @@ mod tests {
         };
         let mut seen: [(u32, usize); 4] = [(0, 0); 4];
         let mut n = 0;
-        for_each_block::<()>(0x0800_0010, &data, layout, 256, |a, b| {
-            seen[n] = (a, b.len());
-            if n == 0 {
-                assert!(b[..16].iter().all(|&x| x == 0xFF));
-                assert!(b[16..].iter().all(|&x| x == 0xAA));
-            }
-            n += 1;
-            Ok(())
-        })
+        for_each_block::<()>(
+            0x0800_0010,
+            &data,
+            layout,
+            256,
+            &mut [0u8; BLOCK],
+            |a, b| {
+                seen[n] = (a, b.len());
+                if n == 0 {
+                    assert!(b[..16].iter().all(|&x| x == 0xFF));
+                    assert!(b[16..].iter().all(|&x| x == 0xAA));
+                }
+                n += 1;
+                Ok(())
+            },
+        )
         .unwrap();
         // 0x08000000..0x08000100, then 0x08000100..0x08000140 (300+16 = 316 -> 320).
         assert_eq!(&seen[..n], &[(0x0800_0000, 256), (0x0800_0100, 64)]);

@@ -3,6 +3,41 @@
 
 use crate::device::RomDevice;
 
+/// What kind of failure a host error is, the same across AN3155, AN4221 and DfuSe, so a
+/// caller can react (or explain) without knowing which host it talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The link itself failed (port, bus, USB transfer).
+    Link,
+    /// The device did not answer in time.
+    Timeout,
+    /// The device refused the request (NACK, or a DFU error status).
+    Nack,
+    /// No answer to the USART sync byte.
+    NoSync,
+    /// Read-out protection is active.
+    ReadProtected,
+    /// A byte that makes no sense here (line noise, wrong baud or parity).
+    Noise,
+    /// The device's memory does not hold what was written.
+    Verify,
+    /// The address is outside the device's flash or memory layout.
+    OutsideFlash,
+    /// The bootloader or the host cannot do this.
+    Unsupported,
+    /// The caller asked for something the protocol cannot carry.
+    InvalidArgument,
+    /// Any other protocol failure (malformed reply, unexpected state).
+    Protocol,
+}
+
+/// An error of a ROM bootloader host: it says what kind of failure it is.
+pub trait TargetError: core::fmt::Debug + core::fmt::Display {
+    /// The kind of failure.
+    fn kind(&self) -> ErrorKind;
+}
+
 /// What to erase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Erase<'a> {
@@ -40,6 +75,7 @@ pub struct TargetInfo {
 /// [`crate::program`] split larger work and report progress. A host never reports success for
 /// a write the device did not acknowledge.
 pub trait RomTarget {
+    /// The host's error (its [`TargetError::kind`] when it implements that trait).
     type Error: core::fmt::Debug;
 
     /// Identity of the connected device (cached after connecting).

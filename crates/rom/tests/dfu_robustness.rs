@@ -136,7 +136,7 @@ fn a_device_answering_garbage_never_makes_a_write_succeed_silently() {
         // Random devices cannot hold data: any Ok must have passed a read-back that matched,
         // which random uploads essentially never produce.
         if host
-            .program(&layout, 0x0800_0000, &data, &mut |_| {})
+            .program(&layout, 0x0800_0000, &data, &mut |_, _, _| {})
             .is_ok()
         {
             successes += 1;

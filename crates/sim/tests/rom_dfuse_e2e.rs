@@ -91,7 +91,8 @@ fn program_read_verify_erase_leave_on_four_parts() {
 
         // The layout-only path: erase touched pages, write 2 KiB blocks, read back.
         let t0 = clock.now_ns();
-        t.program_with_layout(addr, &data, &mut |_| {}).unwrap();
+        t.program_with_layout(addr, &data, &mut |_, _, _| {})
+            .unwrap();
         assert!(clock.now_ns() > t0);
         assert_eq!(flash_bytes(&mut t, addr, data.len()), data, "{pid:#x}");
         let mut back = vec![0u8; data.len()];
@@ -158,7 +159,9 @@ fn a_dfu_file_programs_every_element() {
     };
     assert_eq!(image.targets().count(), 1);
     let (mut t, _) = setup(d.pid);
-    let written = t.program_dfu_file(&parsed, 0, None, &mut |_| {}).unwrap();
+    let written = t
+        .program_dfu_file(&parsed, 0, None, &mut |_, _, _| {})
+        .unwrap();
     assert_eq!(written.elements, 2);
     assert_eq!(written.bytes, (a.len() + b.len()) as u64);
     assert_eq!(flash_bytes(&mut t, 0x0800_0000, a.len()), a);
@@ -176,8 +179,13 @@ fn a_dfu_file_programs_every_element() {
     .build()
     .unwrap();
     let (mut t, _) = setup(d.pid);
-    t.program_dfu_file(&DfuFile::parse(&shared).unwrap(), 0, None, &mut |_| {})
-        .unwrap();
+    t.program_dfu_file(
+        &DfuFile::parse(&shared).unwrap(),
+        0,
+        None,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
     assert_eq!(flash_bytes(&mut t, 0x0800_0000, b.len()), b);
     assert_eq!(flash_bytes(&mut t, 0x0800_0400, a.len()), a);
 
@@ -194,7 +202,7 @@ fn a_dfu_file_programs_every_element() {
     .unwrap();
     let (mut t, _) = setup(d.pid);
     let err = t
-        .program_dfu_file(&DfuFile::parse(&bad).unwrap(), 0, None, &mut |_| {})
+        .program_dfu_file(&DfuFile::parse(&bad).unwrap(), 0, None, &mut |_, _, _| {})
         .unwrap_err();
     assert_eq!(
         err,
@@ -210,7 +218,7 @@ fn a_device_error_is_named_cleared_and_never_success() {
     let (mut t, _) = setup(0x415);
     server(&mut t).faults.fail_next_write = Some(DfuStatusCode::Prog);
     let err = t
-        .program_with_layout(0x0800_0000, &firmware(4096, 3), &mut |_| {})
+        .program_with_layout(0x0800_0000, &firmware(4096, 3), &mut |_, _, _| {})
         .unwrap_err();
     assert_eq!(
         err,
@@ -266,7 +274,7 @@ fn a_vanishing_device_fails_the_write() {
     server(&mut t).faults.vanish_after = Some(40);
     let data = firmware(64 * 1024, 4);
     let err = t
-        .program_with_layout(0x0800_0000, &data, &mut |_| {})
+        .program_with_layout(0x0800_0000, &data, &mut |_, _, _| {})
         .unwrap_err();
     assert!(
         matches!(
@@ -311,7 +319,7 @@ fn ranges_outside_the_layout_change_nothing() {
     let (mut t, _) = setup(0x415);
     let end = 0x0810_0000 - 1024;
     let err = t
-        .program_with_layout(end, &firmware(4096, 5), &mut |_| {})
+        .program_with_layout(end, &firmware(4096, 5), &mut |_, _, _| {})
         .unwrap_err();
     assert_eq!(
         err,
@@ -330,7 +338,7 @@ fn ranges_outside_the_layout_change_nothing() {
 #[test]
 fn read_unprotect_erases_and_resets() {
     let (mut t, _) = setup(0x413);
-    t.program_with_layout(0x0800_0000, &[0x42; 64], &mut |_| {})
+    t.program_with_layout(0x0800_0000, &[0x42; 64], &mut |_, _, _| {})
         .unwrap();
     server(&mut t).core.set_read_protected(true);
     t.readout_unprotect().unwrap();
@@ -351,7 +359,7 @@ fn get_commands_lists_the_rom_commands() {
 fn a_device_silent_during_mass_erase_is_waited_for() {
     // F427/F429 (2 MiB) mass erase takes ~16 s here; the device answers nothing meanwhile.
     let (mut t, clock) = setup(0x413);
-    t.program_with_layout(0x0800_0000, &[0x42; 64], &mut |_| {})
+    t.program_with_layout(0x0800_0000, &[0x42; 64], &mut |_, _, _| {})
         .unwrap();
     server(&mut t).faults.silent_while_busy = true;
     let t0 = clock.now_ns();
@@ -379,7 +387,7 @@ fn a_device_silent_during_mass_erase_is_waited_for() {
 fn the_last_block_is_padded_with_the_erased_value() {
     // L0 flash erases to 0x00: padding must not program 0xFF past the image.
     let (mut t, _) = setup(0x447);
-    t.program_with_layout(0x0800_0000, &[0xAB; 13], &mut |_| {})
+    t.program_with_layout(0x0800_0000, &[0xAB; 13], &mut |_, _, _| {})
         .unwrap();
     let bytes = flash_bytes(&mut t, 0x0800_0000, 32);
     assert_eq!(&bytes[..13], &[0xAB; 13]);

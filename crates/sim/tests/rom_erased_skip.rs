@@ -151,11 +151,16 @@ fn dfu_file_leaves_erased_value_units_erased_and_programmable() {
         let file = DfuSeBuilder::single(addr, &image).build().unwrap();
         let mut last = (0, 0);
         let written = t
-            .program_dfu_file(&DfuFile::parse(&file).unwrap(), 0, None, &mut |p| {
-                if let brickless_rom::dfuse::Progress::Write { done, total } = p {
-                    last = (done, total);
-                }
-            })
+            .program_dfu_file(
+                &DfuFile::parse(&file).unwrap(),
+                0,
+                None,
+                &mut |ph, done, total| {
+                    if ph == program::Phase::Write {
+                        last = (done, total);
+                    }
+                },
+            )
             .unwrap();
         assert_eq!(last, (image.len() as u32, image.len() as u32), "{name}");
         assert_eq!(written.elements, 1);
@@ -170,8 +175,8 @@ fn dfu_file_leaves_erased_value_units_erased_and_programmable() {
         let unit = d.write_unit().max(8);
         let at = from.div_ceil(unit) * unit + 1024;
         let new = later_data();
-        t.host
-            .write_erased(at, &new, &mut |_| {})
+        let layout = t.write_layout();
+        program::write_with(&mut t, at, &new, layout, &mut [0; 2048], &mut |_, _, _| {})
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut back = vec![0u8; new.len()];
         program::read(&mut t, at, &mut back, &mut |_, _, _| {})
@@ -211,7 +216,7 @@ fn dfu_file_without_data_is_refused_before_any_erase() {
         .unwrap();
         let mut t = dfu_target("stm32l475vg", d.pid);
         let err = t
-            .program_dfu_file(&DfuFile::parse(&bytes).unwrap(), 0, None, &mut |_| {})
+            .program_dfu_file(&DfuFile::parse(&bytes).unwrap(), 0, None, &mut |_, _, _| {})
             .unwrap_err();
         assert_eq!(err, DfuseError::NoData { alt_setting: 0 });
         let stats = t.host.transport_mut().server.stats;
@@ -226,7 +231,7 @@ fn dfu_file_without_data_is_refused_before_any_erase() {
             &DfuFile::parse(&raw).unwrap(),
             0,
             Some(0x0800_0000),
-            &mut |_| {},
+            &mut |_, _, _| {},
         )
         .unwrap_err();
     assert_eq!(err, DfuseError::NoData { alt_setting: 0 });

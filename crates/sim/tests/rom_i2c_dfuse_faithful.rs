@@ -92,13 +92,13 @@ fn dfuse_programs_the_faithful_model() {
         let data = firmware(6000, pid as u8);
         let addr = d.flash().start;
         target
-            .program_with_layout(addr, &data, &mut |_| {})
+            .program_with_layout(addr, &data, &mut |_, _, _| {})
             .unwrap();
         // The model did the work (and counted its modelled time).
         let model = &target.host.transport_mut().server.core.flash().0;
         assert!(model.op_count() > 0 && model.elapsed_us() > 0, "{name}");
         target
-            .program_with_layout(addr, &data, &mut |_| {})
+            .program_with_layout(addr, &data, &mut |_, _, _| {})
             .unwrap();
         let mut back = vec![0u8; data.len()];
         program::read(&mut target, addr, &mut back, &mut |_, _, _| {}).unwrap();

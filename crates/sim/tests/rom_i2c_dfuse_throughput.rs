@@ -61,9 +61,16 @@ fn modelled_write_throughput() {
     let mut t = DfuseTarget::new(host, &layout, None).unwrap();
     t.erase(Erase::Mass).unwrap();
     let t0 = clock.now_ns();
-    t.host
-        .write_erased(0x0800_0000, &data, &mut |_| {})
-        .unwrap();
+    let layout = t.write_layout();
+    program::write_with(
+        &mut t,
+        0x0800_0000,
+        &data,
+        layout,
+        &mut [0; 2048],
+        &mut |_, _, _| {},
+    )
+    .unwrap();
     let secs = (clock.now_ns() - t0) as f64 / 1e9;
     let rate = LEN as f64 / secs;
     println!(

@@ -6,6 +6,7 @@
 
 /// What a memory-layout string gets wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LayoutError {
     /// The string does not start with '@'.
     #[error("memory layout does not start with '@'")]

@@ -54,6 +54,7 @@ pub const DATA_BLOCK: u16 = 2;
 
 /// A failed USB control transfer, as the transport saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UsbError {
     /// The device stalled the request (DFU: the request is not valid in this state).
     #[error("the device stalled the request")]
@@ -319,6 +320,7 @@ pub enum DfuOp {
 
 /// What went wrong talking DfuSe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DfuseError {
     /// The USB transfer failed.
     #[error("{op:?}: USB error: {error}")]
@@ -373,6 +375,34 @@ pub enum DfuseError {
     NoData { alt_setting: u8 },
 }
 
+impl crate::target::TargetError for DfuseError {
+    fn kind(&self) -> crate::target::ErrorKind {
+        use crate::target::ErrorKind as K;
+        match self {
+            DfuseError::Usb {
+                error: UsbError::Timeout,
+                ..
+            } => K::Timeout,
+            DfuseError::Usb { .. } => K::Link,
+            DfuseError::Device {
+                status: DfuStatusCode::Vendor,
+                ..
+            } => K::ReadProtected,
+            DfuseError::Device {
+                status: DfuStatusCode::Address,
+                ..
+            }
+            | DfuseError::OutsideLayout { .. } => K::OutsideFlash,
+            DfuseError::Device { .. } | DfuseError::NotAllowed { .. } => K::Nack,
+            DfuseError::Timeout { .. } => K::Timeout,
+            DfuseError::VerifyMismatch { .. } => K::Verify,
+            DfuseError::Unsupported { .. } => K::Unsupported,
+            DfuseError::BlockTooLarge { .. } => K::InvalidArgument,
+            _ => K::Protocol,
+        }
+    }
+}
+
 /// Time budgets (ms of accumulated poll wait) per operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DfuTimeouts {
@@ -401,17 +431,6 @@ impl Default for DfuTimeouts {
             status_retries: 3,
         }
     }
-}
-
-/// Progress of a long operation, for a progress bar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// `done` of `total` bytes' pages erased.
-    Erase { done: u32, total: u32 },
-    /// `done` of `total` bytes written.
-    Write { done: u32, total: u32 },
-    /// `done` of `total` bytes read back.
-    Read { done: u32, total: u32 },
 }
 
 /// A DfuSe host over a transport, on one DFU interface (alternate setting already selected).
@@ -808,129 +827,185 @@ impl<T: DfuTransport, D: DelayNs> DfuseHost<T, D> {
         Ok(())
     }
 
-    /// Erases every page that `[address, address + len)` touches.
-    pub fn erase_range(
-        &mut self,
-        layout: &MemoryLayout<'_>,
-        address: u32,
-        len: u32,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<(), DfuseError> {
-        Self::check_range(layout, address, len, Attributes::erasable, "erase")?;
-        let end = u64::from(address) + u64::from(len);
-        let mut at = u64::from(address);
-        while at < end {
-            let page = layout
-                .page_at(at as u32)
-                .ok_or(DfuseError::OutsideLayout { address: at as u32 })?;
-            self.erase_page(page.start, page.size)?;
-            at = u64::from(page.start) + u64::from(page.size);
-            progress(Progress::Erase {
-                done: (at.min(end) - u64::from(address)) as u32,
-                total: len,
-            });
-        }
-        Ok(())
-    }
-
     /// Programs `data` at `address`: checks the range against the layout first (nothing is
-    /// erased when any page is missing or not erasable/writable), erases the touched pages,
-    /// writes in wTransferSize blocks (the last one padded with the erased value),
-    /// then reads everything back and compares. Returns the bytes not written because they
-    /// hold the erased value (see [`DfuseHost::write_erased`]); the read-back covers them.
+    /// erased when any page is missing or not erasable/writable), then erases the touched
+    /// pages, writes in wTransferSize blocks (padded with the erased value) and reads
+    /// everything back, through [`crate::program::program_segments`]. Returns the bytes not
+    /// written because they hold the erased value (see [`DfuseHost::with_skip_erased`]);
+    /// the read-back covers them.
     pub fn program(
         &mut self,
         layout: &MemoryLayout<'_>,
         address: u32,
         data: &[u8],
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut dyn crate::program::Progress,
     ) -> Result<u32, DfuseError> {
         let len = u32::try_from(data.len()).map_err(|_| DfuseError::OutsideLayout { address })?;
         let padded = round_up(len, u32::from(self.pad_to));
         Self::check_range(layout, address, padded, Attributes::erasable, "erase")?;
         Self::check_range(layout, address, padded, Attributes::writable, "write")?;
-        self.ensure_idle()?;
-        self.erase_range(layout, address, len, progress)?;
-        let skipped = self.write_erased(address, data, progress)?;
-        self.verify(address, data, progress)?;
-        self.ensure_idle()?;
-        Ok(skipped)
+        let done = self.program_segments(layout, || core::iter::once((address, data)), progress)?;
+        Ok(done.skipped as u32)
     }
 
-    /// Writes `data` at `address` into already erased flash, block by block. With
-    /// [`DfuseHost::with_skip_erased`], the pieces of a block (split at multiples of the
-    /// padding unit) that hold only the erased value are not sent: the flash there is erased
-    /// already. Returns how many bytes of `data` were skipped that way.
-    pub fn write_erased(
+    /// The one programming loop over this host and `layout` (pages numbered in layout
+    /// order), between two returns to dfuIDLE.
+    fn program_segments<'d, I: Iterator<Item = (u32, &'d [u8])>>(
         &mut self,
-        address: u32,
-        data: &[u8],
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<u32, DfuseError> {
-        let step = usize::from(self.transfer_size);
-        let total = data.len() as u32;
-        let mut block = [0u8; MAX_TRANSFER];
-        let mut skipped = 0u32;
-        for (i, chunk) in data.chunks(step.min(MAX_TRANSFER)).enumerate() {
-            let at = address.wrapping_add((i * step.min(MAX_TRANSFER)) as u32);
-            let padded_len = round_up(chunk.len() as u32, u32::from(self.pad_to)) as usize;
-            let padded_len = padded_len.min(step).min(MAX_TRANSFER).max(chunk.len());
-            block[..chunk.len()].copy_from_slice(chunk);
-            block[chunk.len()..padded_len].fill(self.pad_fill);
-            let unit = u32::from(self.pad_to);
-            let skip = self.skip_erased;
-            crate::program::for_each_run(
-                at,
-                &block[..padded_len],
-                unit,
-                skip,
-                |a, run, erased| {
-                    if erased {
-                        // Count only the file's bytes, not the padding.
-                        let in_data = (run.len() as u64)
-                            .min((u64::from(at) + chunk.len() as u64).saturating_sub(u64::from(a)));
-                        skipped += in_data as u32;
-                        Ok(())
-                    } else {
-                        self.download_block(a, run)
-                    }
-                },
-            )?;
-            progress(Progress::Write {
-                done: (i * step.min(MAX_TRANSFER) + chunk.len()) as u32,
-                total,
-            });
-        }
-        Ok(skipped)
-    }
-
-    /// Reads back `[address, address + data.len())` and compares with `data`.
-    pub fn verify(
-        &mut self,
-        address: u32,
-        data: &[u8],
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<(), DfuseError> {
-        let step = usize::from(self.transfer_size).min(MAX_TRANSFER);
+        layout: &MemoryLayout<'_>,
+        segments: impl Fn() -> I,
+        progress: &mut dyn crate::program::Progress,
+    ) -> Result<crate::program::Programmed, DfuseError> {
+        use crate::program::{EraseMode, Options, ProgramError};
+        self.ensure_idle()?;
+        let options = Options {
+            erase: EraseMode::Touched,
+            verify: true,
+            outside_flash: false,
+        };
         let mut buf = [0u8; MAX_TRANSFER];
-        let total = data.len() as u32;
-        for (i, expected) in data.chunks(step).enumerate() {
-            let at = address.wrapping_add((i * step) as u32);
-            let got = &mut buf[..expected.len()];
-            self.upload(at, got)?;
-            if let Some(k) = (0..expected.len()).find(|&k| got[k] != expected[k]) {
-                return Err(DfuseError::VerifyMismatch {
-                    address: at.wrapping_add(k as u32),
-                    expected: expected[k],
-                    found: got[k],
-                });
-            }
-            progress(Progress::Read {
-                done: (i * step + expected.len()) as u32,
-                total,
+        let mut target = LayoutTarget {
+            host: &mut *self,
+            layout,
+        };
+        let map = LayoutMap {
+            layout,
+            unit: u32::from(target.host.pad_to),
+            fill: target.host.pad_fill,
+            skip: target.host.skip_erased.is_some(),
+        };
+        let done = crate::program::program_segments(
+            &mut target,
+            &map,
+            segments,
+            options,
+            &mut buf,
+            progress,
+        )
+        .map_err(|e| match e {
+            ProgramError::Target(e) => e,
+            ProgramError::Mismatch {
+                addr,
+                expected,
+                found,
+            } => DfuseError::VerifyMismatch {
+                address: addr,
+                expected,
+                found,
+            },
+            ProgramError::OutsideFlash { addr, .. } => DfuseError::OutsideLayout { address: addr },
+            // DfuSe offers no checksum: a read-back decides.
+            _ => DfuseError::Unsupported {
+                what: "trust a device checksum",
+            },
+        })?;
+        self.ensure_idle()?;
+        Ok(done)
+    }
+}
+
+/// A DfuSe host and a memory layout as a [`RomTarget`]: erase numbers are layout-order pages.
+struct LayoutTarget<'h, 'l, T, D> {
+    host: &'h mut DfuseHost<T, D>,
+    layout: &'h MemoryLayout<'l>,
+}
+
+/// The pages of a DfuSe memory layout, in layout order, for the programming loop.
+struct LayoutMap<'h, 'l> {
+    layout: &'h MemoryLayout<'l>,
+    unit: u32,
+    fill: u8,
+    skip: bool,
+}
+
+fn layout_pages<'l>(layout: &MemoryLayout<'l>) -> impl Iterator<Item = (u32, u32)> + 'l {
+    layout
+        .segments()
+        .flat_map(|s| (0..s.count).map(move |i| (s.start + i * s.page_size, s.page_size)))
+}
+
+impl crate::program::FlashMap for LayoutMap<'_, '_> {
+    fn page_at(&self, addr: u32) -> Option<crate::program::FlashPage> {
+        let page = self.layout.page_at(addr)?;
+        let index = layout_pages(self.layout).position(|(start, _)| start == page.start)?;
+        Some(crate::program::FlashPage {
+            index: u16::try_from(index).ok()?,
+            start: page.start,
+            size: page.size,
+        })
+    }
+    fn page(&self, index: u16) -> Option<crate::program::FlashPage> {
+        let (start, size) = layout_pages(self.layout).nth(usize::from(index))?;
+        Some(crate::program::FlashPage { index, start, size })
+    }
+    fn pages_per_erase(&self) -> usize {
+        64
+    }
+    fn layout(&self) -> crate::program::Layout {
+        crate::program::Layout {
+            write_unit: self.unit.max(1),
+            erased: self.fill,
+            skip_erased: self.skip,
+        }
+    }
+}
+
+impl<T: DfuTransport, D: DelayNs> RomTarget for LayoutTarget<'_, '_, T, D> {
+    type Error = DfuseError;
+    fn info(&self) -> TargetInfo {
+        TargetInfo {
+            pid: 0,
+            protocol_version: 0x1A,
+            device: None,
+            read_protection: ReadProtection::Unknown,
+        }
+    }
+    fn max_transfer(&self) -> usize {
+        usize::from(self.host.transfer_size())
+    }
+    fn read_memory(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), DfuseError> {
+        self.host.upload(addr, buf)
+    }
+    fn write_memory(&mut self, addr: u32, data: &[u8]) -> Result<(), DfuseError> {
+        self.host.download_block(addr, data)
+    }
+    fn erase(&mut self, what: Erase<'_>) -> Result<(), DfuseError> {
+        let Erase::Pages(pages) = what else {
+            return Err(DfuseError::Unsupported {
+                what: "erase more than pages here",
             });
+        };
+        for &p in pages {
+            let (start, size) =
+                layout_pages(self.layout)
+                    .nth(usize::from(p))
+                    .ok_or(DfuseError::OutsideLayout {
+                        address: u32::from(p),
+                    })?;
+            self.host.erase_page(start, size)?;
         }
         Ok(())
+    }
+    fn go(&mut self, addr: u32) -> Result<(), DfuseError> {
+        self.host.leave(Some(addr))
+    }
+    fn write_protect(&mut self, _: &[u16]) -> Result<(), DfuseError> {
+        Err(DfuseError::Unsupported {
+            what: "write-protect",
+        })
+    }
+    fn write_unprotect(&mut self) -> Result<(), DfuseError> {
+        Err(DfuseError::Unsupported {
+            what: "write-unprotect",
+        })
+    }
+    fn readout_protect(&mut self) -> Result<(), DfuseError> {
+        Err(DfuseError::Unsupported {
+            what: "readout-protect",
+        })
+    }
+    fn readout_unprotect(&mut self) -> Result<(), DfuseError> {
+        self.host.read_unprotect()
     }
 }
 
@@ -1019,6 +1094,15 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
         MemoryLayout::parse(text).unwrap_or(MemoryLayout::EMPTY)
     }
 
+    /// Write unit, padding value and erased-unit skipping this target writes with.
+    pub fn write_layout(&self) -> crate::program::Layout {
+        crate::program::Layout {
+            write_unit: u32::from(self.host.pad_to),
+            erased: self.host.pad_fill,
+            skip_erased: self.host.skip_erased.is_some(),
+        }
+    }
+
     /// The part, when given or recognised from the layout.
     pub fn device(&self) -> Option<&'static RomDevice> {
         self.device
@@ -1031,7 +1115,7 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
         &mut self,
         address: u32,
         data: &[u8],
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut dyn crate::program::Progress,
     ) -> Result<u32, DfuseError> {
         let mut copy = [0u8; MAX_LAYOUT_LEN];
         copy[..self.layout_len].copy_from_slice(&self.layout[..self.layout_len]);
@@ -1050,7 +1134,7 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
         file: &crate::dfu_file::DfuFile<'_>,
         alt_setting: u8,
         raw_address: Option<u32>,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut dyn crate::program::Progress,
     ) -> Result<DfuFileWritten, DfuseError> {
         use crate::dfu_file::DfuContents;
         match file.contents {
@@ -1081,66 +1165,36 @@ impl<T: DfuTransport, D: DelayNs> DfuseTarget<T, D> {
                         .targets()
                         .filter(move |t| t.alt_setting == alt_setting)
                         .flat_map(|t| t.elements())
+                        .map(|e| (e.address, e.data))
                 };
-                let bytes: u64 = elements().map(|e| e.data.len() as u64).sum();
+                let bytes: u64 = elements().map(|(_, d)| d.len() as u64).sum();
                 if bytes == 0 {
                     return Err(DfuseError::NoData { alt_setting });
                 }
-                for e in elements() {
-                    let len = u32::try_from(e.data.len())
-                        .map_err(|_| DfuseError::OutsideLayout { address: e.address })?;
+                for (address, data) in elements() {
+                    let len = u32::try_from(data.len())
+                        .map_err(|_| DfuseError::OutsideLayout { address })?;
                     DfuseHost::<T, D>::check_range(
                         &layout,
-                        e.address,
+                        address,
                         len,
                         Attributes::writable,
                         "write",
                     )?;
                     DfuseHost::<T, D>::check_range(
                         &layout,
-                        e.address,
+                        address,
                         len,
                         Attributes::erasable,
                         "erase",
                     )?;
                 }
-                let mut written = DfuFileWritten {
-                    elements: 0,
+                let done = self.host.program_segments(&layout, elements, progress)?;
+                Ok(DfuFileWritten {
+                    elements: elements().count(),
                     bytes,
-                    skipped: 0,
-                };
-                // Erase every page first, each once: an element sharing a page with an
-                // earlier one must not erase what that one wrote. Then write, then verify.
-                self.host.ensure_idle()?;
-                for (k, e) in elements().enumerate() {
-                    let end = u64::from(e.address) + e.data.len() as u64;
-                    let mut at = u64::from(e.address);
-                    while at < end {
-                        let page = layout
-                            .page_at(at as u32)
-                            .ok_or(DfuseError::OutsideLayout { address: at as u32 })?;
-                        let page_end = u64::from(page.start) + u64::from(page.size);
-                        let erased_before = elements().take(k).any(|p| {
-                            let p_start = u64::from(p.address);
-                            p_start < page_end
-                                && u64::from(page.start) < p_start + p.data.len() as u64
-                        });
-                        if !erased_before {
-                            self.host.erase_page(page.start, page.size)?;
-                        }
-                        at = page_end;
-                    }
-                }
-                for e in elements() {
-                    let skipped = self.host.write_erased(e.address, e.data, progress)?;
-                    written.elements += 1;
-                    written.skipped += u64::from(skipped);
-                }
-                for e in elements() {
-                    self.host.verify(e.address, e.data, progress)?;
-                }
-                self.host.ensure_idle()?;
-                Ok(written)
+                    skipped: done.skipped,
+                })
             }
         }
     }

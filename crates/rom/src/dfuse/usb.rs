@@ -20,6 +20,7 @@ const DFU_FUNCTIONAL: u8 = 0x21;
 
 /// Why a DFU device could not be opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// No USB device with that VID:PID is attached.
     #[error("no USB device {vid:04x}:{pid:04x} found (is BOOT0 high and the USB cable in the device's USB port?)")]
