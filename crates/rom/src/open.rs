@@ -3,7 +3,6 @@
 //! DfuSe device. Every host comes back as one [`AnyTarget`] whose errors say their
 //! [`ErrorKind`].
 use std::io;
-use std::time::Duration;
 
 use crate::an3155::{self, Usart};
 use crate::target::{Erase, ErrorKind, RomTarget, TargetError, TargetInfo};
@@ -288,7 +287,7 @@ fn run_lines(link: &mut crate::link::SerialPortLink, seq: &LineSequence) -> Resu
             what: "modem lines".into(),
             source: e.into(),
         })?;
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     Ok(())
 }
