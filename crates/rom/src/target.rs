@@ -159,19 +159,16 @@ impl<T: RomTarget + ?Sized> RomTarget for &mut T {
 /// 0x04C11DB7, initial 0xFFFFFFFF, no reflection, no final XOR, over 32-bit little-endian words.
 /// Continue a running CRC by passing the previous value as `crc`; `data.len()` must be a
 /// multiple of 4 (a tail is ignored).
-pub fn stm32_crc32(mut crc: u32, data: &[u8]) -> u32 {
-    // A tiny bitwise loop: a table would cost 1 KiB of flash on the MCU-side host.
+pub fn stm32_crc32(crc: u32, data: &[u8]) -> u32 {
+    // CRC-32/MPEG-2 fed each word most significant byte first; table-less, as a 1 KiB table
+    // would cost flash on the MCU-side host.
+    const MPEG2: crc::Crc<u32, crc::NoTable> =
+        crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_MPEG_2);
+    let mut digest = MPEG2.digest_with_initial(crc);
     for word in data.chunks_exact(4) {
-        crc ^= u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
-        for _ in 0..32 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
+        digest.update(&[word[3], word[2], word[1], word[0]]);
     }
-    crc
+    digest.finalize()
 }
 
 /// Initial value for [`stm32_crc32`].
