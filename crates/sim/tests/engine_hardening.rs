@@ -3,8 +3,8 @@
 //! path, one meaning of the boot hash, and header flags. Each test failed before its fix.
 use brickless_boot::state::{encode_record, seal_record, BootState, Phase, StateStore};
 use brickless_boot::{
-    BootDecision, BootEvent, BootLoader, BootTarget, Error, Exec, ImageCheck, NotRunnable,
-    StrategyKind, Updater, UpgradeMode, VerifyPolicy,
+    BootDecision, BootEvent, BootLoader, BootTarget, Error, Exec, ImageCheck, Layout, LayoutSpec,
+    NotRunnable, StrategyKind, Updater, UpgradeMode, VerifyPolicy,
 };
 use brickless_flash::{part, Part};
 use brickless_image::sign::{sign_image, SecurityCounter, SignOptions};
@@ -664,7 +664,16 @@ fn forged_sequence_numbers_settle_instead_of_writing_at_every_boot() {
             }
         }
         assert!(quiet >= 4, "{name}: never settled");
-        assert!(state(&scn, &mut flash).seq < brickless_boot::state::SEQ_REBASE_AT);
+        let settled = state(&scn, &mut flash);
+        assert!(settled.seq < brickless_boot::state::SEQ_REBASE_AT);
+        // Renumbering keeps what the records said: the forged request was installed for good.
+        let t = booted(&scn, &mut flash);
+        assert!(runs(&flash, &t, &scn.new), "{name}");
+        assert_eq!(
+            (settled.phase, settled.floor_version),
+            (Phase::Idle, t.image.version.packed()),
+            "{name}: the state was lost while renumbering"
+        );
     }
 }
 
@@ -943,6 +952,39 @@ fn an_install_records_the_new_image_for_recorded_hash_boots() {
                 flash.op_count(),
                 ops,
                 "{name}: the boot after an install wrote"
+            );
+        }
+    }
+}
+
+/// The same state area under another strategy: each strategy's records are its own (a swap
+/// plan read by an overwrite bootloader would move the wrong bytes).
+#[test]
+fn records_of_another_strategy_are_ignored() {
+    let scn = scenario("stm32l475vg", StrategyKind::Swap, Flow::TestConfirm);
+    let wu = scn.layout.write_unit() as usize;
+    let spec = scn.layout.spec();
+    let geometry = &scn.part.geometry;
+    let other = |strategy| Layout::new(LayoutSpec { strategy, ..*spec }, geometry).unwrap();
+    let layouts = [scn.layout, other(StrategyKind::Overwrite)];
+    let pending = BootState {
+        permanent: true,
+        ..BootState::FACTORY.next(Phase::Pending)
+    };
+    for (i, writer) in layouts.iter().enumerate() {
+        let mut rec = vec![0u8; 256];
+        let len = encode_record(&pending, writer, &[], &mut rec).unwrap();
+        rec.truncate(len.div_ceil(wu) * wu);
+        let mut flash = scn.initial_flash();
+        flash.preload(spec.state[0].start, &rec).unwrap();
+        for (j, reader) in layouts.iter().enumerate() {
+            let got = StateStore::load(&mut flash, reader);
+            assert_eq!(
+                got.found,
+                i == j,
+                "{} record read by {}",
+                writer.strategy().name(),
+                reader.strategy().name()
             );
         }
     }
