@@ -1076,6 +1076,53 @@ fn records_append_without_erasing_until_a_copy_is_full() {
     }
 }
 
+/// The log as a fresh boot finds it: each record goes right after the last used unit of the
+/// copy (a torn unit is stepped over, not written over), and the other copy is erased only
+/// when this one has no room left.
+#[test]
+fn a_reloaded_log_appends_right_after_its_last_used_unit() {
+    for name in ["stm32l475vg", "stm32h753zi", "stm32l073rz", "stm32f407vg"] {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let mut flash = scn.initial_flash();
+        let wu = scn.layout.write_unit();
+        let copy = scn.layout.spec().state[0];
+        flash.record_ops(true);
+        let mut s = BootState::FACTORY;
+        let mut next_at = copy.start;
+        let mut writes = 0;
+        loop {
+            s = s.idle();
+            let mut store = StateStore::load(&mut flash, &scn.layout);
+            let before = flash.op_log().len();
+            store
+                .write(&mut flash, &scn.layout, s, |_, _, _| Err(Error::Corrupt))
+                .unwrap();
+            let ops: Vec<_> = flash.op_log()[before..].to_vec();
+            if ops.iter().any(|o| o.erase) {
+                // Compaction: only once the record no longer fits after the last one.
+                let len = ops.iter().filter(|o| !o.erase).map(|o| o.len).sum::<u32>();
+                assert!(
+                    next_at + len > copy.start + copy.size,
+                    "{name}: compacted after {writes} records with room left at {next_at:#x}"
+                );
+                break;
+            }
+            assert_eq!(ops[0].addr, next_at, "{name}: record {writes} misplaced");
+            next_at = ops.iter().map(|o| o.addr + o.len).max().unwrap();
+            writes += 1;
+            if writes == 3 {
+                // A torn write after the third record: one unit of garbage to step over.
+                let garbage: Vec<u8> = (0..wu).map(|i| (i as u8).wrapping_mul(29) ^ 0x5A).collect();
+                flash.preload(next_at, &garbage).unwrap();
+                next_at += wu;
+            }
+            assert!(writes < 10_000, "{name}: never compacted");
+        }
+        assert!(writes > 4, "{name}: {writes} records before compaction");
+        assert_eq!(state(&scn, &mut flash).seq, s.seq, "{name}");
+    }
+}
+
 #[test]
 fn an_encoded_plan_reads_back_with_its_digests() {
     let scn = scenario("stm32l475vg", StrategyKind::Swap, Flow::TestConfirm);
