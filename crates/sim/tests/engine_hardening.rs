@@ -1123,6 +1123,46 @@ fn a_reloaded_log_appends_right_after_its_last_used_unit() {
     }
 }
 
+/// A record that ends exactly at the end of its copy is taken; one that runs past it (into
+/// whatever follows) is not, even with a valid CRC.
+#[test]
+fn a_record_must_lie_inside_its_copy() {
+    for name in ["stm32l475vg", "stm32h753zi", "stm32l073rz"] {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let wu = scn.layout.write_unit();
+        let unit = scn.layout.unit();
+        // A fixed-size record, and a plan longer than that (its digests follow).
+        let pending = BootState {
+            permanent: true,
+            ..BootState::FACTORY.next(Phase::Pending)
+        };
+        let plan = BootState {
+            old_size: 2 * unit,
+            new_size: 3 * unit - 5,
+            ..BootState::FACTORY.next(Phase::Swapping)
+        };
+        let digests: Vec<[u8; 16]> = (0..5u8).map(|i| [i * 17 + 1; 16]).collect();
+        for (state, digests) in [(pending, &[][..]), (plan, &digests[..])] {
+            let mut rec = vec![0u8; 512];
+            let len = encode_record(&state, &scn.layout, digests, &mut rec).unwrap();
+            rec.truncate(len);
+            let padded = (len as u32).div_ceil(wu) * wu;
+            let copy = scn.layout.spec().state[0];
+            let end = copy.start + copy.size;
+            for (at, inside) in [(end - padded, true), (end - padded + wu, false)] {
+                let mut flash = scn.initial_flash();
+                flash.preload(at, &rec).unwrap();
+                assert_eq!(
+                    StateStore::load(&mut flash, &scn.layout).found,
+                    inside,
+                    "{name}: {:?} record at {at:#x}, copy ends at {end:#x}",
+                    state.phase
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn an_encoded_plan_reads_back_with_its_digests() {
     let scn = scenario("stm32l475vg", StrategyKind::Swap, Flow::TestConfirm);
