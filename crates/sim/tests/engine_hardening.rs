@@ -1163,6 +1163,50 @@ fn a_record_must_lie_inside_its_copy() {
     }
 }
 
+/// A plan for images of many units is longer than the record writer's buffer: it is
+/// written in several pieces, each in its place, and reads back whole.
+#[test]
+fn a_long_plan_is_written_and_read_back_whole() {
+    use brickless_boot::state::DigestSet;
+    for name in ["stm32l475vg", "stm32h753zi", "stm32l073rz"] {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let unit = scn.layout.unit();
+        let units = scn.layout.primary_units().min(40);
+        let plan = BootState {
+            old_size: (units - 1) * unit + 3,
+            new_size: units * unit,
+            ..BootState::FACTORY.next(Phase::Swapping)
+        };
+        let digest = |set: DigestSet, i: u32| {
+            let tag = if set == DigestSet::Old { 0x11 } else { 0x77 };
+            let mut d = [0u8; 16];
+            for (k, b) in d.iter_mut().enumerate() {
+                *b = tag ^ (i as u8).wrapping_mul(31) ^ k as u8;
+            }
+            d
+        };
+        let mut flash = scn.initial_flash();
+        let mut store = StateStore::load(&mut flash, &scn.layout);
+        store
+            .write(&mut flash, &scn.layout, plan, |_, set, i| {
+                Ok(digest(set, i))
+            })
+            .unwrap();
+        let back = StateStore::load(&mut flash, &scn.layout);
+        assert!(back.found, "{name}: the long plan did not read back");
+        assert_eq!(back.state, plan, "{name}");
+        for (set, count) in [(DigestSet::Old, units), (DigestSet::New, units)] {
+            for i in 0..count {
+                assert_eq!(
+                    back.digest(&mut flash, &scn.layout, set, i).unwrap(),
+                    digest(set, i),
+                    "{name}: digest {set:?} {i}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn an_encoded_plan_reads_back_with_its_digests() {
     let scn = scenario("stm32l475vg", StrategyKind::Swap, Flow::TestConfirm);
