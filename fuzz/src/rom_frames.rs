@@ -24,12 +24,12 @@ use brickless_rom::an3155::SYNC;
 use brickless_rom::an4221::cmd;
 use brickless_rom::dfuse::{command, request, DfuStatusCode, DfuTransport};
 use brickless_rom::RomDevice;
-use brickless_sim::campaign::{reduced_part, CAMPAIGN_PARTS};
-use brickless_sim::flash::SimFlash;
-use brickless_sim::rom::core::{FlashStore, RomCore};
-use brickless_sim::rom::dfuse::{DfuFaults, DfuServer, SimDfuUsb};
-use brickless_sim::rom::i2c::{BusFaults, I2cServer, I2cServerOptions, SimClock, SimI2cBus};
-use brickless_sim::rom::usart::{self, Session, UsartOptions};
+use brickless_campaign::{reduced_part, CAMPAIGN_PARTS};
+use brickless_flash_model::SimFlash;
+use brickless_devices::rom::core::{FlashStore, RomCore};
+use brickless_devices::rom::dfuse::{DfuFaults, DfuServer, SimDfuUsb};
+use brickless_devices::rom::i2c::{BusFaults, I2cServer, I2cServerOptions, SimClock, SimI2cBus};
+use brickless_devices::rom::usart::{self, Session, UsartOptions};
 use embedded_hal::i2c::{I2c, Operation};
 
 use crate::input::Input;

@@ -5,12 +5,12 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use brickless_devices::rom::core::{MemFlash, RomCore};
+use brickless_devices::rom::usart::{serve, Session, UsartOptions};
 use brickless_rom::an3155::{Config, Error, SerialLink, Step, Usart};
 use brickless_rom::link::TcpLink;
 use brickless_rom::program::{self, Phase, ProgramError};
 use brickless_rom::{Erase, RomTarget};
-use brickless_sim::rom::core::{MemFlash, RomCore};
-use brickless_sim::rom::usart::{serve, Session, UsartOptions};
 
 type Core = Arc<Mutex<RomCore<MemFlash>>>;
 

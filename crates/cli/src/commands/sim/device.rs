@@ -1,7 +1,7 @@
 //! `brickless sim --rom --part NAME --flash FILE …`: a virtual STM32 in system-memory boot
 //! mode, answering the ST ROM bootloader's AN3155 protocol on a pty and/or a TCP port.
 //!
-//! The flash is the faithful model (`brickless_sim::flash::SimFlash`) of the named part, kept
+//! The flash is the faithful model (`brickless_flash_model::SimFlash`) of the named part, kept
 //! in FILE across runs (created erased on first use); read-out and write protection are kept
 //! next to it in FILE.options. The first line on stdout says where it serves; it runs until
 //! killed.
@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use brickless_sim::flash::SimFlash;
-use brickless_sim::rom::core::RomCore;
-use brickless_sim::rom::usart::{self, LineParams, Session, UsartOptions};
+use brickless_devices::rom::core::RomCore;
+use brickless_devices::rom::usart::{self, LineParams, Session, UsartOptions};
+use brickless_flash_model::SimFlash;
 use clap::Args;
 use miette::{miette, IntoDiagnostic, WrapErr};
 
@@ -267,7 +267,7 @@ mod pty {
     use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
     use std::path::PathBuf;
 
-    use brickless_sim::rom::usart::LineParams;
+    use brickless_devices::rom::usart::LineParams;
     use nix::pty::openpty;
     use nix::sys::termios::{self, SetArg};
 
