@@ -2,7 +2,7 @@
 //! end over an in-process USB control interface: program, read back, verify, erase and leave
 //! on H753, L475, F407 and L073; `.dfu` files; and injected faults.
 
-use brickless_devices::rom::core::{MemFlash, RomCore};
+use brickless_devices::rom::core::RomCore;
 use brickless_devices::rom::dfuse::{memory_layout, DfuServer, SimClock, SimDelay, SimDfuUsb};
 use brickless_rom::dfu_file::{DfuContents, DfuFile, DfuSeBuilder};
 use brickless_rom::dfuse::{
@@ -13,7 +13,7 @@ use brickless_rom::program;
 use brickless_rom::target::{Erase, RomTarget};
 use brickless_rom::{by_pid, RomDevice};
 
-type Target = DfuseTarget<SimDfuUsb<MemFlash>, SimDelay>;
+type Target = DfuseTarget<SimDfuUsb, SimDelay>;
 
 const PARTS: [u16; 4] = [0x450, 0x415, 0x413, 0x447]; // H753, L475, F407, L073
 
@@ -24,11 +24,7 @@ fn device(pid: u16) -> &'static RomDevice {
 fn setup(pid: u16) -> (Target, SimClock) {
     let d = device(pid);
     let clock = SimClock::new();
-    let server = DfuServer::new(
-        RomCore::new(d, MemFlash::new(d.geometry)),
-        2048,
-        clock.clone(),
-    );
+    let server = DfuServer::new(RomCore::erased(d), 2048, clock.clone());
     let layout = server.layout().to_string();
     let usb = SimDfuUsb::new(server);
     let host = DfuseHost::new(usb, clock.delay(), 0, 2048);
@@ -37,7 +33,7 @@ fn setup(pid: u16) -> (Target, SimClock) {
     (target, clock)
 }
 
-fn server(t: &mut Target) -> &mut DfuServer<MemFlash> {
+fn server(t: &mut Target) -> &mut DfuServer {
     &mut t.host.transport_mut().server
 }
 

@@ -22,7 +22,7 @@ const PARTS: [(&str, u16); 3] = [
     ("stm32l073rz", 0x447),
 ];
 
-fn core(name: &str, pid: u16) -> RomCore<SimFlash> {
+fn core(name: &str, pid: u16) -> RomCore {
     let part = brickless_flash::part(name).expect("part in the flash table");
     RomCore::new(device(pid), SimFlash::new(part))
 }
@@ -71,7 +71,7 @@ fn later_data() -> Vec<u8> {
     (0..64u8).map(|i| i ^ 0x5A).collect()
 }
 
-fn i2c_host(name: &str, pid: u16) -> I2cHost<SimI2cBus<SimFlash>, SimDelay> {
+fn i2c_host(name: &str, pid: u16) -> I2cHost<SimI2cBus, SimDelay> {
     let clock = SimClock::new();
     let opts = I2cServerOptions::for_device(device(pid));
     let server = I2cServer::new(core(name, pid), opts, clock.clone());
@@ -125,7 +125,7 @@ fn program_leaves_erased_value_units_erased_and_programmable() {
     }
 }
 
-type Target = DfuseTarget<SimDfuUsb<SimFlash>, SimDelay>;
+type Target = DfuseTarget<SimDfuUsb, SimDelay>;
 
 fn dfu_target(name: &str, pid: u16) -> Target {
     let clock = SimClock::new();

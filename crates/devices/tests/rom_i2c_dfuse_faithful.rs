@@ -1,35 +1,16 @@
-//! Both ROM hosts over the faithful flash model (`SimFlash`: write-once units, ECC, timing)
-//! instead of the plain in-memory flash: program, read back and verify on H753, L475, F407
+//! Both ROM hosts over the faithful flash model of a real part (`SimFlash`: write-once units,
+//! ECC, timing): program, read back and verify on H753, L475, F407
 //! and L073 over AN4221 and DfuSe.
 
-use brickless_devices::rom::core::{FlashStore, RomCore};
+use brickless_devices::rom::core::RomCore;
 use brickless_devices::rom::dfuse::{DfuServer, SimDfuUsb};
 use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimClock, SimI2cBus};
-use brickless_flash::Geometry;
 use brickless_flash_model::SimFlash;
 use brickless_rom::an4221::I2cHost;
 use brickless_rom::dfuse::{DfuseHost, DfuseTarget};
 use brickless_rom::program;
 use brickless_rom::target::Erase;
 use brickless_rom::{by_pid, RomTarget};
-
-/// The faithful model behind the ROM core's flash interface.
-struct Faithful(SimFlash);
-
-impl FlashStore for Faithful {
-    fn geometry(&self) -> &Geometry {
-        self.0.geometry()
-    }
-    fn read(&self, addr: u32, buf: &mut [u8]) -> Result<(), String> {
-        self.0.read_abs(addr, buf).map_err(|e| format!("{e:?}"))
-    }
-    fn program(&mut self, addr: u32, data: &[u8]) -> Result<(), String> {
-        self.0.program_abs(addr, data).map_err(|e| format!("{e:?}"))
-    }
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), String> {
-        self.0.erase_abs(from, to).map_err(|e| format!("{e:?}"))
-    }
-}
 
 const PARTS: [(&str, u16); 4] = [
     ("stm32h753zi", 0x450),
@@ -38,10 +19,10 @@ const PARTS: [(&str, u16); 4] = [
     ("stm32l073rz", 0x447),
 ];
 
-fn core(name: &str, pid: u16) -> RomCore<Faithful> {
+fn core(name: &str, pid: u16) -> RomCore {
     let part = brickless_flash::part(name).expect("part in the flash table");
     let device = by_pid(pid).expect("part in the device table");
-    RomCore::new(device, Faithful(SimFlash::new(part)))
+    RomCore::new(device, SimFlash::new(part))
 }
 
 fn firmware(len: usize, seed: u8) -> Vec<u8> {
@@ -95,7 +76,7 @@ fn dfuse_programs_the_faithful_model() {
             .program_with_layout(addr, &data, &mut |_, _, _| {})
             .unwrap();
         // The model did the work (and counted its modelled time).
-        let model = &target.host.transport_mut().server.core.flash().0;
+        let model = &target.host.transport_mut().server.core.flash();
         assert!(model.op_count() > 0 && model.elapsed_us() > 0, "{name}");
         target
             .program_with_layout(addr, &data, &mut |_, _, _| {})

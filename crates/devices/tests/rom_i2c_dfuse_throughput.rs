@@ -2,7 +2,7 @@
 //! ratio to the link's raw limit (not a timed test: virtual time, deterministic).
 //! Run: `cargo test -p brickless-devices --test rom_i2c_dfuse_throughput -- --ignored --nocapture`
 
-use brickless_devices::rom::core::{MemFlash, RomCore};
+use brickless_devices::rom::core::RomCore;
 use brickless_devices::rom::dfuse::{DfuServer, SimDfuUsb};
 use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimClock, SimI2cBus};
 use brickless_rom::an4221::I2cHost;
@@ -21,11 +21,7 @@ fn modelled_write_throughput() {
 
     let clock = SimClock::new();
     let opts = I2cServerOptions::for_device(d);
-    let server = I2cServer::new(
-        RomCore::new(d, MemFlash::new(d.geometry)),
-        opts,
-        clock.clone(),
-    );
+    let server = I2cServer::new(RomCore::erased(d), opts, clock.clone());
     let mut host = I2cHost::new(SimI2cBus::new(server), clock.delay(), opts.address).unwrap();
     host.connect().unwrap();
     host.erase(Erase::Mass).unwrap();
@@ -51,11 +47,7 @@ fn modelled_write_throughput() {
     assert!(rate < limit);
 
     let clock = SimClock::new();
-    let server = DfuServer::new(
-        RomCore::new(d, MemFlash::new(d.geometry)),
-        2048,
-        clock.clone(),
-    );
+    let server = DfuServer::new(RomCore::erased(d), 2048, clock.clone());
     let layout = server.layout().to_string();
     let host = DfuseHost::new(SimDfuUsb::new(server), clock.delay(), 0, 2048);
     let mut t = DfuseTarget::new(host, &layout, None).unwrap();

@@ -2,7 +2,7 @@
 //! end over an in-process embedded-hal I2C bus: program, read back, verify, erase on H753,
 //! L475, F407 and L073; every I2C protocol version; and injected faults.
 
-use brickless_devices::rom::core::{MemFlash, RomCore};
+use brickless_devices::rom::core::RomCore;
 use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimClock, SimDelay, SimI2cBus};
 use brickless_rom::an4221::{cmd, I2cError, I2cHost, I2cTimeouts, Phase};
 use brickless_rom::program::{self, ProgramError};
@@ -10,7 +10,7 @@ use brickless_rom::target::{stm32_crc32, Erase, RomTarget, STM32_CRC_INIT};
 use brickless_rom::{by_pid, RomDevice};
 use embedded_hal::i2c::ErrorKind;
 
-type Host = I2cHost<SimI2cBus<MemFlash>, SimDelay>;
+type Host = I2cHost<SimI2cBus, SimDelay>;
 
 const PARTS: [u16; 4] = [0x450, 0x415, 0x413, 0x447]; // H753, L475, F407, L073
 
@@ -23,11 +23,7 @@ fn setup(pid: u16, version: u8) -> (Host, SimClock) {
     let clock = SimClock::new();
     let mut opts = I2cServerOptions::for_device(d);
     opts.version = version;
-    let server = I2cServer::new(
-        RomCore::new(d, MemFlash::new(d.geometry)),
-        opts,
-        clock.clone(),
-    );
+    let server = I2cServer::new(RomCore::erased(d), opts, clock.clone());
     let host = I2cHost::new(SimI2cBus::new(server), clock.delay(), opts.address).unwrap();
     (host, clock)
 }
@@ -307,11 +303,7 @@ fn addresses_outside_seven_bits_are_refused() {
     let d = device(0x450);
     let clock = SimClock::new();
     let opts = I2cServerOptions::for_device(d);
-    let server = I2cServer::new(
-        RomCore::new(d, MemFlash::new(d.geometry)),
-        opts,
-        clock.clone(),
-    );
+    let server = I2cServer::new(RomCore::erased(d), opts, clock.clone());
     let err = I2cHost::new(SimI2cBus::new(server), clock.delay(), 0x78)
         .err()
         .unwrap();
@@ -323,11 +315,7 @@ fn a_wrong_address_gets_no_answer() {
     let d = device(0x450);
     let clock = SimClock::new();
     let opts = I2cServerOptions::for_device(d);
-    let server = I2cServer::new(
-        RomCore::new(d, MemFlash::new(d.geometry)),
-        opts,
-        clock.clone(),
-    );
+    let server = I2cServer::new(RomCore::erased(d), opts, clock.clone());
     let mut host = I2cHost::new(SimI2cBus::new(server), clock.delay(), 0x33).unwrap();
     assert!(matches!(
         host.connect().unwrap_err(),
@@ -341,11 +329,7 @@ fn a_get_longer_than_the_version_says_is_read_again_at_its_length() {
     let clock = SimClock::new();
     let mut opts = I2cServerOptions::for_device(d);
     opts.vendor_commands = &[0x50, 0x51];
-    let server = I2cServer::new(
-        RomCore::new(d, MemFlash::new(d.geometry)),
-        opts,
-        clock.clone(),
-    );
+    let server = I2cServer::new(RomCore::erased(d), opts, clock.clone());
     let mut host = I2cHost::new(SimI2cBus::new(server), clock.delay(), 0x51).unwrap();
     let info = host.connect().unwrap();
     assert_eq!(info.pid, 0x460);

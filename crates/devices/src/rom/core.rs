@@ -1,26 +1,17 @@
 //! The device core of the virtual ST ROM bootloader: one part's memories and protection state,
 //! with the memory operations the USART, I2C and DfuSe servers all call.
 //!
-//! Memories: flash (a [`FlashStore`], normally the faithful [`brickless_flash_model::SimFlash`]), the
-//! RAM the bootloader leaves to the host, the system-memory words tools read (flash size,
-//! 96-bit unique ID), and the option bytes where the bootloader maps them. State: read-out
-//! protection (RDP level 1) and per-sector write protection. Page numbers are the bootloader's
-//! (global across banks, from [`RomDevice::page`]).
+//! Memories: flash (the faithful [`SimFlash`], so the servers see the real part's write-once
+//! units, ECC faults and erase rules), the RAM the bootloader leaves to the host, the
+//! system-memory words tools read (flash size, 96-bit unique ID), and the option bytes where
+//! the bootloader maps them. State: read-out protection (RDP level 1) and per-sector write
+//! protection. Page numbers are the bootloader's (global across banks, from
+//! [`RomDevice::page`]).
 
-use brickless_flash::Geometry;
+use brickless_flash::{Geometry, Part};
+use brickless_flash_model::{SimFlash, SimFlashError};
 use brickless_rom::device::{MemRange, Quirks, RomDevice};
 use brickless_rom::target::{stm32_crc32, STM32_CRC_INIT};
-
-/// The flash array under the virtual bootloader (absolute addresses).
-pub trait FlashStore: Send {
-    fn geometry(&self) -> &Geometry;
-    /// Reads; an ECC double error or an unmapped address is an error.
-    fn read(&self, addr: u32, buf: &mut [u8]) -> Result<(), String>;
-    /// Programs whole write units starting on a unit boundary.
-    fn program(&mut self, addr: u32, data: &[u8]) -> Result<(), String>;
-    /// Erases the sectors covering exactly `[from, to)`.
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), String>;
-}
 
 /// Why the bootloader refuses an operation (the servers answer NACK).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +29,7 @@ pub enum RomError {
     #[error("this bootloader has no mass erase")]
     NoMassErase,
     #[error("flash refused: {0}")]
-    Flash(String),
+    Flash(SimFlashError),
     #[error("checksum range must be word-aligned")]
     Unaligned,
 }
@@ -64,9 +55,9 @@ pub enum Region {
 }
 
 /// One virtual part running its ROM bootloader.
-pub struct RomCore<F: FlashStore> {
+pub struct RomCore {
     pub device: &'static RomDevice,
-    flash: F,
+    flash: SimFlash,
     ram: Vec<u8>,
     option_bytes: Vec<u8>,
     uid: [u8; 12],
@@ -77,9 +68,9 @@ pub struct RomCore<F: FlashStore> {
     dirty: bool,
 }
 
-impl<F: FlashStore> RomCore<F> {
+impl RomCore {
     /// A core for `device` over `flash` (whose geometry is the real part's).
-    pub fn new(device: &'static RomDevice, flash: F) -> Self {
+    pub fn new(device: &'static RomDevice, flash: SimFlash) -> Self {
         let total = flash.geometry().total_size();
         let ram = vec![0u8; device.ram.len() as usize];
         let option_bytes = device
@@ -107,11 +98,16 @@ impl<F: FlashStore> RomCore<F> {
         }
     }
 
-    pub fn flash(&self) -> &F {
+    /// A core for `device` over an erased model of [`device_part`].
+    pub fn erased(device: &'static RomDevice) -> Self {
+        Self::new(device, SimFlash::new(device_part(device)))
+    }
+
+    pub fn flash(&self) -> &SimFlash {
         &self.flash
     }
 
-    pub fn flash_mut(&mut self) -> &mut F {
+    pub fn flash_mut(&mut self) -> &mut SimFlash {
         &mut self.flash
     }
 
@@ -143,7 +139,7 @@ impl<F: FlashStore> RomCore<F> {
     fn region(&self, addr: u32, len: u32) -> Option<Region> {
         let d = self.device;
         let span = |r: MemRange| r.contains_span(addr, len);
-        if contains_range(self.flash.geometry(), addr, len) {
+        if self.flash.geometry().contains_range(addr, len.max(1)) {
             Some(Region::Flash)
         } else if span(d.ram) {
             Some(Region::Ram)
@@ -182,7 +178,7 @@ impl<F: FlashStore> RomCore<F> {
         let not_mapped = RomError::NotMapped { addr, len };
         let d = self.device;
         match self.region(addr, len).ok_or(not_mapped.clone())? {
-            Region::Flash => self.flash.read(addr, buf).map_err(RomError::Flash),
+            Region::Flash => self.flash.read_abs(addr, buf).map_err(RomError::Flash),
             Region::Ram => {
                 let off = (addr - d.ram.start) as usize;
                 buf.copy_from_slice(self.ram.get(off..off + buf.len()).ok_or(not_mapped)?);
@@ -238,7 +234,9 @@ impl<F: FlashStore> RomCore<F> {
                 let off = (addr - start) as usize;
                 buf[off..off + data.len()].copy_from_slice(data);
                 self.dirty = true;
-                self.flash.program(start, &buf).map_err(RomError::Flash)?;
+                self.flash
+                    .program_abs(start, &buf)
+                    .map_err(RomError::Flash)?;
             }
             Region::Ram => {
                 let off = (addr - self.device.ram.start) as usize;
@@ -287,7 +285,11 @@ impl<F: FlashStore> RomCore<F> {
         }
         for &p in pages {
             let s = self.device.page(p).ok_or(RomError::NoSuchPage(p))?;
-            if !is_erasable(self.flash.geometry(), s.addr, s.addr + s.size) {
+            if !self
+                .flash
+                .geometry()
+                .is_erasable_range(s.addr, s.addr + s.size)
+            {
                 return Err(RomError::NoSuchPage(p));
             }
             if self
@@ -303,7 +305,7 @@ impl<F: FlashStore> RomCore<F> {
             let s = self.device.page(p).ok_or(RomError::NoSuchPage(p))?;
             self.dirty = true;
             self.flash
-                .erase(s.addr, s.addr + s.size)
+                .erase_abs(s.addr, s.addr + s.size)
                 .map_err(RomError::Flash)?;
         }
         Ok(())
@@ -329,7 +331,7 @@ impl<F: FlashStore> RomCore<F> {
         );
         self.check_wrp(from, to - from)?;
         self.dirty = true;
-        self.flash.erase(from, to).map_err(RomError::Flash)
+        self.flash.erase_abs(from, to).map_err(RomError::Flash)
     }
 
     /// Mass erase (refused on parts without one, e.g. L0).
@@ -366,7 +368,7 @@ impl<F: FlashStore> RomCore<F> {
             })
             .collect();
         for (from, to) in banks {
-            self.flash.erase(from, to).map_err(RomError::Flash)?;
+            self.flash.erase_abs(from, to).map_err(RomError::Flash)?;
         }
         Ok(())
     }
@@ -379,7 +381,7 @@ impl<F: FlashStore> RomCore<F> {
         match self.region(addr, 4) {
             Some(Region::Flash) => {
                 let mut v = [0u8; 8];
-                self.flash.read(addr, &mut v).map_err(RomError::Flash)?;
+                self.flash.read_abs(addr, &mut v).map_err(RomError::Flash)?;
                 Ok(GoTarget::Flash {
                     sp: u32::from_le_bytes([v[0], v[1], v[2], v[3]]),
                     pc: u32::from_le_bytes([v[4], v[5], v[6], v[7]]),
@@ -478,120 +480,13 @@ impl<F: FlashStore> RomCore<F> {
     }
 }
 
-impl FlashStore for brickless_flash_model::SimFlash {
-    fn geometry(&self) -> &Geometry {
-        brickless_flash_model::SimFlash::geometry(self)
-    }
-
-    fn read(&self, addr: u32, buf: &mut [u8]) -> Result<(), String> {
-        self.read_abs(addr, buf).map_err(|e| e.to_string())
-    }
-
-    fn program(&mut self, addr: u32, data: &[u8]) -> Result<(), String> {
-        self.program_abs(addr, data).map_err(|e| e.to_string())
-    }
-
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), String> {
-        self.erase_abs(from, to).map_err(|e| e.to_string())
-    }
-}
-
-/// True when `[addr, addr + len)` is real flash (banks may be contiguous, never a hole).
-pub fn contains_range(g: &Geometry, addr: u32, len: u32) -> bool {
-    let end = u64::from(addr) + u64::from(len.max(1));
-    let mut at = u64::from(addr);
-    for b in g.banks {
-        let size: u32 = b.sectors.iter().map(|r| r.size * u32::from(r.count)).sum();
-        let (start, stop) = (u64::from(b.base), u64::from(b.base) + u64::from(size));
-        if at >= start && at < stop {
-            at = stop;
-            if at >= end {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-/// True when `[from, to)` starts and ends on sector boundaries inside flash.
-pub fn is_erasable(g: &Geometry, from: u32, to: u32) -> bool {
-    from < to
-        && g.sectors().any(|s| s.addr == from)
-        && g.sectors().any(|s| s.addr + s.size == to)
-        && contains_range(g, from, to - from)
-}
-
-/// A plain in-memory flash with the write-once-per-unit rule, for tests of servers without
-/// the full model.
-pub struct MemFlash {
-    geometry: &'static Geometry,
-    data: Vec<u8>,
-    programmed: Vec<bool>,
-}
-
-impl MemFlash {
-    pub fn new(geometry: &'static Geometry) -> Self {
-        let span = (geometry.end() - geometry.base()) as usize;
-        MemFlash {
-            geometry,
-            data: vec![geometry.erased; span],
-            programmed: vec![false; span / geometry.write_unit.max(1) as usize],
-        }
-    }
-}
-
-impl FlashStore for MemFlash {
-    fn geometry(&self) -> &Geometry {
-        self.geometry
-    }
-
-    fn read(&self, addr: u32, buf: &mut [u8]) -> Result<(), String> {
-        if !contains_range(self.geometry, addr, buf.len() as u32) {
-            return Err(format!("{:#010x} is not flash", addr));
-        }
-        let off = (addr - self.geometry.base()) as usize;
-        buf.copy_from_slice(&self.data[off..off + buf.len()]);
-        Ok(())
-    }
-
-    fn program(&mut self, addr: u32, data: &[u8]) -> Result<(), String> {
-        let unit = self.geometry.write_unit.max(1) as usize;
-        if !contains_range(self.geometry, addr, data.len() as u32)
-            || addr as usize % unit != 0
-            || data.len() % unit != 0
-        {
-            return Err(format!("bad program at {addr:#010x}"));
-        }
-        let off = (addr - self.geometry.base()) as usize;
-        for (i, chunk) in data.chunks(unit).enumerate() {
-            let u = off / unit + i;
-            if self.programmed[u] {
-                return Err(format!(
-                    "unit at {:#010x} programmed twice",
-                    addr as usize + i * unit
-                ));
-            }
-            self.programmed[u] = true;
-            self.data[off + i * unit..off + (i + 1) * unit].copy_from_slice(chunk);
-        }
-        Ok(())
-    }
-
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), String> {
-        if !is_erasable(self.geometry, from, to) {
-            return Err(format!("bad erase {from:#010x}..{to:#010x}"));
-        }
-        let unit = self.geometry.write_unit.max(1) as usize;
-        let (a, b) = (
-            (from - self.geometry.base()) as usize,
-            (to - self.geometry.base()) as usize,
-        );
-        self.data[a..b].fill(self.geometry.erased);
-        self.programmed[a / unit..b / unit]
-            .iter_mut()
-            .for_each(|p| *p = false);
-        Ok(())
-    }
+/// The part whose flash the bootloader of `device` sees: the one the ROM device table takes
+/// its geometry from (the family maximum).
+pub fn device_part(device: &RomDevice) -> &'static Part {
+    brickless_flash::PARTS
+        .iter()
+        .find(|p| p.pid == device.pid && p.geometry == *device.geometry)
+        .expect("every ROM device takes its geometry from a part in the flash table")
 }
 
 #[cfg(test)]
@@ -614,24 +509,32 @@ mod tests {
         ));
     }
 
-    fn h7() -> RomCore<MemFlash> {
-        let d = brickless_rom::by_pid(0x450).unwrap();
-        RomCore::new(d, MemFlash::new(d.geometry))
+    fn h7() -> RomCore {
+        RomCore::erased(brickless_rom::by_pid(0x450).unwrap())
     }
 
     #[test]
-    fn write_pads_to_flash_word_and_refuses_a_second_program() {
+    fn every_rom_device_has_its_part() {
+        for d in brickless_rom::device::DEVICES {
+            assert_eq!(device_part(d).pid, d.pid, "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn write_pads_to_flash_word_and_a_second_program_poisons_it() {
         let mut core = h7();
         core.write(0x0800_0000, &[1, 2, 3, 4]).unwrap();
         let mut b = [0u8; 32];
         core.read(0x0800_0000, &mut b).unwrap();
         assert_eq!(&b[..4], &[1, 2, 3, 4]);
         assert!(b[4..].iter().all(|&x| x == 0xFF));
-        // The rest of that 32-byte flash word is used up.
-        assert!(matches!(
-            core.write(0x0800_0004, &[5; 4]),
-            Err(RomError::Flash(_))
-        ));
+        // The rest of that 32-byte flash word is used up: the H7 controller accepts a second
+        // program silently and the word then faults on read.
+        core.write(0x0800_0004, &[5; 4]).unwrap();
+        assert_eq!(
+            core.read(0x0800_0000, &mut b),
+            Err(RomError::Flash(SimFlashError::Ecc { addr: 0x0800_0000 }))
+        );
         core.erase_pages(&[0]).unwrap();
         core.write(0x0800_0004, &[5; 4]).unwrap();
     }
@@ -665,7 +568,7 @@ mod tests {
     #[test]
     fn l0_has_no_mass_erase_and_checksum_matches() {
         let d = brickless_rom::by_pid(0x447).unwrap();
-        let mut core = RomCore::new(d, MemFlash::new(d.geometry));
+        let mut core = RomCore::erased(d);
         assert_eq!(core.mass_erase(), Err(RomError::NoMassErase));
         core.write(0x0800_0000, b"12345678").unwrap();
         assert_eq!(core.checksum(0x0800_0000, 8).unwrap(), 0xFEFC_54F9);

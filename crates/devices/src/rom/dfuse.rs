@@ -15,7 +15,7 @@ use brickless_rom::dfuse::{
 };
 use brickless_rom::RomDevice;
 
-use super::core::{FlashStore, RomCore, RomError};
+use super::core::{RomCore, RomError};
 pub use super::i2c::{SimClock, SimDelay};
 
 /// The memory-layout string of the part's internal flash, as the ROM's alt setting 0 names it
@@ -98,9 +98,9 @@ enum Job {
 }
 
 /// The device side of DfuSe over a [`RomCore`].
-pub struct DfuServer<F: FlashStore> {
+pub struct DfuServer {
     /// The part's memories and protection.
-    pub core: RomCore<F>,
+    pub core: RomCore,
     clock: SimClock,
     transfer_size: u16,
     state: DfuState,
@@ -121,9 +121,9 @@ pub struct DfuServer<F: FlashStore> {
     pub stats: DfuStats,
 }
 
-impl<F: FlashStore> DfuServer<F> {
+impl DfuServer {
     /// A DFU-mode device for `core` with the given wTransferSize (ST ROMs: 1024 or 2048).
-    pub fn new(core: RomCore<F>, transfer_size: u16, clock: SimClock) -> Self {
+    pub fn new(core: RomCore, transfer_size: u16, clock: SimClock) -> Self {
         let layout = memory_layout(core.device);
         let pointer = core.geometry().base();
         DfuServer {
@@ -422,16 +422,16 @@ impl<F: FlashStore> DfuServer<F> {
 }
 
 /// An in-process USB DFU interface with one virtual bootloader behind it.
-pub struct SimDfuUsb<F: FlashStore> {
+pub struct SimDfuUsb {
     /// The device.
-    pub server: DfuServer<F>,
+    pub server: DfuServer,
     /// The interface number the device answers on.
     pub interface: u16,
 }
 
-impl<F: FlashStore> SimDfuUsb<F> {
+impl SimDfuUsb {
     /// The device on interface 0.
-    pub fn new(server: DfuServer<F>) -> Self {
+    pub fn new(server: DfuServer) -> Self {
         SimDfuUsb {
             server,
             interface: 0,
@@ -439,7 +439,7 @@ impl<F: FlashStore> SimDfuUsb<F> {
     }
 }
 
-impl<F: FlashStore> DfuTransport for SimDfuUsb<F> {
+impl DfuTransport for SimDfuUsb {
     fn control_out(
         &mut self,
         req: u8,

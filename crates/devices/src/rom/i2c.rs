@@ -18,7 +18,7 @@ use brickless_rom::an4221::{cmd, ACK, BUSY, NACK};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
 
-use super::core::{FlashStore, RomCore};
+use super::core::RomCore;
 
 /// A virtual clock in nanoseconds, shared by a simulated device and the host's delay.
 #[derive(Debug, Clone, Default)]
@@ -124,9 +124,9 @@ pub struct I2cStats {
 }
 
 /// The device side of AN4221 over a [`RomCore`].
-pub struct I2cServer<F: FlashStore> {
+pub struct I2cServer {
     /// The part's memories and protection.
-    pub core: RomCore<F>,
+    pub core: RomCore,
     opts: I2cServerOptions,
     clock: SimClock,
     expect: Expect,
@@ -138,9 +138,9 @@ pub struct I2cServer<F: FlashStore> {
     pub stats: I2cStats,
 }
 
-impl<F: FlashStore> I2cServer<F> {
+impl I2cServer {
     /// A server for `core` on `clock`.
-    pub fn new(core: RomCore<F>, opts: I2cServerOptions, clock: SimClock) -> Self {
+    pub fn new(core: RomCore, opts: I2cServerOptions, clock: SimClock) -> Self {
         I2cServer {
             core,
             opts,
@@ -627,18 +627,18 @@ pub struct BusFaults {
 }
 
 /// An in-process I2C bus with one virtual bootloader on it.
-pub struct SimI2cBus<F: FlashStore> {
+pub struct SimI2cBus {
     /// The device.
-    pub server: I2cServer<F>,
+    pub server: I2cServer,
     /// Faults to inject.
     pub faults: BusFaults,
     /// Transactions seen.
     pub transactions: u64,
 }
 
-impl<F: FlashStore> SimI2cBus<F> {
+impl SimI2cBus {
     /// A bus with `server` on it.
-    pub fn new(server: I2cServer<F>) -> Self {
+    pub fn new(server: I2cServer) -> Self {
         SimI2cBus {
             server,
             faults: BusFaults::default(),
@@ -647,11 +647,11 @@ impl<F: FlashStore> SimI2cBus<F> {
     }
 }
 
-impl<F: FlashStore> ErrorType for SimI2cBus<F> {
+impl ErrorType for SimI2cBus {
     type Error = SimI2cError;
 }
 
-impl<F: FlashStore> I2c for SimI2cBus<F> {
+impl I2c for SimI2cBus {
     fn transaction(
         &mut self,
         address: u8,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use brickless_rom::an3155::{cmd, ACK, NACK, SYNC};
 
-use super::core::{FlashStore, GoTarget, RomCore};
+use super::core::{GoTarget, RomCore};
 
 /// Line settings at a given moment (a pty client may change them at any time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,14 +186,13 @@ impl<S: Read + Write> Conn<'_, S> {
 }
 
 /// Serves one connection until the peer closes it.
-pub fn serve<S, F>(
-    core: &Mutex<RomCore<F>>,
+pub fn serve<S>(
+    core: &Mutex<RomCore>,
     session: &Mutex<Session>,
     stream: &mut S,
     opts: &UsartOptions,
 ) where
     S: Read + Write,
-    F: FlashStore,
 {
     let now = Instant::now();
     let mut conn = Conn {
@@ -214,14 +213,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn serve_inner<S, F>(
-    core: &Mutex<RomCore<F>>,
+fn serve_inner<S>(
+    core: &Mutex<RomCore>,
     session: &Mutex<Session>,
     c: &mut Conn<'_, S>,
 ) -> Result<(), Closed>
 where
     S: Read + Write,
-    F: FlashStore,
 {
     loop {
         let first = c.byte()?;
@@ -246,10 +244,9 @@ where
 }
 
 /// Runs one command; returns true when the device resets afterwards.
-fn handle<S, F>(core: &Mutex<RomCore<F>>, c: &mut Conn<'_, S>, code: u8) -> Result<bool, Closed>
+fn handle<S>(core: &Mutex<RomCore>, c: &mut Conn<'_, S>, code: u8) -> Result<bool, Closed>
 where
     S: Read + Write,
-    F: FlashStore,
 {
     let checksum_enabled = c.opts.checksum;
     match code {

@@ -64,7 +64,7 @@ pub struct DeviceArgs {
     pub checksum: bool,
 }
 
-type Core = Arc<Mutex<RomCore<SimFlash>>>;
+type Core = Arc<Mutex<RomCore>>;
 
 pub fn run(args: DeviceArgs) -> miette::Result<()> {
     if !args.rom {
