@@ -2,8 +2,9 @@
 //! end over an in-process USB control interface: program, read back, verify, erase and leave
 //! on H753, L475, F407 and L073; `.dfu` files; and injected faults.
 
+use brickless_devices::clock::{SimClock, SimDelay};
 use brickless_devices::rom::core::RomCore;
-use brickless_devices::rom::dfuse::{memory_layout, DfuServer, SimClock, SimDelay, SimDfuUsb};
+use brickless_devices::rom::dfuse::{memory_layout, DfuServer, SimDfuUsb};
 use brickless_rom::dfu_file::{DfuContents, DfuFile, DfuSeBuilder};
 use brickless_rom::dfuse::{
     guess_device, DfuOp, DfuStatusCode, DfuTimeouts, DfuseError, DfuseHost, DfuseTarget,

@@ -5,9 +5,10 @@
 //! AN4221 (the shared `program` loop) and DfuSe (`.dfu` files), on L475, H753 and L073 (whose
 //! flash erases to 0x00). Also: a `.dfu` file with nothing in it is refused before any erase.
 
+use brickless_devices::clock::{SimClock, SimDelay};
 use brickless_devices::rom::core::RomCore;
 use brickless_devices::rom::dfuse::{DfuServer, SimDfuUsb};
-use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimClock, SimDelay, SimI2cBus};
+use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimI2cBus};
 use brickless_flash_model::{SimFlash, UnitState};
 use brickless_rom::an4221::I2cHost;
 use brickless_rom::dfu_file::{DfuFile, DfuSeBuilder, TargetSpec};

@@ -2,9 +2,10 @@
 //! ECC, timing): program, read back and verify on H753, L475, F407
 //! and L073 over AN4221 and DfuSe.
 
+use brickless_devices::clock::SimClock;
 use brickless_devices::rom::core::RomCore;
 use brickless_devices::rom::dfuse::{DfuServer, SimDfuUsb};
-use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimClock, SimI2cBus};
+use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimI2cBus};
 use brickless_flash_model::SimFlash;
 use brickless_rom::an4221::I2cHost;
 use brickless_rom::dfuse::{DfuseHost, DfuseTarget};

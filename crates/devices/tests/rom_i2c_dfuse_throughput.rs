@@ -2,9 +2,10 @@
 //! ratio to the link's raw limit (not a timed test: virtual time, deterministic).
 //! Run: `cargo test -p brickless-devices --test rom_i2c_dfuse_throughput -- --ignored --nocapture`
 
+use brickless_devices::clock::SimClock;
 use brickless_devices::rom::core::RomCore;
 use brickless_devices::rom::dfuse::{DfuServer, SimDfuUsb};
-use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimClock, SimI2cBus};
+use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimI2cBus};
 use brickless_rom::an4221::I2cHost;
 use brickless_rom::dfuse::{DfuseHost, DfuseTarget};
 use brickless_rom::program;

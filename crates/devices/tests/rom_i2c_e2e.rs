@@ -2,8 +2,9 @@
 //! end over an in-process embedded-hal I2C bus: program, read back, verify, erase on H753,
 //! L475, F407 and L073; every I2C protocol version; and injected faults.
 
+use brickless_devices::clock::{SimClock, SimDelay};
 use brickless_devices::rom::core::RomCore;
-use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimClock, SimDelay, SimI2cBus};
+use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimI2cBus};
 use brickless_rom::an4221::{cmd, I2cError, I2cHost, I2cTimeouts, Phase};
 use brickless_rom::program::{self, ProgramError};
 use brickless_rom::target::{stm32_crc32, Erase, RomTarget, STM32_CRC_INIT};

@@ -8,7 +8,7 @@
 //! which answers dfuDNBUSY with bwPollTimeout set to the modelled flash time; the next
 //! GETSTATUS after that time gives dfuDNLOAD-IDLE or dfuERROR with the failure's bStatus.
 //! Requests that the state does not allow are stalled (dfuERROR, errSTALLEDPKT). Time is the
-//! shared [`SimClock`]; the host sleeps through [`super::i2c::SimDelay`] on the same clock.
+//! shared [`SimClock`]; the host sleeps through [`SimDelay`](crate::clock::SimDelay) on the same clock.
 
 use brickless_rom::dfuse::{
     command, request, DfuState, DfuStatus, DfuStatusCode, DfuTransport, UsbError,
@@ -16,7 +16,7 @@ use brickless_rom::dfuse::{
 use brickless_rom::RomDevice;
 
 use super::core::{RomCore, RomError};
-pub use super::i2c::{SimClock, SimDelay};
+use crate::clock::SimClock;
 
 /// The memory-layout string of the part's internal flash, as the ROM's alt setting 0 names it
 /// (runs of equal sectors; a new `/0x…/` group after a hole between banks).

@@ -5,57 +5,18 @@
 //! side follows ST's protocol phase by phase: every host phase must be its own write
 //! transaction, every ACK/NACK is read on its own, a write that arrives while the device still
 //! has bytes to send is a protocol violation (NACK and back to command state). Flash work
-//! takes modelled time on a virtual clock ([`SimClock`]): the no-stretch commands answer BUSY
+//! takes modelled time on a virtual clock ([`SimClock`](crate::clock::SimClock)): the no-stretch commands answer BUSY
 //! (0x76) until it has passed, the stretching ones hold the bus (the read returns after the
-//! work). The host sleeps through [`SimDelay`], which advances the same clock, so tests of
+//! work). The host sleeps through [`SimDelay`](crate::clock::SimDelay), which advances the same clock, so tests of
 //! 35-second erases run in microseconds.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use brickless_rom::an4221::{cmd, ACK, BUSY, NACK};
-use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
 
 use super::core::RomCore;
-
-/// A virtual clock in nanoseconds, shared by a simulated device and the host's delay.
-#[derive(Debug, Clone, Default)]
-pub struct SimClock(Arc<AtomicU64>);
-
-impl SimClock {
-    /// A clock at 0.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Current time in ns.
-    pub fn now_ns(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-    /// Moves time forward.
-    pub fn advance_ns(&self, ns: u64) {
-        self.0.fetch_add(ns, Ordering::SeqCst);
-    }
-    /// Moves time forward to `t` (no-op when already past).
-    pub fn advance_to(&self, t: u64) {
-        self.0.fetch_max(t, Ordering::SeqCst);
-    }
-    /// A delay that advances this clock instead of sleeping.
-    pub fn delay(&self) -> SimDelay {
-        SimDelay(self.clone())
-    }
-}
-
-/// `DelayNs` on a [`SimClock`].
-#[derive(Debug, Clone)]
-pub struct SimDelay(pub SimClock);
-
-impl DelayNs for SimDelay {
-    fn delay_ns(&mut self, ns: u32) {
-        self.0.advance_ns(u64::from(ns));
-    }
-}
+use crate::clock::SimClock;
 
 /// How the virtual I2C bootloader behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
