@@ -83,23 +83,24 @@ pub const MCUBOOT_K64F: [(&str, u64); 4] = [
 
 /// A k64f-shaped array: 4 KiB sectors, 8-byte write unit, L4-class rules.
 pub fn k64f_part() -> &'static Part {
-    let base = brickless_flash::part("stm32l475vg").expect("stm32l475vg is modelled");
-    let runs: &'static [SectorRun] = Box::leak(Box::new([SectorRun {
-        size: 4096,
-        count: 96,
-    }]));
-    let banks: &'static [Bank] = Box::leak(Box::new([Bank {
-        base: 0,
-        sectors: runs,
-    }]));
-    Box::leak(Box::new(Part {
-        name: "k64f-shaped",
-        geometry: Geometry {
-            banks,
-            ..base.geometry
-        },
-        ..*base
-    }))
+    static K64F: Part = {
+        let base = brickless_flash::part_named("stm32l475vg");
+        Part {
+            name: "k64f-shaped",
+            geometry: Geometry {
+                banks: &[Bank {
+                    base: 0,
+                    sectors: &[SectorRun {
+                        size: 4096,
+                        count: 96,
+                    }],
+                }],
+                ..base.geometry
+            },
+            ..*base
+        }
+    };
+    &K64F
 }
 
 /// The k64f layout: 32 KiB bootloader, two 4 KiB state copies, 128 KiB primary (32 units),

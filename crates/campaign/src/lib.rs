@@ -22,6 +22,8 @@ use brickless_boot::{
     default_layout, BootDecision, BootLoader, Error, ImageVersion, Layout, LayoutError, LayoutSpec,
     Phase, Region, StrategyKind, Updater, UpgradeMode, VerifyPolicy,
 };
+use std::sync::OnceLock;
+
 use brickless_flash::{Bank, Geometry, Part, SectorRun};
 use brickless_flash_model::{CutPhase, CutPoint, SimFlash};
 use kit::{build_image, Checker, McubootKit};
@@ -722,29 +724,60 @@ fn next(state: &mut u64) -> u64 {
 
 /// A small array with the family's rules (write unit, erased value, ECC, rewrite rule) but
 /// 1 KiB sectors (2 KiB with 32-byte units), so pairs of cuts can be tried exhaustively.
-pub fn reduced_part(part: &'static Part) -> &'static Part {
-    let sector = if part.geometry.write_unit >= 32 {
-        2048
-    } else {
-        1024
-    };
-    let runs: &'static [SectorRun] = Box::leak(Box::new([SectorRun {
-        size: sector,
-        count: 16,
-    }]));
-    let banks: &'static [Bank] = Box::leak(Box::new([Bank {
+///
+/// `part` is one of `brickless_flash::PARTS` (panics otherwise): the reduced parts form a
+/// table built once beside it, so a scenario holds a `&'static Part` without leaking one.
+pub fn reduced_part(part: &Part) -> &'static Part {
+    let i = brickless_flash::PARTS
+        .iter()
+        .position(|p| p.name == part.name)
+        .expect("reduced_part takes a part of brickless_flash's table");
+    &reduced_parts()[i]
+}
+
+/// One reduced part per part of `brickless_flash::PARTS`, in its order.
+fn reduced_parts() -> &'static [Part] {
+    static SMALL: [Bank; 1] = [Bank {
         base: 0x0800_0000,
-        sectors: runs,
-    }]));
-    let name: &'static str = Box::leak(format!("{}-reduced", part.name).into_boxed_str());
-    Box::leak(Box::new(Part {
-        name,
-        geometry: Geometry {
-            banks,
-            ..part.geometry
-        },
-        ..*part
-    }))
+        sectors: &[SectorRun {
+            size: 1024,
+            count: 16,
+        }],
+    }];
+    // 32-byte units: 64 units a sector, as on the other families.
+    static SMALL_32: [Bank; 1] = [Bank {
+        base: 0x0800_0000,
+        sectors: &[SectorRun {
+            size: 2048,
+            count: 16,
+        }],
+    }];
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    static TABLE: OnceLock<Vec<Part>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let names = NAMES.get_or_init(|| {
+            brickless_flash::PARTS
+                .iter()
+                .map(|p| format!("{}-reduced", p.name))
+                .collect()
+        });
+        brickless_flash::PARTS
+            .iter()
+            .zip(names)
+            .map(|(part, name)| Part {
+                name,
+                geometry: Geometry {
+                    banks: if part.geometry.write_unit >= 32 {
+                        &SMALL_32
+                    } else {
+                        &SMALL
+                    },
+                    ..part.geometry
+                },
+                ..*part
+            })
+            .collect()
+    })
 }
 
 /// The layout used on a [`reduced_part`]: one-sector units, 4-unit primary.
