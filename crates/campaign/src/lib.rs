@@ -17,13 +17,13 @@ pub mod history;
 pub mod kit;
 pub mod layout_file;
 
+use std::sync::OnceLock;
+
 use brickless_boot::state::StateStore;
 use brickless_boot::{
     default_layout, BootDecision, BootLoader, Error, ImageVersion, Layout, LayoutError, LayoutSpec,
     Phase, Region, StrategyKind, Updater, UpgradeMode, VerifyPolicy,
 };
-use std::sync::OnceLock;
-
 use brickless_flash::{Bank, Geometry, Part, SectorRun};
 use brickless_flash_model::{CutPhase, CutPoint, SimFlash};
 use kit::{build_image, Checker, McubootKit};
@@ -134,7 +134,7 @@ pub enum Kit {
 }
 
 fn mcuboot_kit() -> &'static McubootKit {
-    static KIT: std::sync::OnceLock<McubootKit> = std::sync::OnceLock::new();
+    static KIT: OnceLock<McubootKit> = OnceLock::new();
     KIT.get_or_init(McubootKit::new)
 }
 
