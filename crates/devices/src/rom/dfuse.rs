@@ -8,7 +8,8 @@
 //! which answers dfuDNBUSY with bwPollTimeout set to the modelled flash time; the next
 //! GETSTATUS after that time gives dfuDNLOAD-IDLE or dfuERROR with the failure's bStatus.
 //! Requests that the state does not allow are stalled (dfuERROR, errSTALLEDPKT). Time is the
-//! shared [`SimClock`]; the host sleeps through [`SimDelay`](crate::clock::SimDelay) on the same clock.
+//! shared [`SimClock`]; the host sleeps through [`SimDelay`](crate::clock::SimDelay) on the
+//! same clock.
 
 use brickless_rom::dfuse::{
     command, request, DfuState, DfuStatus, DfuStatusCode, DfuTransport, UsbError,

@@ -5,10 +5,10 @@
 //! side follows ST's protocol phase by phase: every host phase must be its own write
 //! transaction, every ACK/NACK is read on its own, a write that arrives while the device still
 //! has bytes to send is a protocol violation (NACK and back to command state). Flash work
-//! takes modelled time on a virtual clock ([`SimClock`](crate::clock::SimClock)): the no-stretch commands answer BUSY
+//! takes modelled time on a virtual clock ([`SimClock`]): the no-stretch commands answer BUSY
 //! (0x76) until it has passed, the stretching ones hold the bus (the read returns after the
-//! work). The host sleeps through [`SimDelay`](crate::clock::SimDelay), which advances the same clock, so tests of
-//! 35-second erases run in microseconds.
+//! work). The host sleeps through [`SimDelay`](crate::clock::SimDelay), which advances the
+//! same clock, so tests of 35-second erases run in microseconds.
 
 use std::collections::VecDeque;
 
