@@ -43,10 +43,10 @@ use brickless_boot::{
     BootDecision, BootEvent, BootLoader, BootState, Error, Exec, ImageCheck, ImageInfo,
     ImageVersion, Layout, Phase, RecoveryReason, StrategyKind, Updater, UpgradeMode, VerifyPolicy,
 };
+use brickless_campaign::kit::{build_image, Checker, McubootKit};
+use brickless_campaign::{reduced_layout, reduced_part, CAMPAIGN_PARTS};
 use brickless_flash::Part;
-use brickless_sim::campaign::kit::{build_image, Checker, McubootKit};
-use brickless_sim::campaign::{reduced_layout, reduced_part, CAMPAIGN_PARTS};
-use brickless_sim::flash::{CutPhase, CutPoint, SimFlash, TearAt};
+use brickless_flash_model::{CutPhase, CutPoint, SimFlash, TearAt};
 use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
 use sha2::{Digest, Sha256};
 

@@ -19,17 +19,18 @@
 use std::io::{self, Read, Write};
 use std::sync::{Mutex, OnceLock};
 
-use brickless_flash::{Geometry, Part};
+use brickless_campaign::{reduced_part, CAMPAIGN_PARTS};
+use brickless_devices::rom::core::RomCore;
+use brickless_devices::rom::dfuse::{DfuFaults, DfuServer, SimDfuUsb};
+use brickless_devices::clock::SimClock;
+use brickless_devices::rom::i2c::{BusFaults, I2cServer, I2cServerOptions, SimI2cBus};
+use brickless_devices::rom::usart::{self, Session, UsartOptions};
+use brickless_flash::Part;
+use brickless_flash_model::SimFlash;
 use brickless_rom::an3155::SYNC;
 use brickless_rom::an4221::cmd;
 use brickless_rom::dfuse::{command, request, DfuStatusCode, DfuTransport};
 use brickless_rom::RomDevice;
-use brickless_sim::campaign::{reduced_part, CAMPAIGN_PARTS};
-use brickless_sim::flash::SimFlash;
-use brickless_sim::rom::core::{FlashStore, RomCore};
-use brickless_sim::rom::dfuse::{DfuFaults, DfuServer, SimDfuUsb};
-use brickless_sim::rom::i2c::{BusFaults, I2cServer, I2cServerOptions, SimClock, SimI2cBus};
-use brickless_sim::rom::usart::{self, Session, UsartOptions};
 use embedded_hal::i2c::{I2c, Operation};
 
 use crate::input::Input;
@@ -61,31 +62,6 @@ fn targets() -> &'static [Target] {
             })
             .collect()
     })
-}
-
-/// The flash model, counting the program and erase calls that reach it.
-struct Watched {
-    flash: SimFlash,
-    changes: u32,
-}
-
-impl FlashStore for Watched {
-    fn geometry(&self) -> &Geometry {
-        self.flash.geometry()
-    }
-    fn read(&self, addr: u32, buf: &mut [u8]) -> Result<(), String> {
-        self.flash.read_abs(addr, buf).map_err(|e| e.to_string())
-    }
-    fn program(&mut self, addr: u32, data: &[u8]) -> Result<(), String> {
-        self.changes += 1;
-        self.flash
-            .program_abs(addr, data)
-            .map_err(|e| e.to_string())
-    }
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), String> {
-        self.changes += 1;
-        self.flash.erase_abs(from, to).map_err(|e| e.to_string())
-    }
 }
 
 /// A flash with something in it: a pattern at the start of a few sectors, so erases and
@@ -356,12 +332,7 @@ fn usart_may_change(s: &[u8]) -> bool {
     false
 }
 
-fn run_usart(
-    inp: &mut Input,
-    d: &'static RomDevice,
-    mode: Mode,
-    core: RomCore<Watched>,
-) -> (bool, RomCore<Watched>) {
+fn run_usart(inp: &mut Input, d: &'static RomDevice, mode: Mode, core: RomCore) -> (bool, RomCore) {
     let opts = UsartOptions {
         checksum: inp.bool(),
         ..UsartOptions::default()
@@ -608,12 +579,7 @@ fn i2c_may_change(ws: &[&[u8]]) -> bool {
     false
 }
 
-fn run_i2c(
-    inp: &mut Input,
-    d: &'static RomDevice,
-    mode: Mode,
-    core: RomCore<Watched>,
-) -> (bool, RomCore<Watched>) {
+fn run_i2c(inp: &mut Input, d: &'static RomDevice, mode: Mode, core: RomCore) -> (bool, RomCore) {
     let mut opts = I2cServerOptions::for_device(d);
     opts.version = [0x10, 0x11, 0x12][inp.below(3) as usize];
     opts.busy_forever = inp.one_in(16);
@@ -868,12 +834,7 @@ fn dfu_may_change(reqs: &[Req]) -> bool {
     false
 }
 
-fn run_dfu(
-    inp: &mut Input,
-    d: &'static RomDevice,
-    mode: Mode,
-    core: RomCore<Watched>,
-) -> (bool, RomCore<Watched>) {
+fn run_dfu(inp: &mut Input, d: &'static RomDevice, mode: Mode, core: RomCore) -> (bool, RomCore) {
     let ts = match inp.below(4) {
         0 => 1024,
         1 => 2048,
@@ -952,7 +913,7 @@ pub fn run_report(data: &[u8]) -> Report {
     let mode = [Mode::Raw, Mode::Framed, Mode::AllBad][inp.below(3) as usize];
     let flash = initial_flash(part, inp.byte());
     let before = flash.clone();
-    let mut core = RomCore::new(device, Watched { flash, changes: 0 });
+    let mut core = RomCore::new(device, flash);
     if inp.one_in(8) {
         core.set_read_protected(true);
     }
@@ -963,12 +924,14 @@ pub fn run_report(data: &[u8]) -> Report {
         _ => run_dfu(&mut inp, device, mode, core),
     };
     if !may_change {
+        // Every program and erase call that reaches the model is one operation.
         let w = core.flash();
         assert_eq!(
-            w.changes, 0,
+            w.op_count(),
+            0,
             "no complete write/erase command was sent, yet the device programmed or erased flash"
         );
-        if let Some(at) = same_content(&before, &w.flash) {
+        if let Some(at) = same_content(&before, w) {
             panic!("no complete write/erase command was sent, yet flash changed at {at:#010x}");
         }
     }
@@ -976,6 +939,6 @@ pub fn run_report(data: &[u8]) -> Report {
         transport,
         mode,
         may_change,
-        changes: core.flash().changes,
+        changes: core.flash().op_count() as u32,
     }
 }

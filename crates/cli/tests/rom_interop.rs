@@ -411,11 +411,11 @@ fn dfuse_pack_file_is_written_at_its_element_address() {
 }
 
 /// The virtual device's flash as last saved: it saves within ~100 ms of a change.
-fn saved_flash(path: &Path) -> brickless_sim::flash::SimFlash {
+fn saved_flash(path: &Path) -> brickless_flash_model::SimFlash {
     std::thread::sleep(std::time::Duration::from_millis(500));
     let mut last = None;
     for _ in 0..20 {
-        match brickless_sim::flash::SimFlash::open(path) {
+        match brickless_flash_model::SimFlash::open(path) {
             Ok(f) => return f,
             // Caught mid-save: try again.
             Err(e) => last = Some(e),
@@ -524,7 +524,7 @@ fn merged_factory_image(fill: u8) -> Vec<u8> {
 
 #[test]
 fn rom_write_leaves_erased_value_units_erased_and_programmable() {
-    use brickless_sim::flash::UnitState;
+    use brickless_flash_model::UnitState;
     let dir = tempfile::tempdir().unwrap();
     for (part, base) in [
         ("stm32l475vg", 0x0801_0000u32),

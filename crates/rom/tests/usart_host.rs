@@ -5,19 +5,19 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use brickless_devices::rom::core::RomCore;
+use brickless_devices::rom::usart::{serve, Session, UsartOptions};
 use brickless_rom::an3155::{Config, Error, SerialLink, Step, Usart};
 use brickless_rom::link::TcpLink;
 use brickless_rom::program::{self, Phase, ProgramError};
 use brickless_rom::{Erase, RomTarget};
-use brickless_sim::rom::core::{MemFlash, RomCore};
-use brickless_sim::rom::usart::{serve, Session, UsartOptions};
 
-type Core = Arc<Mutex<RomCore<MemFlash>>>;
+type Core = Arc<Mutex<RomCore>>;
 
 /// Starts a virtual ROM for `pid` on an ephemeral port; returns its address and core.
 fn device(pid: u16, checksum: bool) -> (String, Core) {
     let d = brickless_rom::by_pid(pid).unwrap();
-    let core = Arc::new(Mutex::new(RomCore::new(d, MemFlash::new(d.geometry))));
+    let core = Arc::new(Mutex::new(RomCore::erased(d)));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let served = core.clone();

@@ -1,16 +1,16 @@
 //! `brickless sim campaign`: cut power at every flash operation of an update, on the flash
 //! model of each part, and prove the device still boots a verified image.
 use brickless_boot::StrategyKind;
-use brickless_sim::campaign::bench::{bench_report, BenchRow};
-use brickless_sim::campaign::history::{
+use brickless_campaign::bench::{bench_report, BenchRow};
+use brickless_campaign::history::{
     History, HistoryOptions, HistoryPlan, DEFAULT_HORIZON, DEFAULT_STEPS, FLOW_NAME,
 };
-use brickless_sim::campaign::layout_file::parse_layout;
-use brickless_sim::campaign::{
+use brickless_campaign::layout_file::parse_layout;
+use brickless_campaign::{
     reduced_scenario, run_row, CutPlan, Flow, Kit, RowReport, Scenario, CAMPAIGN_PARTS,
     DEFAULT_BUFFER,
 };
-use brickless_sim::flash::{CutPhase, CutPoint};
+use brickless_flash_model::{CutPhase, CutPoint};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use miette::{miette, IntoDiagnostic};
@@ -179,7 +179,7 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
         let rows = bench_report(&parts, args.buffer).map_err(|e| miette!("{e}"))?;
         print_bench(&rows, args.json)?;
         if !args.json {
-            let ram = brickless_sim::campaign::bench::engine_ram();
+            let ram = brickless_campaign::bench::engine_ram();
             println!(
                 "engine RAM (host build): engine struct {} B (layout {} B) + copy buffer (the --buffer value); \
                  fixed stack buffers {} B (state scan block, record writer, CRC and SHA-256 state)",

@@ -1,21 +1,20 @@
 //! `brickless sim --rom --part NAME --flash FILE …`: a virtual STM32 in system-memory boot
 //! mode, answering the ST ROM bootloader's AN3155 protocol on a pty and/or a TCP port.
 //!
-//! The flash is the faithful model (`brickless_sim::flash::SimFlash`) of the named part, kept
+//! The flash is the faithful model (`brickless_flash_model::SimFlash`) of the named part, kept
 //! in FILE across runs (created erased on first use); read-out and write protection are kept
 //! next to it in FILE.options. The first line on stdout says where it serves; it runs until
-//! killed.
+//! killed. Serving and persistence are `brickless_devices::rom::serve`'s; this file parses
+//! and prints.
 use std::io::Write as _;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use brickless_sim::flash::SimFlash;
-use brickless_sim::rom::core::RomCore;
-use brickless_sim::rom::usart::{self, LineParams, Session, UsartOptions};
+use brickless_devices::rom::serve::{RomService, ServeOptions};
+use brickless_devices::rom::usart::LogFn;
 use clap::Args;
-use miette::{miette, IntoDiagnostic, WrapErr};
+use miette::{miette, IntoDiagnostic};
 
 #[derive(Args, Debug)]
 pub struct DeviceArgs {
@@ -64,8 +63,6 @@ pub struct DeviceArgs {
     pub checksum: bool,
 }
 
-type Core = Arc<Mutex<RomCore<SimFlash>>>;
-
 pub fn run(args: DeviceArgs) -> miette::Result<()> {
     if !args.rom {
         return Err(miette!(
@@ -100,248 +97,25 @@ pub fn run(args: DeviceArgs) -> miette::Result<()> {
         .flash
         .clone()
         .ok_or_else(|| miette!(help = "e.g. --flash h7.flash", "--flash FILE is required"))?;
-    let flash = open_flash(part, &flash_path)?;
-    let mut core = RomCore::new(device, flash);
-    let options_path = options_path(&flash_path);
-    if let Some((rdp, wrp)) = load_options(&options_path) {
-        core.restore_protection(rdp, &wrp);
-    }
-    let core: Core = Arc::new(Mutex::new(core));
-
-    let log: usart::LogFn = Arc::new(|line: &str| eprintln!("[rom] {line}"));
-    let turnaround = Duration::from_millis(args.turnaround_ms);
-    let mut places = Vec::new();
-
-    let mut pty_thread = None;
-    if !args.no_pty {
-        let pty = pty::open()
-            .into_diagnostic()
-            .wrap_err("could not open a pty")?;
-        let mut shown = pty.slave_path.display().to_string();
-        if let Some(link) = &args.link {
-            let _ = std::fs::remove_file(link);
-            std::os::unix::fs::symlink(&pty.slave_path, link)
-                .into_diagnostic()
-                .wrap_err_with(|| format!("could not create the link {}", link.display()))?;
-            shown = format!("{shown} (link {})", link.display());
-        }
-        places.push(shown);
-        let line: Option<usart::LineFn> = if args.line_rate {
-            let probe = pty.line_probe(args.baud).into_diagnostic()?;
-            Some(Arc::new(move || probe.params()))
-        } else {
-            None
-        };
-        let opts = UsartOptions {
-            turnaround,
-            line,
-            checksum: args.checksum,
-            log: Some(log.clone()),
-        };
-        let core = core.clone();
-        pty_thread = Some(std::thread::spawn(move || {
-            let session = Mutex::new(Session::default());
-            let mut master = pty.master;
-            // The pty stays open (we hold its slave side), so clients come and go freely.
-            loop {
-                usart::serve(&core, &session, &mut master, &opts);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }));
-    }
-
-    if let Some(addr) = &args.tcp {
-        let listener = TcpListener::bind(addr)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("could not listen on {addr}"))?;
-        places.push(format!("tcp {}", listener.local_addr().into_diagnostic()?));
-        let line: Option<usart::LineFn> = if args.line_rate {
-            let p = LineParams {
-                baud: args.baud,
-                bits_per_byte: 11,
-            };
-            Some(Arc::new(move || p))
-        } else {
-            None
-        };
-        let opts = UsartOptions {
-            turnaround,
-            line,
-            checksum: args.checksum,
-            log: Some(log.clone()),
-        };
-        let core = core.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let _ = stream.set_nodelay(true);
-                let core = core.clone();
-                let opts = opts.clone();
-                std::thread::spawn(move || {
-                    // Each connection is a freshly reset device (stm32loader syncs first).
-                    let session = Mutex::new(Session::default());
-                    usart::serve(&core, &session, &mut stream, &opts);
-                });
-            }
-        });
-    }
+    let opts = ServeOptions {
+        pty: !args.no_pty,
+        link: args.link.clone(),
+        tcp: args.tcp.clone(),
+        turnaround: Duration::from_millis(args.turnaround_ms),
+        line_rate: args.line_rate,
+        baud: args.baud,
+        checksum: args.checksum,
+    };
+    let log: LogFn = Arc::new(|line: &str| eprintln!("[rom] {line}"));
+    let service = RomService::start(device, part, flash_path, &opts, log).into_diagnostic()?;
 
     println!(
         "serving AN3155 on {} as {} ({}, product ID {:#05x})",
-        places.join(" and "),
+        service.places().join(" and "),
         part.name,
         device.name,
         device.pid
     );
     let _ = std::io::stdout().flush();
-
-    // Persist changes shortly after they happen.
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        let snapshot = {
-            let mut c = core.lock().unwrap_or_else(|p| p.into_inner());
-            c.take_dirty()
-                .then(|| (c.flash().clone(), c.protection_state()))
-        };
-        if let Some((flash, (rdp, wrp))) = snapshot {
-            if let Err(e) = flash.save(&flash_path) {
-                eprintln!("[rom] could not save {}: {e}", flash_path.display());
-            }
-            save_options(&options_path, rdp, &wrp);
-        }
-        if pty_thread.as_ref().is_some_and(|t| t.is_finished()) {
-            return Err(miette!("the pty server stopped"));
-        }
-    }
-}
-
-fn open_flash(part: &'static brickless_flash::Part, path: &Path) -> miette::Result<SimFlash> {
-    if path.exists() {
-        let mut flash = SimFlash::new(part);
-        flash
-            .load(path)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("could not use the flash file {}", path.display()))?;
-        Ok(flash)
-    } else {
-        let flash = SimFlash::new(part);
-        flash
-            .save(path)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("could not create the flash file {}", path.display()))?;
-        Ok(flash)
-    }
-}
-
-fn options_path(flash: &Path) -> PathBuf {
-    let mut p = flash.as_os_str().to_owned();
-    p.push(".options");
-    PathBuf::from(p)
-}
-
-/// `rdp=1` and `wrp=3,4` lines; a missing or unreadable file means no protection.
-fn load_options(path: &Path) -> Option<(bool, Vec<u16>)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut rdp = false;
-    let mut wrp = Vec::new();
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("rdp=") {
-            rdp = v.trim() == "1";
-        } else if let Some(v) = line.strip_prefix("wrp=") {
-            wrp = v.split(',').filter_map(|s| s.trim().parse().ok()).collect();
-        }
-    }
-    Some((rdp, wrp))
-}
-
-fn save_options(path: &Path, rdp: bool, wrp: &[u16]) {
-    let list: Vec<String> = wrp.iter().map(u16::to_string).collect();
-    let _ = std::fs::write(
-        path,
-        format!("rdp={}\nwrp={}\n", u8::from(rdp), list.join(",")),
-    );
-}
-
-mod pty {
-    use std::fs::File;
-    use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-    use std::path::PathBuf;
-
-    use brickless_sim::rom::usart::LineParams;
-    use nix::pty::openpty;
-    use nix::sys::termios::{self, SetArg};
-
-    pub struct Pty {
-        pub master: File,
-        /// Held open so the master never sees a hang-up between clients.
-        slave: OwnedFd,
-        pub slave_path: PathBuf,
-    }
-
-    /// Reads the client's line settings from the slave side.
-    pub struct LineProbe {
-        slave: OwnedFd,
-        default_baud: u32,
-    }
-
-    pub fn open() -> std::io::Result<Pty> {
-        let pair = openpty(None, None).map_err(std::io::Error::from)?;
-        // SAFETY: openpty just returned these two descriptors and nothing else owns them.
-        let (master, slave) = unsafe {
-            (
-                OwnedFd::from_raw_fd(pair.master),
-                OwnedFd::from_raw_fd(pair.slave),
-            )
-        };
-        let slave_path = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd()))?;
-        let mut t = termios::tcgetattr(slave.as_raw_fd()).map_err(std::io::Error::from)?;
-        termios::cfmakeraw(&mut t);
-        termios::tcsetattr(slave.as_raw_fd(), SetArg::TCSANOW, &t).map_err(std::io::Error::from)?;
-        Ok(Pty {
-            master: File::from(master),
-            slave,
-            slave_path,
-        })
-    }
-
-    impl Pty {
-        pub fn line_probe(&self, default_baud: u32) -> std::io::Result<LineProbe> {
-            Ok(LineProbe {
-                slave: self.slave.as_fd().try_clone_to_owned()?,
-                default_baud,
-            })
-        }
-    }
-
-    impl LineProbe {
-        /// Baud and bits per byte the client set. Read with TCGETS2: serialport-based clients
-        /// set arbitrary rates (BOTHER), which the classic termios speed codes cannot express.
-        pub fn params(&self) -> LineParams {
-            // SAFETY: TCGETS2 fills a `termios2` we own; the descriptor is open for our life.
-            let mut t: libc::termios2 = unsafe { std::mem::zeroed() };
-            let r = unsafe { libc::ioctl(self.slave.as_raw_fd(), libc::TCGETS2, &mut t) };
-            if r != 0 {
-                return LineParams {
-                    baud: self.default_baud,
-                    bits_per_byte: 11,
-                };
-            }
-            let mut bits = 10;
-            if t.c_cflag & libc::PARENB != 0 {
-                bits += 1;
-            }
-            if t.c_cflag & libc::CSTOPB != 0 {
-                bits += 1;
-            }
-            let baud = if t.c_ospeed > 0 {
-                t.c_ospeed
-            } else {
-                self.default_baud
-            };
-            LineParams {
-                baud,
-                bits_per_byte: bits,
-            }
-        }
-    }
+    Err(service.run()).into_diagnostic()
 }

@@ -1,6 +1,0 @@
-//! A virtual ST ROM bootloader: the device core over a flash model, and its USART (AN3155),
-//! I2C (AN4221) and USB DfuSe (AN3156) servers.
-pub mod core;
-pub mod dfuse;
-pub mod i2c;
-pub mod usart;
