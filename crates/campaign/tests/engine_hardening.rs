@@ -1081,6 +1081,13 @@ fn a_reloaded_log_appends_right_after_its_last_used_unit() {
         let mut flash = scn.initial_flash();
         let wu = scn.layout.write_unit();
         let copy = scn.layout.spec().state[0];
+        // Whatever follows the copy is not part of it, even when programmed.
+        let after = copy.start + copy.size;
+        let mut probe = vec![0u8; wu as usize];
+        flash.read_abs(after, &mut probe).unwrap();
+        if probe.iter().all(|&b| b == scn.layout.erased()) {
+            flash.preload(after, &vec![0x3C; wu as usize]).unwrap();
+        }
         flash.record_ops(true);
         let mut s = BootState::FACTORY;
         let mut next_at = copy.start;
