@@ -1209,6 +1209,53 @@ fn a_long_plan_is_written_and_read_back_whole() {
     }
 }
 
+/// The unit comparison that lets a copy skip units already in place (a resumed copy, or
+/// identical units): equal only when every byte asked for is equal, whatever the buffer.
+#[test]
+fn units_compare_equal_only_when_every_byte_asked_for_is() {
+    use brickless_boot::strategy::Ctx;
+    let scn = scenario("stm32l475vg", StrategyKind::Overwrite, Flow::Permanent);
+    let unit = scn.layout.unit();
+    let (a, b) = (
+        scn.layout.spec().primary.start,
+        scn.layout.spec().secondary.start,
+    );
+    let content: Vec<u8> = (0..unit).map(|i| (i * 7 + i / 251) as u8).collect();
+    let wu = scn.layout.write_unit() as usize;
+    for buf_len in [2 * wu, 6 * wu, 64 * wu] {
+        for differ_at in [None, Some(0), Some(wu as u32 * 3 + 1), Some(unit - 1)] {
+            let mut flash = SimFlash::with_seed(scn.part, 1);
+            let mut other = content.clone();
+            if let Some(i) = differ_at {
+                other[i as usize] ^= 0x40;
+            }
+            flash.preload(a, &content).unwrap();
+            flash.preload(b, &other).unwrap();
+            let (off_a, off_b) = (scn.layout.offset(a), scn.layout.offset(b));
+            let mut buf = vec![0u8; buf_len];
+            let mut platform = brickless_boot::NoPlatform;
+            let mut ctx = Ctx {
+                flash: &mut flash,
+                layout: &scn.layout,
+                buf: &mut buf,
+                platform: &mut platform,
+            };
+            assert_eq!(
+                ctx.same(off_a, off_b, unit),
+                differ_at.is_none(),
+                "buffer {buf_len}, differing at {differ_at:?}"
+            );
+            if let Some(i) = differ_at.filter(|&i| i > 0) {
+                // Bytes past the length asked for do not count.
+                assert!(
+                    ctx.same(off_a, off_b, i),
+                    "buffer {buf_len}, first {i} bytes"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn an_encoded_plan_reads_back_with_its_digests() {
     let scn = scenario("stm32l475vg", StrategyKind::Swap, Flow::TestConfirm);
