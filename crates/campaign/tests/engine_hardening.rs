@@ -1256,6 +1256,41 @@ fn units_compare_equal_only_when_every_byte_asked_for_is() {
     }
 }
 
+/// A swap erases only the units the images use: each primary unit the new image fills once,
+/// each secondary unit the old image is saved into once, nothing beyond either image.
+#[test]
+fn a_swap_erases_only_the_units_the_images_use() {
+    for name in CAMPAIGN_PARTS {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let mut flash = scn.initial_flash();
+        let unit = scn.layout.unit();
+        let (k_old, k_new) = (
+            (scn.old.len() as u32).div_ceil(unit),
+            (scn.new.len() as u32).div_ceil(unit),
+        );
+        assert!(
+            k_new > k_old,
+            "{name}: the flow's update is the larger image"
+        );
+        with_updater(&scn, &mut flash, |e| e.request_upgrade(UpgradeMode::Test)).unwrap();
+        let t = booted(&scn, &mut flash);
+        assert!(t.trial && runs(&flash, &t, &scn.new), "{name}");
+        let spec = scn.layout.spec();
+        // Up to the unit after each image, where the slot has one.
+        let units = scn.layout.primary_units();
+        for i in 0..=k_new.min(units - 1) {
+            let want = u32::from(i < k_new);
+            let got = flash.wear(spec.primary.start + i * unit);
+            assert_eq!(got, Some(want), "{name}: primary unit {i} erased");
+        }
+        for i in 0..=k_old.min(units - 1) {
+            let want = u32::from(i < k_old);
+            let got = flash.wear(spec.secondary.start + i * unit);
+            assert_eq!(got, Some(want), "{name}: secondary unit {i} erased");
+        }
+    }
+}
+
 #[test]
 fn an_encoded_plan_reads_back_with_its_digests() {
     let scn = scenario("stm32l475vg", StrategyKind::Swap, Flow::TestConfirm);
