@@ -473,6 +473,59 @@ fn forge_swap_plan(scn: &Scenario, flash: &mut SimFlash, floor_counter: u32) {
         .unwrap();
 }
 
+/// A plan whose new image would not fit the primary slot (a forged record) is given up
+/// before anything moves: the old image boots as it was.
+#[test]
+fn a_plan_larger_than_the_primary_slot_is_given_up() {
+    for name in CAMPAIGN_PARTS {
+        let scn = scenario(name, StrategyKind::Swap, Flow::TestConfirm);
+        let mut flash = scn.initial_flash();
+        let unit = scn.layout.unit();
+        let too_big = (scn.layout.primary_units() + 1) * unit;
+        let plan = BootState {
+            old_size: scn.old.len() as u32,
+            new_size: too_big,
+            ..BootState::FACTORY.next(Phase::Swapping)
+        };
+        // Digests of what is really there, so only the size rule can refuse the plan.
+        let spec = *scn.layout.spec();
+        let wu = scn.layout.write_unit();
+        let mut store = StateStore::load(&mut flash, &scn.layout);
+        store
+            .write(&mut flash, &scn.layout, plan, |f, set, i| {
+                let (at, size) = match set {
+                    brickless_boot::state::DigestSet::Old => {
+                        (spec.primary.start + i * unit, plan.old_size)
+                    }
+                    brickless_boot::state::DigestSet::New => {
+                        (spec.secondary.start + (i + 1) * unit, plan.new_size)
+                    }
+                };
+                let len = round_up(size - i * unit, wu).min(unit);
+                let mut b = vec![0u8; len as usize];
+                let mut d = [0u8; 16];
+                if f.read_abs(at, &mut b).is_ok() {
+                    d.copy_from_slice(&Sha256::digest(&b)[..16]);
+                }
+                Ok(d)
+            })
+            .unwrap();
+        let ops = flash.op_count();
+        let t = booted(&scn, &mut flash);
+        assert!(!t.trial && runs(&flash, &t, &scn.old), "{name}: {t:?}");
+        // Only state records were written: no slot unit was erased.
+        for i in 0..scn.layout.primary_units() {
+            assert_eq!(flash.wear(spec.primary.start + i * unit), Some(0), "{name}");
+            assert_eq!(
+                flash.wear(spec.secondary.start + i * unit),
+                Some(0),
+                "{name}"
+            );
+        }
+        assert!(flash.op_count() > ops);
+    }
+}
+
 #[test]
 fn the_floor_applies_right_after_an_install_too() {
     for name in ["stm32l475vg", "stm32h753zi", "stm32f407vg"] {
