@@ -12,5 +12,7 @@ for target in thumbv6m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf
   cargo build --locked -q --target "$target" -p brickless-image -p brickless-flash \
     -p brickless-boot -p brickless-rom --no-default-features
 done
+echo "== signature algorithms as features (a bootloader links one verifier)"
+cargo test --locked -q -p brickless-image --no-default-features --features ed25519 --test algorithm_features
 echo "== tests"
 cargo test --locked --workspace

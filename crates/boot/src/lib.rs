@@ -46,22 +46,8 @@ pub use updater::{NoCheck, Updater, UpgradeMode};
 
 use embedded_storage::nor_flash::{NorFlashErrorKind, ReadNorFlash};
 
-/// An image version as MCUboot's header carries it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct ImageVersion {
-    pub major: u8,
-    pub minor: u8,
-    pub revision: u16,
-    pub build: u32,
-}
-
-impl ImageVersion {
-    /// Major, minor and revision packed so that `<` orders versions (the build number is not
-    /// compared, as in MCUboot's default downgrade check).
-    pub fn packed(&self) -> u64 {
-        (u64::from(self.major) << 24) | (u64::from(self.minor) << 16) | u64::from(self.revision)
-    }
-}
+/// An image version as MCUboot's header carries it (the image crate's, without its crypto).
+pub use brickless_image::ImageVersion;
 
 /// What the engine needs to know about a verified image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! The real [`ImageCheck`]: MCUboot image format, SHA-256 and a signature by one of the given
 //! keys (ed25519 or ECDSA P-256), through `brickless-image`'s streaming verifier.
-use crate::{Exec, ImageCheck, ImageInfo, ImageVersion};
+use crate::{Exec, ImageCheck, ImageInfo};
 use brickless_image::header::flags;
 use brickless_image::{verify_image, ImageHeader, PublicKey};
 use embedded_storage::nor_flash::ReadNorFlash;
@@ -19,14 +19,8 @@ impl<F: ReadNorFlash> ImageCheck<F> for McubootCheck<'_> {
         }
         let v = verify_image(flash, offset, max_size, self.keys).ok()?;
         v.key_index?;
-        let h = v.header.version;
         Some(ImageInfo {
-            version: ImageVersion {
-                major: h.major,
-                minor: h.minor,
-                revision: h.revision,
-                build: h.build,
-            },
+            version: v.header.version,
             security_counter: v.security_counter.unwrap_or(0),
             size: v.tlv_end,
             hash: v.hash,

@@ -101,12 +101,7 @@ pub struct InstalledImage {
 impl InstalledImage {
     pub const NONE: InstalledImage = InstalledImage {
         size: 0,
-        version: crate::ImageVersion {
-            major: 0,
-            minor: 0,
-            revision: 0,
-            build: 0,
-        },
+        version: crate::ImageVersion::new(0, 0, 0, 0),
         security_counter: 0,
         sha256: [0; 32],
         hash: [0; 32],
@@ -187,10 +182,7 @@ impl BootState {
         h[40..44].copy_from_slice(&self.new_size.to_le_bytes());
         let i = &self.installed;
         h[44..48].copy_from_slice(&i.size.to_le_bytes());
-        h[48] = i.version.major;
-        h[49] = i.version.minor;
-        h[50..52].copy_from_slice(&i.version.revision.to_le_bytes());
-        h[52..56].copy_from_slice(&i.version.build.to_le_bytes());
+        h[48..56].copy_from_slice(&i.version.to_bytes());
         h[56..60].copy_from_slice(&i.security_counter.to_le_bytes());
         h[60..92].copy_from_slice(&i.sha256);
         h[92..124].copy_from_slice(&i.hash);
@@ -222,11 +214,10 @@ impl BootState {
             new_size: u32_at(40),
             installed: InstalledImage {
                 size: u32_at(44),
-                version: crate::ImageVersion {
-                    major: h[48],
-                    minor: h[49],
-                    revision: u16_at(50),
-                    build: u32_at(52),
+                version: {
+                    let mut v = [0u8; 8];
+                    v.copy_from_slice(&h[48..56]);
+                    crate::ImageVersion::from_bytes(&v)
                 },
                 security_counter: u32_at(56),
                 sha256: {

@@ -134,12 +134,7 @@ impl McubootKit {
         write_unit: u32,
     ) -> Vec<u8> {
         let opts = SignOptions {
-            version: brickless_image::ImageVersion::new(
-                version.major,
-                version.minor,
-                version.revision,
-                version.build,
-            ),
+            version,
             pad_header: true,
             align: write_unit.clamp(1, 32),
             security_counter: Some(SecurityCounter::Value(security_counter)),

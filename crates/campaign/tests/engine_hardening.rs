@@ -3,8 +3,8 @@
 //! path, one meaning of the boot hash, and header flags. Each test failed before its fix.
 use brickless_boot::state::{encode_record, seal_record, BootState, Phase, StateStore};
 use brickless_boot::{
-    BootDecision, BootEvent, BootLoader, BootTarget, Error, Exec, ImageCheck, Layout, LayoutSpec,
-    NotRunnable, StrategyKind, Updater, UpgradeMode, VerifyPolicy,
+    BootDecision, BootEvent, BootLoader, BootTarget, Error, Exec, ImageCheck, ImageVersion, Layout,
+    LayoutSpec, NotRunnable, StrategyKind, Updater, UpgradeMode, VerifyPolicy,
 };
 use brickless_campaign::kit::Checker;
 use brickless_campaign::{run_row, CutPlan, Flow, Scenario, CAMPAIGN_PARTS};
@@ -579,7 +579,7 @@ fn signed(opts: impl FnOnce(&mut SignOptions), wu: u32, seed: u8) -> (Vec<u8>, C
         (key, keys)
     });
     let mut o = SignOptions {
-        version: brickless_image::ImageVersion::new(2, 0, 0, 0),
+        version: ImageVersion::new(2, 0, 0, 0),
         pad_header: true,
         align: wu.clamp(1, 32),
         security_counter: Some(SecurityCounter::Value(5)),
@@ -596,12 +596,7 @@ fn signed(opts: impl FnOnce(&mut SignOptions), wu: u32, seed: u8) -> (Vec<u8>, C
 fn flagged_scenario(p: &'static Part, staged: Vec<u8>, check: Checker) -> Scenario {
     let mut scn = Scenario::new(p, StrategyKind::Swap, Flow::Permanent).unwrap();
     let wu = scn.layout.write_unit();
-    scn.old = signed(
-        |o| o.version = brickless_image::ImageVersion::new(1, 0, 0, 0),
-        wu,
-        1,
-    )
-    .0;
+    scn.old = signed(|o| o.version = ImageVersion::new(1, 0, 0, 0), wu, 1).0;
     scn.new = staged;
     scn.check = check;
     scn

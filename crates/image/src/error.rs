@@ -4,6 +4,7 @@ use core::fmt;
 
 /// The image bytes are not a well-formed MCUboot image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ImageError {
     /// The image claims more bytes than are available (file or slot).
     Truncated { needed: u32, available: u32 },
@@ -89,11 +90,11 @@ impl fmt::Display for ImageError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for ImageError {}
+impl core::error::Error for ImageError {}
 
 /// Why an image in flash failed verification. `E` is the flash driver's error.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VerifyError<E> {
     /// The bytes are not a well-formed image (see [`ImageError`]).
     Format(ImageError),
@@ -127,6 +128,9 @@ pub enum VerifyError<E> {
     BadSignature,
     /// A key passed in is not a valid key of its type.
     InvalidKey { index: usize },
+    /// The image is signed by trusted key `index`, whose algorithm this build left out
+    /// (cargo features `ed25519`, `p256`).
+    AlgorithmNotBuilt { index: usize },
 }
 
 impl<E> From<ImageError> for VerifyError<E> {
@@ -161,9 +165,12 @@ impl<E: fmt::Debug> fmt::Display for VerifyError<E> {
             Self::MissingSignature => f.write_str("image has no signature for the trusted key"),
             Self::BadSignature => f.write_str("image signature is invalid"),
             Self::InvalidKey { index } => write!(f, "trusted key #{index} is not a valid key"),
+            Self::AlgorithmNotBuilt { index } => write!(
+                f,
+                "trusted key #{index} uses a signature algorithm this build does not include"
+            ),
         }
     }
 }
 
-#[cfg(feature = "std")]
-impl<E: fmt::Debug> std::error::Error for VerifyError<E> {}
+impl<E: fmt::Debug> core::error::Error for VerifyError<E> {}

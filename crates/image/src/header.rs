@@ -72,6 +72,12 @@ impl ImageVersion {
         b
     }
 
+    /// Major, minor and revision packed so that `<` orders versions without the build
+    /// number, as MCUboot's default downgrade check compares them.
+    pub const fn packed(&self) -> u64 {
+        ((self.major as u64) << 24) | ((self.minor as u64) << 16) | self.revision as u64
+    }
+
     /// imgtool's `--security-counter auto`: `(major << 24) + (minor << 16) + revision`.
     pub const fn auto_security_counter(&self) -> u32 {
         ((self.major as u32) << 24) + ((self.minor as u32) << 16) + self.revision as u32

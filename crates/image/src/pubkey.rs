@@ -45,6 +45,7 @@ impl fmt::Debug for PublicKey {
 
 /// The bytes given are not a public key this crate supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KeyFormatError {
     /// Not an Ed25519 or P-256 DER SubjectPublicKeyInfo.
     UnsupportedSpki,
@@ -61,11 +62,11 @@ impl fmt::Display for KeyFormatError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for KeyFormatError {}
+impl core::error::Error for KeyFormatError {}
 
 impl PublicKey {
     /// A P-256 key from SEC1 bytes, compressed (33) or uncompressed (65).
+    #[cfg(feature = "p256")]
     pub fn ecdsa_p256_from_sec1(sec1: &[u8]) -> Result<Self, KeyFormatError> {
         let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1)
             .map_err(|_| KeyFormatError::InvalidPoint)?;
@@ -89,7 +90,15 @@ impl PublicKey {
             if point.len() != 65 {
                 return Err(KeyFormatError::UnsupportedSpki);
             }
+            #[cfg(feature = "p256")]
             return Self::ecdsa_p256_from_sec1(point);
+            // Without the curve arithmetic the point cannot be checked; it is kept as given
+            // (uncompressed form only) so the key still names the images it signed.
+            #[cfg(not(feature = "p256"))]
+            return match <[u8; 65]>::try_from(point) {
+                Ok(bytes @ [0x04, ..]) => Ok(Self::EcdsaP256(bytes)),
+                _ => Err(KeyFormatError::InvalidPoint),
+            };
         }
         Err(KeyFormatError::UnsupportedSpki)
     }

@@ -415,8 +415,7 @@ pub fn verify_image<F: ReadNorFlash>(
                         }
                         let mut sig = [0u8; 64];
                         r.read(value, &mut sig)?;
-                        verify_ed25519(raw, &hash, &sig)
-                            .map_err(|()| VerifyError::InvalidKey { index })?
+                        verify_ed25519(raw, &hash, &sig).map_err(|e| e.into_error(index))?
                     }
                     PublicKey::EcdsaP256(point) => {
                         if len as usize > MAX_ECDSA_SIG_LEN || len < 8 {
@@ -425,8 +424,7 @@ pub fn verify_image<F: ReadNorFlash>(
                         let mut sig = [0u8; MAX_ECDSA_SIG_LEN];
                         let sig = &mut sig[..len as usize];
                         r.read(value, sig)?;
-                        verify_ecdsa_p256(point, &hash, sig)
-                            .map_err(|()| VerifyError::InvalidKey { index })?
+                        verify_ecdsa_p256(point, &hash, sig).map_err(|e| e.into_error(index))?
                     }
                 };
                 if ok {
@@ -451,21 +449,61 @@ pub fn verify_image<F: ReadNorFlash>(
     })
 }
 
-/// `Ok(valid)`, or `Err(())` when the key itself is invalid.
-fn verify_ed25519(key: &[u8; 32], digest: &[u8; 32], sig: &[u8; 64]) -> Result<bool, ()> {
-    let vk = ed25519_dalek::VerifyingKey::from_bytes(key).map_err(|_| ())?;
+/// Why a signature could not be checked at all.
+#[allow(dead_code)] // which variants occur depends on the algorithms built
+enum SignatureCheckFailed {
+    /// The trusted key is not a valid key of its type.
+    InvalidKey,
+    /// Its algorithm's cargo feature is off.
+    NotBuilt,
+}
+
+impl SignatureCheckFailed {
+    fn into_error<E>(self, index: usize) -> VerifyError<E> {
+        match self {
+            Self::InvalidKey => VerifyError::InvalidKey { index },
+            Self::NotBuilt => VerifyError::AlgorithmNotBuilt { index },
+        }
+    }
+}
+
+/// `Ok(valid)`, or why the signature could not be checked.
+#[cfg(feature = "ed25519")]
+fn verify_ed25519(
+    key: &[u8; 32],
+    digest: &[u8; 32],
+    sig: &[u8; 64],
+) -> Result<bool, SignatureCheckFailed> {
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(key)
+        .map_err(|_| SignatureCheckFailed::InvalidKey)?;
     let sig = ed25519_dalek::Signature::from_bytes(sig);
     Ok(vk.verify_strict(digest, &sig).is_ok())
 }
 
-/// `Ok(valid)`, or `Err(())` when the key itself is invalid. imgtool may pad the DER
+#[cfg(not(feature = "ed25519"))]
+fn verify_ed25519(_: &[u8; 32], _: &[u8; 32], _: &[u8; 64]) -> Result<bool, SignatureCheckFailed> {
+    Err(SignatureCheckFailed::NotBuilt)
+}
+
+/// `Ok(valid)`, or why the signature could not be checked. imgtool may pad the DER
 /// signature with zeros (`--pad-sig`); like imgtool, only `2 + sig[1]` bytes count.
-fn verify_ecdsa_p256(point: &[u8; 65], digest: &[u8; 32], sig: &[u8]) -> Result<bool, ()> {
+#[cfg(feature = "p256")]
+fn verify_ecdsa_p256(
+    point: &[u8; 65],
+    digest: &[u8; 32],
+    sig: &[u8],
+) -> Result<bool, SignatureCheckFailed> {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
-    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ())?;
+    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+        .map_err(|_| SignatureCheckFailed::InvalidKey)?;
     let der_len = sig.get(1).map_or(0, |&l| l as usize + 2).min(sig.len());
     let Ok(sig) = p256::ecdsa::Signature::from_der(&sig[..der_len]) else {
         return Ok(false);
     };
     Ok(vk.verify_prehash(digest, &sig).is_ok())
+}
+
+#[cfg(not(feature = "p256"))]
+fn verify_ecdsa_p256(_: &[u8; 65], _: &[u8; 32], _: &[u8]) -> Result<bool, SignatureCheckFailed> {
+    Err(SignatureCheckFailed::NotBuilt)
 }

@@ -8,6 +8,7 @@ use brickless_image::{verify_image, PublicKey, SliceFlash};
 ///
 /// # Safety
 /// `image` must point to `len` readable bytes and `key` to 32 bytes.
+#[cfg(feature = "ed25519")]
 #[no_mangle]
 pub unsafe extern "C" fn stack_verify_ed25519(
     image: *const u8,
@@ -23,6 +24,7 @@ pub unsafe extern "C" fn stack_verify_ed25519(
 ///
 /// # Safety
 /// `image` must point to `len` readable bytes and `key` to 65 bytes.
+#[cfg(feature = "p256")]
 #[no_mangle]
 pub unsafe extern "C" fn stack_verify_p256(
     image: *const u8,
