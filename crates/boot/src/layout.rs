@@ -59,6 +59,7 @@ pub const RECORD_FIXED_LEN: u32 = 128;
 
 /// Why a layout does not fit the part; every variant says what to change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LayoutError {
     /// A region is empty.
     Empty { region: &'static str },
@@ -145,6 +146,8 @@ impl fmt::Display for LayoutError {
         }
     }
 }
+
+impl core::error::Error for LayoutError {}
 
 impl Layout {
     /// Checks `spec` against `geometry`.

@@ -85,6 +85,7 @@ pub enum Exec {
 
 /// Why a verified image cannot run from the primary slot of this layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NotRunnable {
     /// Encrypted payload.
     Encrypted,
@@ -139,6 +140,7 @@ impl Platform for NoPlatform {}
 /// Engine errors. None of them means the device cannot boot: [`BootLoader::boot`] turns what it can
 /// into a decision; these reach the caller only for flash failures and application requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// A flash operation failed, with the driver's error kind (on the model a power cut is
     /// `Other`; a refusal with power on, e.g. a misaligned write, keeps its own kind).
@@ -211,3 +213,14 @@ impl core::fmt::Display for Error {
         f.write_str(text)
     }
 }
+
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Error::NotRunnable(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl core::error::Error for NotRunnable {}

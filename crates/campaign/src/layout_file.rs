@@ -32,6 +32,7 @@ struct LayoutFile {
 
 /// Why a layout file was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LayoutFileError {
     #[error("layout file is not valid TOML for a layout: {0}")]
     Toml(#[from] toml::de::Error),

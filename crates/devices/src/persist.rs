@@ -9,6 +9,7 @@ use brickless_flash_model::{PersistError, SimFlash};
 
 /// Why a flash file could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FlashFileError {
     #[error("could not use the flash file {}", path.display())]
     Load {

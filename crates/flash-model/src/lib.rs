@@ -79,6 +79,7 @@ const BITSET_WORDS: usize = CHUNK / MIN_UNIT as usize / 64;
 
 /// Why a flash call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SimFlashError {
     /// The controller refused a program and raised this status flag.
     #[error("program refused with {flag} at {addr:#010x}")]

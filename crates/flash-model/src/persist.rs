@@ -17,6 +17,7 @@ const VERSION: u32 = 1;
 
 /// Why a flash file could not be saved or loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PersistError {
     #[error("flash file {path}: {source}")]
     Io {

@@ -9,6 +9,7 @@ pub const MAX_WRITE_UNIT: usize = 32;
 
 /// Why an [`AlignedWriter`] refused or failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WriterError<E> {
     /// The write unit is not a power of two in `1..=MAX_WRITE_UNIT`.
     BadUnit { unit: u32 },
@@ -19,6 +20,23 @@ pub enum WriterError<E> {
     /// The flash refused a write.
     Flash(E),
 }
+
+impl<E: core::fmt::Debug> core::fmt::Display for WriterError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadUnit { unit } => {
+                write!(f, "write unit {unit} is not a power of two up to {MAX_WRITE_UNIT}")
+            }
+            Self::NotAligned { offset, unit } => {
+                write!(f, "offset {offset:#x} is not on a {unit}-byte write unit")
+            }
+            Self::Overflow => f.write_str("the write would run past the 32-bit offset space"),
+            Self::Flash(e) => write!(f, "the flash refused a write: {e:?}"),
+        }
+    }
+}
+
+impl<E: core::fmt::Debug> core::error::Error for WriterError<E> {}
 
 /// Buffers a byte stream into whole write units: data arrives in any chunking, the flash only
 /// sees writes that start on a unit and are a whole number of units. [`AlignedWriter::flush`]

@@ -40,6 +40,7 @@ impl std::str::FromStr for KeyType {
 
 /// Why a key could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     #[error("not a PEM file (no '-----BEGIN' line)")]
     NotPem,

@@ -153,6 +153,7 @@ impl SignOptions {
 
 /// Why an image could not be built. Nothing is written on error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignError {
     #[error("header size {0} is invalid: it must be at least 32 and at most 65535")]
     InvalidHeaderSize(u32),

@@ -15,6 +15,7 @@ use brickless_rom::target::{stm32_crc32, STM32_CRC_INIT};
 
 /// Why the bootloader refuses an operation (the servers answer NACK).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RomError {
     #[error("{len} bytes at {addr:#010x} are not accessible to the bootloader")]
     NotMapped { addr: u32, len: u32 },

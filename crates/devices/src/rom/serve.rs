@@ -35,6 +35,7 @@ pub struct ServeOptions {
 
 /// Why the service could not start or stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     #[error(transparent)]
     FlashFile(#[from] FlashFileError),
