@@ -1,29 +1,4 @@
-//! The update engine: slot layout, power-safe state, one file per strategy, and its two
-//! sides: the bootloader's (boot decision, moves) and the application's (stage, request,
-//! confirm).
-//!
-//! `no_std`, no allocation, generic over an `embedded-storage`
-//! [`NorFlash`](embedded_storage::nor_flash::NorFlash) (the real driver or the simulator's
-//! model) and a small [`ImageCheck`] (the real one calls `brickless-image`; firmware picks
-//! the crypto, tests can use a fast one).
-//!
-//! What it guarantees, for any power cut at or inside any flash operation it issues (and
-//! any number of further cuts while it recovers):
-//! - it only hands a verified image to the caller to boot; when no slot verifies it says
-//!   [`BootDecision::Recovery`], it never boots garbage;
-//! - the image booted is the old one or the new one; a confirmed image is never lost; an
-//!   unconfirmed trial image is reverted at the next reset;
-//! - updates whose version or security counter is below what was confirmed are refused;
-//! - each write unit is programmed at most once between erases, the newest state record is
-//!   never erased, and unreadable (torn, ECC-faulting) units read as "not written";
-//! - every boot after a cut finishes the interrupted work, so the device is stable after a
-//!   bounded number of boots.
-//!
-//! Two sides, as a device runs them: the bootloader holds a [`BootLoader`] (the decision at
-//! reset and the moves; image check and copy buffer), the application an [`Updater`]
-//! (stage, request, confirm; no copy buffer, image check optional). Both read and append the
-//! same state log ([`state`]) over the same [`Layout`]; each strategy lives in its own file
-//! under [`strategy`]. More in `README.md` in this crate.
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
 

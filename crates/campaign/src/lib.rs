@@ -1,17 +1,4 @@
-//! The power-cut campaign: run an update flow on the flash model, cut power at every
-//! operation (and inside it: torn write, partly erased sector), boot until stable, and check
-//! that the device always boots a verified image, the old or the new one as the flow allows.
-//!
-//! A *life* is what a device does from power-on: boot (the real [`BootLoader`]), run the image
-//! (the application side of the flow: request an upgrade, confirm), reset, boot again…
-//! until a boot changes nothing. A *scenario* is a sequence of lives, each but the last cut
-//! short by a power cut at a chosen operation. After the last, uncut life the checks are:
-//! - every boot named an image whose bytes are exactly the old or the new image (checked
-//!   byte for byte, independently of the engine's checker) — else an *unverified boot*;
-//! - no boot chose recovery, no engine error while powered, stable within [`MAX_BOOTS`]
-//!   boots, and the final image is one the flow allows (a confirmed image is never lost) —
-//!   else a *brick*;
-//! - the most-erased sector stays within the strategy's bound (uncut wear + 2 per cut).
+#![doc = include_str!("../README.md")]
 pub mod bench;
 pub mod history;
 pub mod kit;

@@ -1,3 +1,3 @@
-//! The `brickless` host library and command-line tool: thin shells over the brickless crates.
+#![doc = include_str!("../README.md")]
 pub mod commands;
 pub mod firmware_file;

@@ -1,19 +1,4 @@
-//! STM32 embedded-flash geometry as data, for the bootloader, the flash model and the hosts.
-//!
-//! `no_std`, no allocation, no panics on outside data. Every part is a `&'static Part`; look
-//! one up by name with [`part`] (or by AN2606 product ID with [`parts_with_pid`]). Addresses
-//! are absolute (0x0800_0000 based); the `NorFlash` offset space used by the engine and the
-//! model is `address - Geometry::base()`.
-//!
-//! Guarantees:
-//! - every [`Geometry`] in [`PARTS`] has banks in address order, sectors that tile each bank
-//!   without gaps, and a write unit that divides every sector size (checked by tests);
-//! - [`Geometry::sector_at`] returns `None` for any address outside real flash, including the
-//!   hole between banks (H7 1 MiB parts, G4), so callers cannot erase or program it by mistake;
-//! - [`AlignedWriter`] only ever issues writes that start on a write unit and are a whole number
-//!   of units, padding the tail with the erased value;
-//! - [`read_tolerant`] turns a double-ECC read fault reported by the flash driver into an error
-//!   value ([`ReadFault::Ecc`]) instead of a crash.
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -25,7 +25,10 @@ impl<E: core::fmt::Debug> core::fmt::Display for WriterError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::BadUnit { unit } => {
-                write!(f, "write unit {unit} is not a power of two up to {MAX_WRITE_UNIT}")
+                write!(
+                    f,
+                    "write unit {unit} is not a power of two up to {MAX_WRITE_UNIT}"
+                )
             }
             Self::NotAligned { offset, unit } => {
                 write!(f, "offset {offset:#x} is not on a {unit}-byte write unit")
