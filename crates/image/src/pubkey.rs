@@ -35,11 +35,9 @@ impl fmt::Debug for PublicKey {
             Self::Ed25519(k) => ("Ed25519", k),
             Self::EcdsaP256(k) => ("EcdsaP256", k),
         };
-        write!(f, "{name}(")?;
-        for b in bytes {
-            write!(f, "{b:02x}")?;
-        }
-        f.write_str(")")
+        let mut hex = [0u8; 2 * 65];
+        let hex = base16ct::lower::encode_str(bytes, &mut hex).map_err(|_| fmt::Error)?;
+        write!(f, "{name}({hex})")
     }
 }
 

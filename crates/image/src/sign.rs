@@ -494,10 +494,7 @@ pub fn parse_custom_tlv(tag: &str, value: &str) -> Result<(u16, Vec<u8>), String
             if hex.len() % 2 != 0 {
                 return Err("custom TLV hex value has an odd number of digits".into());
             }
-            (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-                .collect::<Result<Vec<u8>, _>>()
+            base16ct::mixed::decode_vec(hex)
                 .map_err(|_| format!("custom TLV value '{value}' is not valid hex"))?
         }
         None => value.as_bytes().to_vec(),
@@ -535,6 +532,10 @@ mod tests {
         assert_eq!(parse_custom_tlv("0xa0", "0x0102"), Ok((0xa0, vec![1, 2])));
         assert_eq!(parse_custom_tlv("170", "hi"), Ok((170, b"hi".to_vec())));
         assert!(parse_custom_tlv("0xa0", "0x012").is_err());
+        assert_eq!(parse_custom_tlv("1", "0xAbCd"), Ok((1, vec![0xab, 0xcd])));
+        // Four bytes, but not four hex digits: an error, not a slice across a character.
+        assert!(parse_custom_tlv("1", "0xa\u{e9}1").is_err());
+        assert!(parse_custom_tlv("1", "0xzz").is_err());
         assert!(parse_custom_tlv("0x10000", "x").is_err());
         assert_eq!(parse_int("0b101"), Some(5));
         assert_eq!(parse_int("0o17"), Some(15));
