@@ -21,6 +21,7 @@ pub enum BootDecision {
 pub struct BootTarget {
     /// Absolute address of the slot (the image header).
     pub address: u32,
+    /// What the image check reported about the image to start.
     pub image: ImageInfo,
     /// A trial boot: unless the image calls [`crate::Updater::confirm`], the next reset reverts it
     /// (or, when [`BootEvent::RevertImpossible`], boots it again as a trial).

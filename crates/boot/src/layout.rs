@@ -17,6 +17,7 @@ pub struct Region {
 }
 
 impl Region {
+    /// `size` bytes from absolute address `start`.
     pub const fn new(start: u32, size: u32) -> Self {
         Region { start, size }
     }
@@ -34,13 +35,19 @@ impl Region {
 /// What a user writes: the regions and the strategy, not yet checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayoutSpec {
+    /// The bootloader's own flash: checked like the other regions (inside flash, on sector
+    /// edges, no overlap), never erased or written by the engine.
     pub bootloader: Region,
+    /// The slot the application runs from; its image header sits at `start`.
     pub primary: Region,
+    /// The other slot: where updates are staged and, with a strategy that reverts, where
+    /// the old image is kept.
     pub secondary: Region,
     /// Two state copies, each made of whole sectors, sharing no sector.
     pub state: [Region; 2],
     /// Copy/swap unit in bytes: a multiple of every sector it covers in both slots.
     pub unit: u32,
+    /// How an update moves into the primary slot; it also sets the secondary's minimum size.
     pub strategy: StrategyKind,
 }
 
@@ -62,43 +69,85 @@ pub const RECORD_FIXED_LEN: u32 = 128;
 #[non_exhaustive]
 pub enum LayoutError {
     /// A region is empty.
-    Empty { region: &'static str },
+    Empty {
+        /// The region: `bootloader`, `primary`, `secondary`, `state 0` or `state 1`.
+        region: &'static str,
+    },
     /// A region is not inside the flash array, or crosses a hole between banks.
     OutsideFlash {
+        /// The region, named as in [`LayoutError::Empty`].
         region: &'static str,
+        /// The region's absolute start address.
         start: u32,
+        /// One past the region's last byte.
         end: u32,
+        /// Absolute address of the flash's first byte.
         flash_start: u32,
+        /// One past the flash's last byte.
         flash_end: u32,
     },
     /// A region edge is not a sector boundary.
     NotSectorAligned {
+        /// The region, named as in [`LayoutError::Empty`].
         region: &'static str,
+        /// The edge inside a sector (absolute address).
         addr: u32,
+        /// Start of that sector: the nearest boundary below.
         below: u32,
+        /// End of that sector: the nearest boundary above.
         above: u32,
     },
     /// Two regions share bytes or sectors.
-    Overlap { a: &'static str, b: &'static str },
+    Overlap {
+        /// One region, named as in [`LayoutError::Empty`].
+        a: &'static str,
+        /// The other region.
+        b: &'static str,
+    },
     /// The unit is not a multiple of the write unit or of the sectors it covers.
     BadUnit {
+        /// The layout's unit, bytes.
         unit: u32,
+        /// The slot it does not tile: `primary` or `secondary`.
         region: &'static str,
+        /// Absolute address of the sector that does not fit (the primary's start when the
+        /// unit is not a multiple of the write unit).
         addr: u32,
+        /// That sector's size, or the write unit when the unit is not a multiple of it.
         sector_size: u32,
     },
     /// A slot is not a whole number of units.
     SlotNotUnits {
+        /// The slot: `primary` or `secondary`.
         region: &'static str,
+        /// The slot's size, bytes.
         size: u32,
+        /// The layout's unit, bytes.
         unit: u32,
     },
     /// The secondary slot is too small for the strategy.
-    SecondaryTooSmall { size: u32, needed: u32 },
+    SecondaryTooSmall {
+        /// The secondary slot's size, bytes.
+        size: u32,
+        /// The least the strategy needs for this primary slot, bytes.
+        needed: u32,
+    },
     /// A state copy is too small for the largest record.
-    StateTooSmall { index: u8, size: u32, needed: u32 },
+    StateTooSmall {
+        /// Which state copy: 0 or 1.
+        index: u8,
+        /// Its size, bytes.
+        size: u32,
+        /// Bytes needed: two swap plans for the primary's units (see [`plan_record_len`]).
+        needed: u32,
+    },
     /// The primary slot has more units than a record can describe.
-    TooManyUnits { units: u32, max: u32 },
+    TooManyUnits {
+        /// Units in the primary slot.
+        units: u32,
+        /// The limit, [`MAX_UNITS`].
+        max: u32,
+    },
 }
 
 /// The most units a slot may have (plan records list one digest pair per unit).
@@ -239,21 +288,27 @@ impl Layout {
         })
     }
 
+    /// The spec, as given (it passed every check).
     pub fn spec(&self) -> &LayoutSpec {
         &self.spec
     }
+    /// The part's flash geometry the spec was checked against.
     pub fn geometry(&self) -> &Geometry {
         &self.geometry
     }
+    /// How updates move into the primary slot.
     pub fn strategy(&self) -> StrategyKind {
         self.spec.strategy
     }
+    /// The copy/swap unit, bytes.
     pub fn unit(&self) -> u32 {
         self.spec.unit
     }
+    /// The flash write unit (program granule), bytes.
     pub fn write_unit(&self) -> u32 {
         self.geometry.write_unit
     }
+    /// The flash's erased byte (0xFF; 0x00 on L0).
     pub fn erased(&self) -> u8 {
         self.geometry.erased
     }

@@ -27,6 +27,8 @@ pub use brickless_image::ImageVersion;
 /// What the engine needs to know about a verified image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageInfo {
+    /// The header's version (MCUboot `ih_ver`). An update's major, minor and revision must
+    /// not be below the recorded floor; the build number does not count.
     pub version: ImageVersion,
     /// Security counter (MCUboot TLV 0x50), 0 when absent.
     pub security_counter: u32,

@@ -9,6 +9,7 @@ use embedded_storage::nor_flash::ReadNorFlash;
 /// With no keys nothing verifies (a hash alone is not enough to boot).
 #[derive(Clone, Copy, Debug)]
 pub struct McubootCheck<'k> {
+    /// The trusted public keys: an image boots only if signed by one of them.
     pub keys: &'k [PublicKey],
 }
 

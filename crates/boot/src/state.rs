@@ -67,7 +67,9 @@ impl Phase {
 /// One state snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BootState {
+    /// Sequence number: the valid record with the highest one is the state.
     pub seq: u32,
+    /// What is in flight.
     pub phase: Phase,
     /// Pending/Swapping: install without a trial boot.
     pub permanent: bool,
@@ -89,8 +91,12 @@ pub struct BootState {
 /// A fully verified image and the SHA-256 of its bytes in the primary slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InstalledImage {
+    /// Bytes the image occupies from the primary slot's start (header, payload, TLVs);
+    /// 0 = no image recorded.
     pub size: u32,
+    /// The image's version.
     pub version: crate::ImageVersion,
+    /// The image's security counter (0 when it has none).
     pub security_counter: u32,
     /// SHA-256 of the `size` bytes in the primary slot (what later boots compare).
     pub sha256: [u8; 32],
@@ -99,6 +105,7 @@ pub struct InstalledImage {
 }
 
 impl InstalledImage {
+    /// No image recorded (`size == 0`, every other field zero).
     pub const NONE: InstalledImage = InstalledImage {
         size: 0,
         version: crate::ImageVersion::new(0, 0, 0, 0),
@@ -285,13 +292,16 @@ pub fn seal_record(record: &mut [u8]) {
 /// Which half of a swap plan a digest belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DigestSet {
+    /// The old image's units, as they sit in the primary slot before the swap.
     Old,
+    /// The new image's units, as they sit in the secondary slot (staged).
     New,
 }
 
 /// The loaded state and where to append the next record.
 #[derive(Clone, Copy, Debug)]
 pub struct StateStore {
+    /// The current state: the newest valid record, or [`BootState::FACTORY`] if none.
     pub state: BootState,
     /// Absolute offset (flash offset space) of the newest record, if any.
     record_at: Option<u32>,

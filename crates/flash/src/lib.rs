@@ -152,21 +152,27 @@ impl Ecc {
 /// The exception a double-ECC error raises on the real core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EccFault {
+    /// A BusFault (H74x, H72x, H7A3).
     BusFault,
+    /// A non-maskable interrupt (H5, L4, L4+, G0, G4, L5, U5).
     Nmi,
 }
 
 /// A run of equal-sized erase units (sectors or pages) inside a bank.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SectorRun {
+    /// Bytes per sector (page).
     pub size: u32,
+    /// Number of consecutive sectors of that size.
     pub count: u16,
 }
 
 /// One flash bank: its absolute base address and its erase layout, in address order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bank {
+    /// Absolute address of the bank's first byte.
     pub base: u32,
+    /// Runs of sectors from `base` upward, tiling the bank without gaps.
     pub sectors: &'static [SectorRun],
 }
 
@@ -187,9 +193,11 @@ impl Bank {
 pub struct Timing {
     /// Programming one write unit.
     pub program_unit_typ_us: u32,
+    /// Programming one write unit, worst case.
     pub program_unit_max_us: u32,
     /// Erasing one erase unit of the given size is `erase_per_kib_*` times its KiB count.
     pub erase_per_kib_typ_us: u32,
+    /// Worst-case erase time per KiB of erase unit.
     pub erase_per_kib_max_us: u32,
 }
 
@@ -208,6 +216,7 @@ impl Timing {
 /// The flash array of one part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
+    /// The family, which sets the controller's rules (error flags on bad programs).
     pub family: Family,
     /// Banks in address order; bank 2 may start after a hole (H7 1 MiB parts, G4).
     pub banks: &'static [Bank],
@@ -216,8 +225,11 @@ pub struct Geometry {
     pub write_unit: u32,
     /// Erased byte value (0x00 on L0, else 0xFF).
     pub erased: u8,
+    /// What programming a write unit a second time without an erase does.
     pub rewrite: RewriteRule,
+    /// How a torn unit reads back: whether ECC flags it, and with which exception.
     pub ecc: Ecc,
+    /// Program and erase times.
     pub timing: Timing,
     /// Rated erase cycles per sector/page.
     pub endurance_cycles: u32,
@@ -232,6 +244,7 @@ pub struct Sector {
     pub index: u16,
     /// Absolute start address.
     pub addr: u32,
+    /// Size in bytes.
     pub size: u32,
 }
 
@@ -248,10 +261,12 @@ pub struct Part {
     /// Lower-case, as ST prints it without package/temperature suffix, e.g. `stm32h753zi`.
     /// A `-dual`/`-single` suffix names a non-default bank-mode option setting.
     pub name: &'static str,
+    /// The part's flash array.
     pub geometry: Geometry,
     /// RAM base and size, for the stack pointer check before a jump (the region a CubeMX
     /// linker script puts the initial stack in).
     pub ram_base: u32,
+    /// Bytes of that RAM region from `ram_base`.
     pub ram_size: u32,
     /// AN2606 product ID, what the ROM bootloader's Get ID command answers (0x450 = H74x/H75x).
     pub pid: u16,

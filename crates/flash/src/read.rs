@@ -29,7 +29,10 @@ impl EccReport for core::convert::Infallible {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadFault<E> {
     /// A unit in the range has a double ECC error (torn program, partly erased sector).
-    Ecc { addr: u32 },
+    Ecc {
+        /// Absolute address of the faulting unit, as [`EccReport::ecc_fault_addr`] gives it.
+        addr: u32,
+    },
     /// Any other flash error.
     Flash(E),
 }

@@ -12,9 +12,17 @@ pub const MAX_WRITE_UNIT: usize = 32;
 #[non_exhaustive]
 pub enum WriterError<E> {
     /// The write unit is not a power of two in `1..=MAX_WRITE_UNIT`.
-    BadUnit { unit: u32 },
+    BadUnit {
+        /// The write unit asked for, bytes.
+        unit: u32,
+    },
     /// The start offset is not on a write unit.
-    NotAligned { offset: u32, unit: u32 },
+    NotAligned {
+        /// The start offset asked for (`NorFlash` offset space).
+        offset: u32,
+        /// The write unit, bytes.
+        unit: u32,
+    },
     /// The offset would pass `u32::MAX`.
     Overflow,
     /// The flash refused a write.

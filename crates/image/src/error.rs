@@ -7,34 +7,72 @@ use core::fmt;
 #[non_exhaustive]
 pub enum ImageError {
     /// The image claims more bytes than are available (file or slot).
-    Truncated { needed: u32, available: u32 },
+    Truncated {
+        /// Bytes from the image start the structure needs.
+        needed: u32,
+        /// Bytes there are: the slot size or the buffer length.
+        available: u32,
+    },
     /// The first word is not `0x96f3b83d`.
-    BadMagic { found: u32 },
+    BadMagic {
+        /// The first 4 bytes, as a little-endian `u32`.
+        found: u32,
+    },
     /// `hdr_size` is smaller than the 32-byte header structure.
-    HeaderTooSmall { hdr_size: u16 },
+    HeaderTooSmall {
+        /// The header's `hdr_size`.
+        hdr_size: u16,
+    },
     /// `hdr_size` points past the end of the available bytes.
-    HeaderBeyondImage { hdr_size: u16, available: u32 },
+    HeaderBeyondImage {
+        /// The header's `hdr_size`.
+        hdr_size: u16,
+        /// Bytes there are: the slot size or the buffer length.
+        available: u32,
+    },
     /// `hdr_size + img_size + protect_tlv_size` (+ TLV area) overflows 32 bits.
     SizeOverflow,
     /// No TLV info header (`0x6907`, or `0x6908` when `protect_tlv_size != 0`) where one
     /// must be.
     MissingTlvInfo {
+        /// Where the info header should be, from the image start.
         offset: u32,
+        /// The magic expected there ([`TLV_INFO_MAGIC`](crate::tlv::TLV_INFO_MAGIC) or
+        /// [`TLV_PROT_INFO_MAGIC`](crate::tlv::TLV_PROT_INFO_MAGIC)).
         expected: u16,
+        /// The little-endian `u16` found there instead.
         found: u16,
     },
     /// The header's `protect_tlv_size` differs from the protected info header's total.
-    ProtectedSizeMismatch { header: u16, info: u16 },
+    ProtectedSizeMismatch {
+        /// `protect_tlv_size` from the image header.
+        header: u16,
+        /// `total` from the protected TLV info header.
+        info: u16,
+    },
     /// A TLV info header's total is smaller than the info header itself.
-    TlvInfoTooSmall { offset: u32, total: u16 },
+    TlvInfoTooSmall {
+        /// Offset of the info header from the image start.
+        offset: u32,
+        /// Its `total` field (bytes, info header included).
+        total: u16,
+    },
     /// A TLV (header or value) runs past the end of its TLV area.
     TlvPastEnd {
+        /// Offset of the record header from the image start.
         offset: u32,
+        /// The record's length field; 0 when not even its 4-byte header fits.
         len: u16,
+        /// End of the TLV area, from the image start.
         area_end: u32,
     },
     /// A TLV of a known type has the wrong length for that type.
-    BadTlvLength { kind: u16, len: u16 },
+    BadTlvLength {
+        /// The TLV type code.
+        kind: u16,
+        /// The length found, bytes.
+        len: u16,
+    },
 }
 
 impl fmt::Display for ImageError {
@@ -102,8 +140,11 @@ pub enum VerifyError<E> {
     Flash(E),
     /// `offset + slot_size` does not fit in 32 bits or the flash capacity.
     SlotOutOfRange {
+        /// The slot's offset in the flash (the driver's offset space).
         offset: u32,
+        /// The slot's size, bytes.
         slot_size: u32,
+        /// The flash's `capacity()`, bytes (saturated to `u32::MAX`).
         capacity: u32,
     },
     /// The flash driver's `READ_SIZE` is not a power of two that divides the read buffer.
@@ -111,11 +152,16 @@ pub enum VerifyError<E> {
     /// No SHA-256 hash TLV in the unprotected area.
     MissingHash,
     /// Only a hash algorithm this verifier does not implement (SHA-384/512) is present.
-    UnsupportedHash { kind: u16 },
+    UnsupportedHash {
+        /// The hash TLV type found: 0x11 (SHA-384) or 0x12 (SHA-512).
+        kind: u16,
+    },
     /// The SHA-256 over header, payload and protected TLVs differs from the hash TLV:
     /// the payload, the header or a protected TLV was changed.
     HashMismatch {
+        /// SHA-256 computed over the flash contents.
         computed: [u8; 32],
+        /// The value of the image's SHA256 TLV.
         expected: [u8; 32],
     },
     /// Keys were given but the image carries no KEYHASH/PUBKEY TLV naming its key.
@@ -127,10 +173,16 @@ pub enum VerifyError<E> {
     /// The signature does not verify with the matching key.
     BadSignature,
     /// A key passed in is not a valid key of its type.
-    InvalidKey { index: usize },
+    InvalidKey {
+        /// Index of the key in the `keys` slice.
+        index: usize,
+    },
     /// The image is signed by trusted key `index`, whose algorithm this build left out
     /// (cargo features `ed25519`, `p256`).
-    AlgorithmNotBuilt { index: usize },
+    AlgorithmNotBuilt {
+        /// Index of the key in the `keys` slice.
+        index: usize,
+    },
 }
 
 impl<E> From<ImageError> for VerifyError<E> {

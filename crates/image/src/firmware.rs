@@ -18,7 +18,9 @@ pub const DEFAULT_MAX_FLAT_SIZE: u64 = 64 * 1024 * 1024;
 /// One run of contiguous bytes at an absolute address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
+    /// Absolute address of `data[0]`.
     pub address: u32,
+    /// The bytes; never empty inside a [`FirmwareImage`].
     pub data: Vec<u8>,
 }
 
@@ -36,7 +38,9 @@ impl Segment {
 /// A half-open address range, printed as `0x08000000..0x08001000`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressRange {
+    /// First address.
     pub start: u64,
+    /// One past the last address (`u64`: a range may end at, or run past, 4 GiB).
     pub end: u64,
 }
 
@@ -58,8 +62,12 @@ impl From<Range<u64>> for AddressRange {
 /// Which file format a path holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
+    /// Raw binary: bytes without addresses, placed where the caller says.
     Bin,
+    /// Intel HEX text (`.hex`, `.ihex`, `.ihx`).
     Hex,
+    /// ELF executable, recognised by its `\x7fELF` magic; its PT_LOAD segments are placed
+    /// at their physical (load) addresses.
     Elf,
 }
 
@@ -99,52 +107,85 @@ pub enum FirmwareFileError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file that could not be read.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// The output could not be written (nothing was replaced).
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The output path (left as it was).
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// An Intel HEX line is malformed (1-based `line`).
     #[error("{path}: bad Intel HEX record at line {line}: {reason}")]
     HexRecord {
+        /// The HEX file.
         path: PathBuf,
+        /// 1-based line number.
         line: usize,
+        /// What is wrong with the record.
         reason: String,
     },
     /// An Intel HEX file ends without its end-of-file record: truncated.
     #[error("{path}: Intel HEX file has no end-of-file record (:00000001FF)")]
-    HexNoEndOfFile { path: PathBuf },
+    HexNoEndOfFile {
+        /// The HEX file.
+        path: PathBuf,
+    },
     /// Two parts of the file claim the same addresses.
     #[error("{path}: data at {first} overlaps data at {second}")]
     Overlap {
+        /// The file named as the source of the data.
         path: PathBuf,
+        /// The data with the lower start address.
         first: AddressRange,
+        /// The data that starts inside `first`.
         second: AddressRange,
     },
     /// Data would lie beyond 4 GiB.
     #[error("{path}: data at {range} runs past the 32-bit address space")]
-    AddressOverflow { path: PathBuf, range: AddressRange },
+    AddressOverflow {
+        /// The file named as the source of the data.
+        path: PathBuf,
+        /// The data's range, ending past 0xFFFF_FFFF.
+        range: AddressRange,
+    },
     /// The ELF structure is damaged.
     #[error("{path}: not a readable ELF file: {reason}")]
-    Elf { path: PathBuf, reason: String },
+    Elf {
+        /// The ELF file.
+        path: PathBuf,
+        /// The ELF reader's message.
+        reason: String,
+    },
     /// An ELF without loadable bytes (an object file?).
     #[error("{path}: ELF file has no loadable segment with data (no PT_LOAD with file bytes)")]
-    ElfNoLoadable { path: PathBuf },
+    ElfNoLoadable {
+        /// The ELF file.
+        path: PathBuf,
+    },
     /// The file holds no bytes to place.
     #[error("{path}: file holds no data")]
-    Empty { path: PathBuf },
+    Empty {
+        /// The empty file.
+        path: PathBuf,
+    },
     /// Flattening to BIN would make a file larger than `limit` because of `gap`.
     #[error(
         "{path}: cannot flatten to BIN: gap {gap} makes the image {size} bytes (limit {limit})"
     )]
     GapTooLarge {
+        /// The file named as the source of the data.
         path: PathBuf,
+        /// The widest gap between segments (the whole range when there is one segment).
         gap: AddressRange,
+        /// Size the BIN would have, bytes.
         size: u64,
+        /// The most the caller allowed, bytes.
         limit: u64,
     },
 }
@@ -310,10 +351,12 @@ impl FirmwareImage {
         Self::from_segments(segments, path)
     }
 
+    /// The segments: sorted by address, non-empty, never overlapping, touching ones joined.
     pub fn segments(&self) -> &[Segment] {
         &self.segments
     }
 
+    /// Whether the image holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.segments.is_empty()
     }

@@ -37,13 +37,19 @@ pub mod flags {
 /// MCUboot's downgrade prevention compares versions when it includes the build number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ImageVersion {
+    /// Major number (byte 0 of the encoded version); compared first.
     pub major: u8,
+    /// Minor number (byte 1).
     pub minor: u8,
+    /// Revision (bytes 2..4, little-endian).
     pub revision: u16,
+    /// Build number (bytes 4..8, little-endian); left out of [`ImageVersion::packed`] and
+    /// of the security counter imgtool derives.
     pub build: u32,
 }
 
 impl ImageVersion {
+    /// `major.minor.revision+build`, e.g. `new(1, 2, 3, 4)` is `1.2.3+4`.
     pub const fn new(major: u8, minor: u8, revision: u16, build: u32) -> Self {
         Self {
             major,
@@ -63,6 +69,8 @@ impl ImageVersion {
         }
     }
 
+    /// Encode as the 8 header bytes `u8 major, u8 minor, u16 revision, u32 build`
+    /// (little-endian), the inverse of [`ImageVersion::from_bytes`].
     pub fn to_bytes(&self) -> [u8; 8] {
         let mut b = [0u8; 8];
         b[0] = self.major;
@@ -141,6 +149,7 @@ impl core::str::FromStr for ImageVersion {
 /// The image header (`struct image_header`), decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageHeader {
+    /// `ih_magic` (bytes 0..4): [`IMAGE_MAGIC`] in every header that parsed.
     pub magic: u32,
     /// RAM load address (`RAM_LOAD`) or flash address (`ROM_FIXED`); 0 otherwise.
     pub load_addr: u32,
@@ -150,7 +159,9 @@ pub struct ImageHeader {
     pub protect_tlv_size: u16,
     /// Payload size (header excluded).
     pub img_size: u32,
+    /// `ih_flags` (bytes 16..20): `IMAGE_F_*` bits, see [`flags`].
     pub flags: u32,
+    /// `ih_ver` (bytes 20..28): the version imgtool's `--version` sets.
     pub version: ImageVersion,
 }
 

@@ -10,11 +10,15 @@ use crate::tlv::{kind, TlvArea, TlvValue, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC};
 /// A structurally valid image borrowed from a buffer (not yet verified).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageView<'a> {
+    /// The decoded image header.
     pub header: ImageHeader,
+    /// Payload and TLV offsets derived from the header.
     pub layout: ImageLayout,
     /// The whole buffer the image was parsed from.
     pub bytes: &'a [u8],
+    /// The protected (hashed) TLV area, magic 0x6908; `None` when `protect_tlv_size` is 0.
     pub protected: Option<TlvArea<'a>>,
+    /// The unprotected TLV area, magic 0x6907: hash, key and signature TLVs.
     pub unprotected: TlvArea<'a>,
     /// End of the unprotected TLV area: the number of bytes the image occupies.
     pub tlv_end: u32,
@@ -107,6 +111,7 @@ pub struct SliceFlash<'a> {
 }
 
 impl<'a> SliceFlash<'a> {
+    /// A flash of `bytes.len()` bytes whose offset 0 is `bytes[0]`.
     pub fn new(bytes: &'a [u8]) -> Self {
         Self { bytes }
     }

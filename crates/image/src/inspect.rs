@@ -11,11 +11,13 @@ use crate::trailer::TrailerState;
 /// One TLV record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlvEntry {
+    /// Type code (see [`kind`]).
     pub kind: u16,
     /// imgtool's name for the type, `None` for vendor/unknown types.
     pub name: Option<&'static str>,
     /// Offset of the record header from the image start.
     pub offset: u32,
+    /// The value (record header excluded).
     pub data: Vec<u8>,
 }
 
@@ -31,13 +33,17 @@ pub struct TrailerInfo {
 /// Everything `inspect` shows about an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageInfo {
+    /// The decoded image header.
     pub header: ImageHeader,
+    /// Records of the protected TLV area in image order; empty when there is none.
     pub protected_tlvs: Vec<TlvEntry>,
+    /// Records of the unprotected TLV area in image order.
     pub unprotected_tlvs: Vec<TlvEntry>,
     /// Bytes the image occupies (end of the unprotected TLVs).
     pub tlv_end: u32,
     /// Size of the file or buffer inspected.
     pub total_len: usize,
+    /// Value of the protected SEC_CNT TLV, if any.
     pub security_counter: Option<u32>,
     /// SHA-256 of header + payload + protected TLVs, computed.
     pub computed_hash: [u8; 32],

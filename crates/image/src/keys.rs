@@ -13,7 +13,9 @@ use crate::pubkey::{PublicKey, MAX_SPKI_LEN};
 /// Key algorithms this crate signs with (imgtool `keygen -t` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
+    /// Ed25519 (`ed25519`): 64-byte signatures in the ED25519 TLV (0x24).
     Ed25519,
+    /// ECDSA over NIST P-256 (`ecdsa-p256`): DER signatures in the ECDSA_SIG TLV (0x22).
     EcdsaP256,
 }
 
@@ -42,22 +44,34 @@ impl std::str::FromStr for KeyType {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
+    /// The text has no `-----BEGIN ...-----` line.
     #[error("not a PEM file (no '-----BEGIN' line)")]
     NotPem,
+    /// A password-protected PKCS#8 key (`ENCRYPTED PRIVATE KEY`): decrypt it first.
     #[error("the key is password-protected (ENCRYPTED PRIVATE KEY); decrypt it first (e.g. `openssl pkcs8 -in key.pem -out plain.pem`)")]
     Encrypted,
+    /// A key type this crate does not handle: an RSA PEM file (`rsa`), or an unknown
+    /// [`KeyType`] name; holds that name.
     #[error("unsupported key type '{0}': only ed25519 and ecdsa-p256 are supported")]
     UnsupportedKeyType(String),
+    /// The ECDSA signer returned an error.
     #[error("signing failed")]
     SigningFailed,
+    /// The PEM block is not an Ed25519 or P-256 key (or has a label this crate does not
+    /// read).
     #[error("PEM block '{label}' is not a valid ed25519 or ecdsa-p256 key")]
-    Invalid { label: String },
+    Invalid {
+        /// The PEM label, e.g. `PRIVATE KEY`.
+        label: String,
+    },
 }
 
 /// A private key that can sign images.
 #[derive(Clone)]
 pub enum SigningKey {
+    /// An Ed25519 private key.
     Ed25519(ed25519_dalek::SigningKey),
+    /// An ECDSA P-256 private key.
     EcdsaP256(p256::ecdsa::SigningKey),
 }
 
@@ -71,11 +85,14 @@ impl std::fmt::Debug for SigningKey {
 /// What a PEM file held: a key pair or a public key only.
 #[derive(Debug, Clone)]
 pub enum LoadedKey {
+    /// A private key (PKCS#8 or SEC1): can sign, and its public key is derived from it.
     Private(SigningKey),
+    /// A public key (SubjectPublicKeyInfo): can name and verify images, not sign them.
     Public(PublicKey),
 }
 
 impl LoadedKey {
+    /// The public key, derived from the private key when the file held one.
     pub fn public_key(&self) -> PublicKey {
         match self {
             Self::Private(k) => k.public_key(),
@@ -83,6 +100,7 @@ impl LoadedKey {
         }
     }
 
+    /// The private key; `None` for a public-key file.
     pub fn signing_key(&self) -> Option<&SigningKey> {
         match self {
             Self::Private(k) => Some(k),
@@ -141,6 +159,7 @@ pub fn load_pem(pem: &str) -> Result<LoadedKey, KeyError> {
 }
 
 impl SigningKey {
+    /// The algorithm of this key.
     pub fn key_type(&self) -> KeyType {
         match self {
             Self::Ed25519(_) => KeyType::Ed25519,
@@ -148,6 +167,7 @@ impl SigningKey {
         }
     }
 
+    /// The matching public key: what the bootloader trusts and the KEYHASH TLV names.
     pub fn public_key(&self) -> PublicKey {
         match self {
             Self::Ed25519(k) => PublicKey::Ed25519(k.verifying_key().to_bytes()),
@@ -301,7 +321,9 @@ pub fn getpub(key: &PublicKey, encoding: GetpubEncoding, name_suffix: &str) -> V
 /// Output encodings of `imgtool getpubhash`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GetpubhashEncoding {
+    /// C array of the 32-byte hash plus its length (imgtool's default).
     LangC,
+    /// The 32 raw hash bytes.
     Raw,
 }
 

@@ -15,7 +15,10 @@ use crate::trailer::{boot_magic, trailer_size, DEFAULT_MAX_SECTORS};
 /// `--security-counter`: a number, or `auto` (derived from the version).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecurityCounter {
+    /// `auto`: `(major << 24) + (minor << 16) + revision` of the image version (see
+    /// [`ImageVersion::auto_security_counter`]).
     Auto,
+    /// This value.
     Value(u32),
 }
 
@@ -155,38 +158,73 @@ impl SignOptions {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignError {
+    /// `header_size` is below 32 or above 65535 (`hdr_size` is a `u16`); holds it.
     #[error("header size {0} is invalid: it must be at least 32 and at most 65535")]
     InvalidHeaderSize(u32),
+    /// Without `pad_header`, the input must start with `header_size` zero bytes, the room
+    /// the header is written into.
     #[error("the input does not start with {header_size} zero bytes; use --pad-header to prepend the header")]
-    HeaderNotZero { header_size: u32 },
+    HeaderNotZero {
+        /// The header size asked for, bytes.
+        header_size: u32,
+    },
+    /// Without `pad_header`, the input is shorter than the header it must make room for.
     #[error("the input ({len} bytes) is shorter than the header size {header_size}")]
-    InputShorterThanHeader { len: usize, header_size: u32 },
+    InputShorterThanHeader {
+        /// Input length, bytes.
+        len: usize,
+        /// The header size asked for, bytes.
+        header_size: u32,
+    },
+    /// `align` is not 1, 2, 4, 8, 16 or 32; holds it.
     #[error("--align {0} is invalid: use 1, 2, 4, 8, 16 or 32")]
     InvalidAlign(u32),
+    /// `max_align` is not 8, 16 or 32; holds it.
     #[error("--max-align {0} is invalid: use 8, 16 or 32")]
     InvalidMaxAlign(u32),
+    /// `erased_val` is neither 0 nor 0xff; holds it.
     #[error("--erased-val {0:#x} is invalid: use 0 or 0xff")]
     InvalidErasedValue(u8),
+    /// `load_addr` (`RAM_LOAD`) and `rom_fixed` (`ROM_FIXED`) are both non-zero: the
+    /// header holds one address.
     #[error("cannot set both a load address and a fixed ROM address")]
     LoadAddrAndRomFixed,
+    /// `pad`, `confirm` or `test` without a `slot_size`.
     #[error("padding needs a slot size (--slot-size)")]
     PadWithoutSlotSize,
+    /// The image plus the trailer does not fit in `slot_size`.
     #[error("image size (0x{image:x}) + trailer (0x{trailer:x}) exceeds the slot size 0x{slot:x}")]
     TooLargeForSlot {
+        /// Image bytes: header, payload and TLVs.
         image: usize,
+        /// Trailer bytes reserved at the slot end ([`SignOptions::trailer_size`]).
         trailer: u32,
+        /// `slot_size`, bytes.
         slot: u32,
     },
+    /// The payload does not fit the header's 32-bit `img_size`.
     #[error("the image is larger than 4 GiB")]
     ImageTooLarge,
+    /// A TLV area (in practice the protected one, which holds the custom TLVs) is over
+    /// 65535 bytes, info header included; holds its size.
     #[error("the protected TLVs ({0} bytes) exceed 65535 bytes")]
     ProtectedTlvsTooLarge(usize),
+    /// A custom TLV tag is outside 0xa0..=0xfffe or is a type MCUboot defines
+    /// ([`kind::KNOWN`]); holds it.
     #[error("custom TLV tag 0x{0:x} is invalid: use 0xa0..=0xfffe, not a predefined TLV type")]
     InvalidCustomTlv(u16),
+    /// The same custom TLV tag is given twice; holds it.
     #[error("custom TLV tag 0x{0:x} is given twice")]
     DuplicateCustomTlv(u16),
+    /// A TLV value is longer than a record's 16-bit length field allows.
     #[error("TLV 0x{kind:x} value of {len} bytes exceeds 65535 bytes")]
-    TlvTooLarge { kind: u16, len: usize },
+    TlvTooLarge {
+        /// The TLV type code.
+        kind: u16,
+        /// The value's length, bytes.
+        len: usize,
+    },
+    /// Signing the digest failed.
     #[error(transparent)]
     Key(#[from] KeyError),
     /// The slot cannot hold a trailer (HEX layout of a padded image).

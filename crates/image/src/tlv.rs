@@ -15,30 +15,68 @@ pub const TLV_PROT_INFO_MAGIC: u16 = 0x6908;
 
 /// TLV type codes (`IMAGE_TLV_*`).
 pub mod kind {
+    /// Hash of the signing key's DER SubjectPublicKeyInfo with the image's hash algorithm
+    /// (32 bytes for SHA-256; unprotected): how imgtool names the key by default
+    /// (`--public-key-format hash`).
     pub const KEYHASH: u16 = 0x01;
+    /// The signing key's DER SubjectPublicKeyInfo itself (unprotected); written instead of
+    /// KEYHASH with imgtool's `--public-key-format full`.
     pub const PUBKEY: u16 = 0x02;
+    /// SHA-256 over header, payload and protected TLVs (32 bytes, unprotected): the hash
+    /// this crate verifies and signs.
     pub const SHA256: u16 = 0x10;
+    /// SHA-384 over header, payload and protected TLVs (imgtool `--sha 384`, or a P-384
+    /// key); not checked by this crate's verifier.
     pub const SHA384: u16 = 0x11;
+    /// SHA-512 over header, payload and protected TLVs (imgtool `--sha 512`); not checked
+    /// by this crate's verifier.
     pub const SHA512: u16 = 0x12;
+    /// RSA-2048 PSS signature of the image hash; not supported by this crate.
     pub const RSA2048_PSS: u16 = 0x20;
+    /// ECDSA P-224 signature of the image hash; obsolete, MCUboot no longer accepts it.
     pub const ECDSA224: u16 = 0x21;
+    /// ECDSA signature (P-256 or P-384) of the image hash, DER `(r, s)`; this crate
+    /// verifies P-256.
     pub const ECDSA_SIG: u16 = 0x22;
+    /// RSA-3072 PSS signature of the image hash; not supported by this crate.
     pub const RSA3072_PSS: u16 = 0x23;
+    /// Ed25519 signature (64 bytes) over the image hash (over the image with SIG_PURE).
     pub const ED25519: u16 = 0x24;
+    /// One byte: the signature covers the image itself, not its hash (e.g. pure Ed25519).
+    /// This crate only verifies signatures over the hash.
     pub const SIG_PURE: u16 = 0x25;
+    /// Encrypted image: the AES key, encrypted with RSA-2048 OAEP.
     pub const ENC_RSA2048: u16 = 0x30;
+    /// Encrypted image: the AES key, wrapped with AES key wrap (AES-KW).
     pub const ENC_KW: u16 = 0x31;
+    /// Encrypted image: the AES key, encrypted with ECIES over P-256.
     pub const ENC_EC256: u16 = 0x32;
+    /// Encrypted image: the AES key, encrypted with ECIES over X25519 (SHA-256 KDF/MAC).
     pub const ENC_X25519: u16 = 0x33;
+    /// Encrypted image: the AES key, encrypted with ECIES over X25519 (SHA-512 KDF/MAC).
     pub const ENC_X25519_SHA512: u16 = 0x34;
+    /// Protected, 12 bytes: another image this one needs at a minimum version (see
+    /// [`Dependency`](crate::tlv::Dependency)); imgtool `--dependencies`.
     pub const DEPENDENCY: u16 = 0x40;
+    /// Protected, little-endian `u32`: the security counter for anti-rollback; imgtool
+    /// `--security-counter`.
     pub const SEC_CNT: u16 = 0x50;
+    /// Protected: CBOR measured-boot record; imgtool `--boot-record`.
     pub const BOOT_RECORD: u16 = 0x60;
+    /// Protected, compressed images: payload size after decompression, bytes.
     pub const DECOMP_SIZE: u16 = 0x70;
+    /// Protected, compressed images: hash of the decompressed image (same algorithm and
+    /// size as the image's hash TLV).
     pub const DECOMP_SHA: u16 = 0x71;
+    /// Protected, compressed images: signature of the decompressed image (same format as
+    /// the image's signature TLV).
     pub const DECOMP_SIGNATURE: u16 = 0x72;
+    /// Protected, compressed and encrypted images: size of the compressed payload once
+    /// decrypted, bytes.
     pub const COMP_DEC_SIZE: u16 = 0x73;
+    /// 16-byte vendor UUID, which MCUboot built with `MCUBOOT_UUID_VID` checks.
     pub const UUID_VID: u16 = 0x74;
+    /// 16-byte device class UUID, which MCUboot built with `MCUBOOT_UUID_CID` checks.
     pub const UUID_CID: u16 = 0x75;
     /// First type code imgtool accepts for `--custom-tlv`.
     pub const VENDOR_MIN: u16 = 0x00a0;
@@ -111,13 +149,18 @@ pub mod kind {
 /// image_version`), satisfied when that image's version is at least `min_version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dependency {
+    /// The image depended on: its index in a multi-image setup (0 = the first image).
     pub image_id: u8,
+    /// Lowest version of that image that satisfies the dependency.
     pub min_version: ImageVersion,
 }
 
 impl Dependency {
+    /// Bytes of the TLV value: `u8 image_id`, 3 padding bytes, the 8-byte version.
     pub const ENCODED_LEN: usize = 12;
 
+    /// Decode a DEPENDENCY value; `None` unless it is exactly
+    /// [`ENCODED_LEN`](Self::ENCODED_LEN) bytes. The padding bytes are ignored.
     pub fn decode(data: &[u8]) -> Option<Self> {
         let b: &[u8; 12] = data.try_into().ok()?;
         let mut v = [0u8; 8];
@@ -128,6 +171,7 @@ impl Dependency {
         })
     }
 
+    /// Encode as a DEPENDENCY value, padding zeroed, as imgtool writes it.
     pub fn encode(&self) -> [u8; 12] {
         let mut b = [0u8; 12];
         b[0] = self.image_id;
@@ -143,6 +187,7 @@ pub struct Tlv<'a> {
     pub kind: u16,
     /// Offset of the record header from the image start.
     pub offset: u32,
+    /// The value: the `len` bytes after the 4-byte record header.
     pub data: &'a [u8],
 }
 
@@ -153,32 +198,51 @@ pub enum TlvValue<'a> {
     KeyHash(&'a [u8]),
     /// The signing key's DER SubjectPublicKeyInfo.
     PubKey(&'a [u8]),
+    /// SHA-256 over header, payload and protected TLVs.
     Sha256(&'a [u8; 32]),
+    /// SHA-384 over header, payload and protected TLVs.
     Sha384(&'a [u8; 48]),
+    /// SHA-512 over header, payload and protected TLVs.
     Sha512(&'a [u8; 64]),
+    /// Ed25519 signature (`R || S`) over the image hash.
     Ed25519Signature(&'a [u8; 64]),
     /// DER `(r, s)`, possibly zero-padded (imgtool `--pad-sig`).
     EcdsaSignature(&'a [u8]),
+    /// RSA-2048 or RSA-3072 PSS signature, kept opaque.
     RsaSignature(&'a [u8]),
+    /// `true`: the signature covers the image itself rather than its hash (any non-zero
+    /// byte counts as `true`).
     SigPure(bool),
     /// Encrypted-image key material (ENC_*), kept opaque.
     EncryptionKey {
+        /// Which ENC_* type (0x30..=0x34).
         kind: u16,
+        /// The encrypted or wrapped key as stored.
         data: &'a [u8],
     },
+    /// Another image this one needs.
     Dependency(Dependency),
+    /// The security counter (anti-rollback).
     SecurityCounter(u32),
     /// CBOR measured-boot record.
     BootRecord(&'a [u8]),
+    /// Payload size after decompression, bytes.
     DecompressedSize(u32),
+    /// Hash of the decompressed image.
     DecompressedHash(&'a [u8]),
+    /// Signature of the decompressed image.
     DecompressedSignature(&'a [u8]),
+    /// Size of the compressed payload once decrypted, bytes.
     CompressedDecryptedSize(u32),
+    /// Vendor UUID.
     VendorUuid(&'a [u8; 16]),
+    /// Device class UUID.
     ClassUuid(&'a [u8; 16]),
     /// A vendor type (0x00a0..=0xfffe) or one this crate does not know.
     Other {
+        /// The type code.
         kind: u16,
+        /// The value as stored.
         data: &'a [u8],
     },
 }

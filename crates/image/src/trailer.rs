@@ -13,9 +13,14 @@ pub const BOOT_MAGIC_ALIGNED_TAIL: [u8; 14] = [
 pub const DEFAULT_MAX_SECTORS: u32 = 128;
 /// Swap types stored in the low nibble of `swap_info`.
 pub mod swap_type {
+    /// `BOOT_SWAP_TYPE_NONE`: no swap requested.
     pub const NONE: u8 = 1;
+    /// `BOOT_SWAP_TYPE_TEST`: swap the secondary image in for a trial boot; it is swapped
+    /// back at the next reset unless confirmed (`image_ok` set).
     pub const TEST: u8 = 2;
+    /// `BOOT_SWAP_TYPE_PERM`: swap the secondary image in for good.
     pub const PERM: u8 = 3;
+    /// `BOOT_SWAP_TYPE_REVERT`: swap the previous image back (an unconfirmed trial).
     pub const REVERT: u8 = 4;
 }
 
@@ -49,10 +54,18 @@ pub fn trailer_size(align: u32, max_align: u32, max_sectors: u32, overwrite_only
 /// Offsets of the trailer fields from the slot start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrailerOffsets {
+    /// The 16-byte magic: the last 16 bytes of the slot.
     pub magic: u32,
+    /// The `image_ok` flag (`0x01` once the image is confirmed); each flag below takes
+    /// `max_align` bytes, its value in the first.
     pub image_ok: u32,
+    /// The `copy_done` flag (`0x01` once the bootloader finished moving the image in).
     pub copy_done: u32,
+    /// The `swap_info` byte: swap type in the low nibble (see [`swap_type`]), image number
+    /// in the high nibble.
     pub swap_info: u32,
+    /// The `swap_size` field: `u32` size of the region being swapped, written when a swap
+    /// starts.
     pub swap_size: u32,
 }
 
@@ -100,6 +113,8 @@ pub enum FlagState {
 }
 
 impl FlagState {
+    /// Decode one flag byte: `0x01` is set, `erased_val` (the flash's erased byte) is
+    /// unset, anything else is bad.
     pub fn decode(byte: u8, erased_val: u8) -> Self {
         match byte {
             0x01 => Self::Set,
@@ -112,8 +127,11 @@ impl FlagState {
 /// Decoded trailer of a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrailerState {
+    /// Whether the slot ends with the magic for the `max_align` it was read with.
     pub magic: MagicState,
+    /// The `image_ok` flag: set once the image is confirmed (imgtool `--confirm` sets it).
     pub image_ok: FlagState,
+    /// The `copy_done` flag: set by the bootloader once it finished moving the image in.
     pub copy_done: FlagState,
     /// Raw `swap_info` byte; `None` when erased. Low nibble swap type, high nibble
     /// image number.

@@ -22,7 +22,9 @@ const MAX_ECDSA_SIG_LEN: usize = 72;
 /// Where an image sits in its slot, from the header and TLV info headers alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageExtent {
+    /// The decoded image header.
     pub header: ImageHeader,
+    /// Payload and TLV offsets derived from the header (relative to the image start).
     pub layout: ImageLayout,
     /// Security counter from the protected SEC_CNT TLV, if present.
     pub security_counter: Option<u32>,
@@ -34,6 +36,7 @@ pub struct ImageExtent {
 /// An image that passed [`verify_image`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifiedImage {
+    /// The decoded image header (covered by the verified hash).
     pub header: ImageHeader,
     /// SHA-256 over header, payload and protected TLVs (equal to the SHA256 TLV).
     pub hash: [u8; 32],
@@ -47,6 +50,7 @@ pub struct VerifiedImage {
 }
 
 impl VerifiedImage {
+    /// The image version from the header.
     pub fn version(&self) -> crate::ImageVersion {
         self.header.version
     }

@@ -18,9 +18,13 @@ use sha2::{Digest, Sha256};
 
 /// Flash, layout, copy buffer and platform hooks, borrowed for one piece of work.
 pub struct Ctx<'a, F, P> {
+    /// The flash holding the slots and the state (addressed by `NorFlash` offset).
     pub flash: &'a mut F,
+    /// The checked layout.
     pub layout: &'a Layout,
+    /// The copy buffer: at least two write units and a multiple of the write unit.
     pub buf: &'a mut [u8],
+    /// Board hooks, called before every erase and copied unit.
     pub platform: &'a mut P,
 }
 
