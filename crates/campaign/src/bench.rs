@@ -14,8 +14,11 @@ use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
 /// Counts write and erase calls (MCUboot's simulator counts one per `flash_area_write` and
 /// one per `flash_area_erase`).
 pub struct Counting<'a> {
+    /// The model the calls go to.
     pub inner: &'a mut SimFlash,
+    /// `write` calls so far.
     pub writes: u64,
+    /// `erase` calls so far (one per call, whatever its length).
     pub erases: u64,
 }
 
@@ -47,15 +50,21 @@ impl NorFlash for Counting<'_> {
 /// One benchmark line.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BenchRow {
+    /// Part name (`k64f-shaped` for the MCUboot comparison).
     pub part: String,
+    /// Strategy name.
     pub strategy: String,
+    /// The engine's copy buffer, in bytes.
     pub buffer: usize,
     /// Units the image occupies.
     pub units: u32,
+    /// Image size in bytes: the largest image the primary slot takes.
     pub image_bytes: u32,
     /// Write + erase calls of the whole upgrade (request, install, confirm).
     pub ops: u64,
+    /// Write calls among `ops`.
     pub writes: u64,
+    /// Erase calls among `ops`.
     pub erases: u64,
     /// Of those, the bootloader's alone (what MCUboot's simulator counts).
     pub bootloader_ops: u64,
@@ -68,6 +77,7 @@ pub struct BenchRow {
     pub time_ms: f64,
     /// Modelled time of the physical minimum, ms.
     pub min_time_ms: f64,
+    /// `time_ms` / `min_time_ms`: 1.0 is the physical minimum.
     pub time_ratio: f64,
     /// MCUboot's count on the same geometry and our ratio to it, where known.
     pub mcuboot: Option<String>,
@@ -253,7 +263,9 @@ pub fn bench_report(parts: &[&'static Part], buffer: usize) -> Result<Vec<BenchR
 /// Memory the engine itself needs (host sizes: pointers are 8 bytes here, 4 on Cortex-M).
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct EngineRam {
+    /// Size of the bootloader engine ([`BootLoader`]) itself, in bytes.
     pub engine_struct: usize,
+    /// Size of a [`Layout`], in bytes.
     pub layout: usize,
     /// Fixed-size buffers the engine puts on the stack: the state scan block (256 B), the
     /// record writer (256 B + CRC state), a CRC read block (64 B), a record header (92 B)

@@ -71,6 +71,7 @@ pub enum StepKind {
 }
 
 impl StepKind {
+    /// Every kind, in declaration order.
     pub const ALL: [StepKind; 8] = [
         StepKind::TestConfirm,
         StepKind::TestRevert,
@@ -82,6 +83,7 @@ impl StepKind {
         StepKind::StagingDuringTrial,
     ];
 
+    /// The kind's name in reports and traces (`test-confirm`, …).
     pub fn name(self) -> &'static str {
         match self {
             StepKind::TestConfirm => "test-confirm",
@@ -122,8 +124,11 @@ impl StepKind {
 /// One image of a history.
 #[derive(Clone, Debug)]
 pub struct HistImage {
+    /// The image as the application stages it (header, payload, hash or TLVs).
     pub bytes: Vec<u8>,
+    /// Version in the image header.
     pub version: ImageVersion,
+    /// Security counter in the image (the anti-rollback counter).
     pub counter: u32,
     /// Signed by the device's key and intact.
     pub genuine: bool,
@@ -132,7 +137,9 @@ pub struct HistImage {
 /// One step and its reference outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Step {
+    /// What the application does.
     pub kind: StepKind,
+    /// Test (trial, revertible) or permanent request.
     pub mode: UpgradeMode,
     /// Index of the staged image in [`History::images`].
     pub image: usize,
@@ -150,6 +157,7 @@ pub struct Step {
     pub trial: bool,
     /// The anti-rollback floor after the step (packed version, security counter).
     pub floor_version: u64,
+    /// The security-counter part of that floor.
     pub floor_counter: u32,
     /// What the request call returns.
     pub request: Result<(), Error>,
@@ -158,8 +166,11 @@ pub struct Step {
 /// How to generate a history.
 #[derive(Clone, Copy, Debug)]
 pub struct HistoryOptions {
+    /// Number of update steps.
     pub steps: usize,
+    /// How images are built and checked.
     pub kit: Kit,
+    /// Seed of the generator (and of the model's torn contents): same seed, same history.
     pub seed: u64,
     /// Torn units read unstably ([`SimFlash::set_unstable_torn`]).
     pub unstable_torn: bool,
@@ -182,12 +193,19 @@ impl Default for HistoryOptions {
 /// A generated history on a reduced geometry, with its reference.
 #[derive(Clone, Debug)]
 pub struct History {
+    /// The reduced part the history runs on ([`reduced_part`]).
     pub part: &'static Part,
+    /// Slots, state copies and strategy on the reduced part.
     pub layout: Layout,
+    /// The engine's image check, matching how the images were built.
     pub check: Checker,
+    /// Copy buffer given to the engine, in bytes.
     pub buffer: usize,
+    /// Seed of the model's torn contents ([`HistoryOptions::seed`]).
     pub seed: u64,
+    /// Torn units read unstably ([`SimFlash::set_unstable_torn`]).
     pub unstable_torn: bool,
+    /// When the engine checks signatures.
     pub policy: VerifyPolicy,
     /// Keep a trace of boots and application calls and add it to failures (for debugging
     /// one sequence with [`History::replay`]).
@@ -196,6 +214,7 @@ pub struct History {
     pub stage_chunk: usize,
     /// Image 0 is the factory image in the primary slot.
     pub images: Vec<HistImage>,
+    /// The steps in order, each with its reference outcome.
     pub steps: Vec<Step>,
 }
 
@@ -953,10 +972,13 @@ pub struct Reference {
     pub compaction_ops: Vec<u64>,
     /// Why the uncut run failed, at which step (the snapshots stop there).
     pub failure: Option<String>,
-    /// Staging attempts during a trial that the engine refused / accepted.
+    /// Staging attempts during a trial that the engine refused.
     pub staging_refused: u64,
+    /// Staging attempts during a trial that the engine accepted.
     pub staging_accepted: u64,
+    /// Most boots any life of the uncut run took to settle.
     pub max_boots: u32,
+    /// Highest erase count of any sector at the end of the uncut run.
     pub max_wear: u32,
     /// Erases of the state copies over the history (from the model's wear).
     pub state_erases: u64,
@@ -1041,17 +1063,33 @@ pub enum HistoryPlan {
     /// About `ops` operations spread evenly (shifted by `offset`) plus every compaction of the
     /// state log (the erase of a state copy), each Before/Torn/After; then `pairs` random
     /// double cuts (a cut, then a cut in its recovery).
-    Sample { ops: u64, offset: u64, pairs: u32 },
+    Sample {
+        /// How many operations to cut (the stride is the history's length / `ops`).
+        ops: u64,
+        /// Which operation of each stride is cut (modulo the stride); also seeds the pairs.
+        offset: u64,
+        /// Number of random double cuts.
+        pairs: u32,
+    },
     /// Every single cut, then every cut in its recovery (the rest of the interrupted step).
     Pairs,
     /// `runs` random sequences of 1..=`max_cuts` cuts, each in the recovery of the previous.
-    Random { runs: u32, max_cuts: u32, seed: u64 },
+    Random {
+        /// Number of sequences.
+        runs: u32,
+        /// Most cuts in one sequence.
+        max_cuts: u32,
+        /// Seed of the generator: the same seed gives the same sequences.
+        seed: u64,
+    },
 }
 
 /// What a history row found.
 #[derive(Clone, Debug)]
 pub struct HistoryOutcome {
+    /// The table row: counts over every cut sequence tried.
     pub row: RowReport,
+    /// The uncut run the sequences were checked against.
     pub reference: Reference,
 }
 

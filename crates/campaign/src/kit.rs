@@ -108,10 +108,12 @@ impl<F: ReadNorFlash> ImageCheck<F> for Checker {
 /// A signing key (fixed seed: campaigns are reproducible) and its public key list.
 pub struct McubootKit {
     key: brickless_image::keys::SigningKey,
+    /// The public key of the kit's signing key, as the engine's check takes it.
     pub keys: &'static [PublicKey],
 }
 
 impl McubootKit {
+    /// The campaigns' kit: a fixed ed25519 key, so runs are reproducible.
     pub fn new() -> McubootKit {
         McubootKit::with_seed([7u8; 32])
     }

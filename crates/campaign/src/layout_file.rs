@@ -34,10 +34,13 @@ struct LayoutFile {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LayoutFileError {
+    /// Not TOML, or a missing, unknown or mistyped field.
     #[error("layout file is not valid TOML for a layout: {0}")]
     Toml(#[from] toml::de::Error),
+    /// `strategy` names no strategy (the name given).
     #[error("unknown strategy `{0}`: use \"swap\" or \"overwrite\"")]
     Strategy(String),
+    /// The regions do not form a valid layout on this flash.
     #[error("{0}")]
     Layout(LayoutError),
 }

@@ -48,6 +48,7 @@ pub enum Flow {
 }
 
 impl Flow {
+    /// Every flow; a full campaign runs them in this order.
     pub const ALL: [Flow; 5] = [
         Flow::TestConfirm,
         Flow::TestRevert,
@@ -56,6 +57,7 @@ impl Flow {
         Flow::Downgrade,
     ];
 
+    /// The flow's name on the command line and in reports (`test-confirm`, …).
     pub fn name(self) -> &'static str {
         match self {
             Flow::TestConfirm => "test-confirm",
@@ -66,6 +68,7 @@ impl Flow {
         }
     }
 
+    /// The flow [`Flow::name`] calls `name` (case-insensitive).
     pub fn from_name(name: &str) -> Option<Flow> {
         Self::ALL
             .into_iter()
@@ -87,8 +90,11 @@ impl Flow {
 /// One part × layout × flow, with its images.
 #[derive(Clone, Debug)]
 pub struct Scenario {
+    /// The part whose flash is modelled.
     pub part: &'static Part,
+    /// Slots, state copies and swap strategy on that flash.
     pub layout: Layout,
+    /// What the application does around the update.
     pub flow: Flow,
     /// Copy buffer size given to the engine.
     pub buffer: usize,
@@ -125,18 +131,21 @@ fn mcuboot_kit() -> &'static McubootKit {
     KIT.get_or_init(McubootKit::new)
 }
 
+/// Version of the image in the primary slot at the start (1.2.0).
 pub const OLD_VERSION: ImageVersion = ImageVersion {
     major: 1,
     minor: 2,
     revision: 0,
     build: 0,
 };
+/// Version of the staged update (1.3.0).
 pub const NEW_VERSION: ImageVersion = ImageVersion {
     major: 1,
     minor: 3,
     revision: 0,
     build: 0,
 };
+/// Version [`Flow::Downgrade`] stages (1.1.0): older than [`OLD_VERSION`], so refused.
 pub const DOWNGRADE_VERSION: ImageVersion = ImageVersion {
     major: 1,
     minor: 1,
@@ -274,7 +283,9 @@ impl Scenario {
 /// Which staged image a boot started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Which {
+    /// The image in the primary slot at the start.
     Old,
+    /// The staged update.
     New,
 }
 
@@ -526,18 +537,33 @@ pub enum CutPlan {
     Every,
     /// About `ops` operations spread evenly over the flow (shifted by `offset`), each
     /// Before/Torn/After; short flows are cut everywhere.
-    Sample { ops: u64, offset: u64 },
+    Sample {
+        /// How many operations to cut (the stride is the flow's length / `ops`).
+        ops: u64,
+        /// Which operation of each stride is cut (taken modulo the stride).
+        offset: u64,
+    },
     /// Every pair: a cut at every point of the flow, then at every point of the recovery.
     Pairs,
     /// `runs` random sequences of 1..=`max_cuts` cuts, each at a random point of the next life.
-    Random { runs: u32, max_cuts: u32, seed: u64 },
+    Random {
+        /// Number of sequences.
+        runs: u32,
+        /// Most cuts in one sequence.
+        max_cuts: u32,
+        /// Seed of the generator: the same seed gives the same sequences.
+        seed: u64,
+    },
 }
 
 /// One line of the campaign's table.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RowReport {
+    /// Part name, e.g. `stm32h753zi`.
     pub part: String,
+    /// Strategy name, as [`StrategyKind::name`] spells it.
     pub strategy: String,
+    /// Flow name, as [`Flow::name`] spells it.
     pub flow: String,
     /// Cut sequences tried (single cuts: operations × 3 phases).
     pub cut_points: u64,

@@ -11,15 +11,21 @@ use brickless_flash_model::{PersistError, SimFlash};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlashFileError {
+    /// The file exists but could not be read, or holds another part or a damaged dump.
     #[error("could not use the flash file {}", path.display())]
     Load {
+        /// The flash file.
         path: PathBuf,
+        /// Why loading it failed.
         #[source]
         source: PersistError,
     },
+    /// The file did not exist and an erased one could not be written.
     #[error("could not create the flash file {}", path.display())]
     Create {
+        /// The flash file.
         path: PathBuf,
+        /// Why writing it failed.
         #[source]
         source: PersistError,
     },

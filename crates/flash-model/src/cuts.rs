@@ -31,11 +31,14 @@ impl CutPhase {
 /// A power cut at operation number `op` (see [`SimFlash::op_count`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CutPoint {
+    /// The operation number the cut hits.
     pub op: u64,
+    /// Whether power goes before, during or after that operation.
     pub phase: CutPhase,
 }
 
 impl CutPoint {
+    /// A cut at operation `op`, in `phase`.
     pub fn new(op: u64, phase: CutPhase) -> Self {
         CutPoint { op, phase }
     }

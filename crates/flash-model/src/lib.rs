@@ -29,16 +29,34 @@ const BITSET_WORDS: usize = CHUNK / MIN_UNIT as usize / 64;
 pub enum SimFlashError {
     /// The controller refused a program and raised this status flag.
     #[error("program refused with {flag} at {addr:#010x}")]
-    Program { flag: HwFlag, addr: u32 },
+    Program {
+        /// The status-register error flag the real controller raises (PGAERR, WRPERR, …).
+        flag: HwFlag,
+        /// Absolute address of the refused write (or of its partial last unit).
+        addr: u32,
+    },
     /// An erase range that does not start and end on sector boundaries.
     #[error("erase range {from:#010x}..{to:#010x} does not start and end on sector boundaries")]
-    EraseNotSectorAligned { from: u32, to: u32 },
+    EraseNotSectorAligned {
+        /// Absolute start address asked for.
+        from: u32,
+        /// Absolute end address asked for (exclusive).
+        to: u32,
+    },
     /// Addresses outside the flash banks (beyond the end, or in the hole between banks).
     #[error("{len} bytes at {addr:#010x} are not flash (outside the banks or in a bank hole)")]
-    Unmapped { addr: u32, len: u32 },
+    Unmapped {
+        /// Absolute start address of the access.
+        addr: u32,
+        /// Its length in bytes (0 when only `addr` is known to be outside).
+        len: u32,
+    },
     /// A read touched a unit with a double ECC error (BusFault on H7, NMI on L4/G0/G4/U5/L5/H5).
     #[error("double ECC error reading the unit at {addr:#010x}")]
-    Ecc { addr: u32 },
+    Ecc {
+        /// Absolute address of the faulting write unit.
+        addr: u32,
+    },
     /// Power was cut; nothing works until `power_cycle()`.
     #[error("power lost")]
     PowerLost,
@@ -182,6 +200,7 @@ pub struct LoggedOp {
     pub addr: u32,
     /// Bytes programmed, or bytes erased.
     pub len: u32,
+    /// True for an erase, false for a program.
     pub erase: bool,
 }
 

@@ -19,26 +19,55 @@ const VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PersistError {
+    /// Reading or writing the file failed.
     #[error("flash file {path}: {source}")]
     Io {
+        /// The file's path, as displayed.
         path: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The file does not start with the `BRKLFLSH` magic.
     #[error("{path} is not a brickless flash file (bad magic)")]
-    NotAFlashFile { path: String },
+    NotAFlashFile {
+        /// The file's path, as displayed.
+        path: String,
+    },
+    /// The file's format version is not the one this build reads.
     #[error("{path}: unsupported flash file version {version} (this build reads {VERSION})")]
-    UnsupportedVersion { path: String, version: u32 },
+    UnsupportedVersion {
+        /// The file's path, as displayed.
+        path: String,
+        /// The format version the file states.
+        version: u32,
+    },
+    /// The file holds the flash of another part than the model loading it.
     #[error("{path} holds the flash of {file_part}, not of {model_part}")]
     WrongPart {
+        /// The file's path, as displayed.
         path: String,
+        /// The part name stored in the file.
         file_part: String,
+        /// The name of the model's part.
         model_part: &'static str,
     },
+    /// The part the file names is not in `brickless-flash`'s part table.
     #[error("{path} names part {name:?}, which brickless does not know")]
-    UnknownPart { path: String, name: String },
+    UnknownPart {
+        /// The file's path, as displayed.
+        path: String,
+        /// The part name stored in the file.
+        name: String,
+    },
+    /// The file is truncated or its fields do not fit together.
     #[error("{path} is damaged: {what}")]
-    Corrupt { path: String, what: &'static str },
+    Corrupt {
+        /// The file's path, as displayed.
+        path: String,
+        /// What is wrong, e.g. "file is truncated".
+        what: &'static str,
+    },
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {

@@ -19,25 +19,46 @@
 use crate::device::{self, Quirks, RomDevice};
 use crate::target::{Erase, ReadProtection, RomTarget, TargetInfo};
 
+/// ACK: the device accepted the frame, or finished the work it started.
 pub const ACK: u8 = 0x79;
+/// NACK: the device refused the frame (bad checksum or address, command not allowed
+/// under read-out protection).
 pub const NACK: u8 = 0x1F;
+/// BUSY: a no-stretch command (I2C/SPI) is still running; polled through like a late ACK.
 pub const BUSY: u8 = 0x76;
+/// The host's autobaud byte, sent once after reset; the ROM measures the baud rate from it and
+/// answers ACK.
 pub const SYNC: u8 = 0x7F;
 
 /// Command codes.
 pub mod cmd {
+    /// Get: protocol version and the command codes this bootloader offers.
     pub const GET: u8 = 0x00;
+    /// Get Version: protocol version, plus two option bytes on USART.
     pub const GET_VERSION: u8 = 0x01;
+    /// Get ID: the product ID (PID, e.g. 0x413 for F405/F407) as 2 big-endian bytes.
     pub const GET_ID: u8 = 0x02;
+    /// Read Memory: 1..=256 bytes from an address; NACKed under read-out protection.
     pub const READ_MEMORY: u8 = 0x11;
+    /// Go: load MSP from the address and jump to the reset vector at address + 4.
     pub const GO: u8 = 0x21;
+    /// Write Memory: 1..=256 bytes to a 4-aligned address in RAM or flash.
     pub const WRITE_MEMORY: u8 = 0x31;
+    /// Erase (legacy): 1-byte page count and page numbers, or 0xFF for a global erase.
     pub const ERASE: u8 = 0x43;
+    /// Extended Erase: 2-byte page count and page numbers, or 0xFFFF / 0xFFFE / 0xFFFD for
+    /// mass / bank 1 / bank 2 erase.
     pub const EXTENDED_ERASE: u8 = 0x44;
+    /// Write Protect: protect the listed sectors; the device resets afterwards.
     pub const WRITE_PROTECT: u8 = 0x63;
+    /// Write Unprotect: remove write protection from all of flash; the device resets.
     pub const WRITE_UNPROTECT: u8 = 0x73;
+    /// Readout Protect: enable read-out protection; the device resets.
     pub const READOUT_PROTECT: u8 = 0x82;
+    /// Readout Unprotect: disable read-out protection, which mass-erases the flash; the device
+    /// resets.
     pub const READOUT_UNPROTECT: u8 = 0x92;
+    /// Get Checksum: the device's CRC-32 (STM32 CRC unit) of a 4-aligned region; optional.
     pub const GET_CHECKSUM: u8 = 0xA1;
 }
 
@@ -46,6 +67,7 @@ pub mod cmd {
 /// Implemented for `serialport` ports and TCP streams in `brickless`'s `std` side, and by an
 /// MCU's UART driver when one STM32 programs another.
 pub trait SerialLink {
+    /// What the UART driver or port reports when a transfer fails.
     type Error: core::fmt::Debug;
     /// Sends every byte of `data`.
     fn write_all(&mut self, data: &[u8]) -> Result<(), Self::Error>;
@@ -96,7 +118,10 @@ pub enum Error<E> {
     BadReply(Step),
     /// The device's ACK of a write was lost and the block reads back as neither the data
     /// nor erased flash: it is partly programmed.
-    WriteUnconfirmed { addr: u32 },
+    WriteUnconfirmed {
+        /// Absolute address of the block's first byte.
+        addr: u32,
+    },
     /// The caller asked for something the protocol cannot carry.
     InvalidArgument(&'static str),
 }
@@ -192,10 +217,12 @@ pub struct Commands {
 }
 
 impl Commands {
+    /// The command codes in the order Get listed them (at most 32 kept).
     pub fn as_slice(&self) -> &[u8] {
         &self.codes[..usize::from(self.len).min(32)]
     }
 
+    /// True when Get listed `code` (see [`cmd`]).
     pub fn contains(&self, code: u8) -> bool {
         self.as_slice().contains(&code)
     }
@@ -258,6 +285,7 @@ impl<L: SerialLink> Usart<L> {
         self.link
     }
 
+    /// The link, for what the protocol does not cover (line settings, fault injection in tests).
     pub fn link_mut(&mut self) -> &mut L {
         &mut self.link
     }
@@ -272,6 +300,7 @@ impl<L: SerialLink> Usart<L> {
         self.options
     }
 
+    /// The settings this host was connected with.
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -73,42 +73,78 @@ pub enum I2cError<E: core::fmt::Debug> {
     /// The I2C driver failed (arbitration loss, bus error, data NACK, overrun).
     #[error("command {cmd:#04x} {phase:?}: I2C bus error {kind:?}: {error:?}")]
     Bus {
+        /// The command being run (a [`cmd`] code).
         cmd: u8,
+        /// The step it failed in.
         phase: Phase,
+        /// embedded-hal's classification of `error`.
         kind: ErrorKind,
+        /// The driver's own error.
         error: E,
     },
     /// The device stopped acknowledging its address for longer than the budget.
     #[error("command {cmd:#04x} {phase:?}: the device does not answer at its address (waited {waited_ms} ms)")]
     NoAnswer {
+        /// The command being run (a [`cmd`] code).
         cmd: u8,
+        /// The step it failed in.
         phase: Phase,
+        /// Time waited in ms, as the budget counts it (see [`I2cTimeouts`]).
         waited_ms: u32,
     },
     /// The device answered NACK (0x1F).
     #[error("command {cmd:#04x} {phase:?}: the device answered NACK")]
-    Nack { cmd: u8, phase: Phase },
+    Nack {
+        /// The command being run (a [`cmd`] code).
+        cmd: u8,
+        /// The step the device refused.
+        phase: Phase,
+    },
     /// The device stayed BUSY (0x76) past the budget for this work.
     #[error("command {cmd:#04x}: still BUSY after {waited_ms} ms")]
-    BusyTimeout { cmd: u8, waited_ms: u32 },
+    BusyTimeout {
+        /// The command being run (a [`cmd`] code).
+        cmd: u8,
+        /// Time waited in ms, as the budget counts it (see [`I2cTimeouts`]).
+        waited_ms: u32,
+    },
     /// A byte that is neither ACK, NACK nor BUSY where one was expected.
     #[error("command {cmd:#04x} {phase:?}: unexpected byte {byte:#04x}")]
-    UnexpectedByte { cmd: u8, phase: Phase, byte: u8 },
+    UnexpectedByte {
+        /// The command being run (a [`cmd`] code).
+        cmd: u8,
+        /// The step whose answer it was.
+        phase: Phase,
+        /// The byte received.
+        byte: u8,
+    },
     /// A reply whose length field is impossible.
     #[error("command {cmd:#04x}: malformed reply")]
-    MalformedReply { cmd: u8 },
+    MalformedReply {
+        /// The command whose reply it was.
+        cmd: u8,
+    },
     /// The bootloader does not list a command this operation needs.
     #[error("the bootloader does not offer command {cmd:#04x}")]
-    Unsupported { cmd: u8 },
+    Unsupported {
+        /// The missing command code (the stretching variant when both exist).
+        cmd: u8,
+    },
     /// Read or write length outside 1..=256, or more than 65535 pages.
     #[error("length {len} is outside what one command carries")]
-    BadLength { len: usize },
+    BadLength {
+        /// The length asked for: bytes, pages or sectors, by command.
+        len: usize,
+    },
     /// Not a 7-bit address the bootloader can use (0x03..=0x77).
     #[error("I2C address {0:#04x} is outside 0x03..=0x77")]
     BadAddress(u8),
     /// Write Memory needs a 4-byte aligned address.
     #[error("write address {addr:#010x} is not 4-byte aligned")]
-    Unaligned { addr: u32 },
+    Unaligned {
+        /// The absolute address asked for.
+        addr: u32,
+    },
     /// Write-protect sector numbers are one byte on I2C.
     #[error("write-protect sector {0} does not fit the 1-byte sector field")]
     SectorTooLarge(u16),
@@ -802,7 +838,9 @@ pub mod linux {
         /// The device node could not be opened.
         #[error("cannot open {path}: {source}")]
         Open {
+            /// The device node, e.g. `/dev/i2c-1`.
             path: std::string::String,
+            /// Why opening it failed.
             source: linux_embedded_hal::i2cdev::linux::LinuxI2CError,
         },
         /// The bootloader did not answer as AN4221 says.

@@ -15,19 +15,24 @@ use brickless_flash::{part_named, Geometry, Sector};
 /// A half-open address range `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemRange {
+    /// First address in the range (absolute).
     pub start: u32,
+    /// First address past the range (absolute).
     pub end: u32,
 }
 
 impl MemRange {
+    /// The range `[start, end)`.
     pub const fn new(start: u32, end: u32) -> Self {
         Self { start, end }
     }
 
+    /// Size in bytes (0 when `end` is not above `start`).
     pub const fn len(&self) -> u32 {
         self.end.saturating_sub(self.start)
     }
 
+    /// True when the range holds no byte.
     pub const fn is_empty(&self) -> bool {
         self.end <= self.start
     }
@@ -90,6 +95,7 @@ pub struct RomDevice {
     pub i2c_address: Option<u8>,
     /// Largest page list one Erase command may carry (stm32flash: at most 511 everywhere).
     pub max_erase_pages: u16,
+    /// Bootloader bugs and limits a host must work around.
     pub quirks: Quirks,
 }
 

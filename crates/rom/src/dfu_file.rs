@@ -48,7 +48,10 @@ pub fn dfu_crc(bytes: &[u8]) -> u32 {
 pub enum DfuFileError {
     /// The file is shorter than the structure it claims to hold.
     #[error("file is {len} bytes, too short for a DFU suffix (16 bytes)")]
-    TooShortForSuffix { len: usize },
+    TooShortForSuffix {
+        /// The file's length in bytes.
+        len: usize,
+    },
     /// The bytes "UFD" are not at offset 8 of the last 16 bytes.
     #[error("no DFU suffix: the signature 'UFD' is missing from the last 16 bytes")]
     MissingSuffix,
@@ -57,7 +60,12 @@ pub enum DfuFileError {
     BadSuffixLength(u8),
     /// The stored CRC does not match the file's bytes.
     #[error("DFU suffix CRC mismatch: file says {stored:#010x}, bytes give {computed:#010x}")]
-    CrcMismatch { stored: u32, computed: u32 },
+    CrcMismatch {
+        /// dwCRC as stored in the suffix.
+        stored: u32,
+        /// The CRC of the file's bytes before dwCRC.
+        computed: u32,
+    },
     /// A DfuSe file whose prefix does not start with "DfuSe".
     #[error("not a DfuSe file: the prefix signature 'DfuSe' is missing")]
     MissingDfuSePrefix,
@@ -66,50 +74,89 @@ pub enum DfuFileError {
     UnsupportedDfuSeVersion(u8),
     /// DFUImageSize disagrees with the file length.
     #[error("DfuSe prefix says the image is {declared} bytes but the file is {actual} bytes")]
-    ImageSizeMismatch { declared: u32, actual: usize },
+    ImageSizeMismatch {
+        /// DFUImageSize from the prefix.
+        declared: u32,
+        /// The file's length, suffix included.
+        actual: usize,
+    },
     /// bTargets is 0.
     #[error("DfuSe file holds no target")]
     NoTargets,
     /// A target prefix does not start with "Target".
     #[error("target {target}: signature 'Target' missing")]
-    MissingTargetSignature { target: u8 },
+    MissingTargetSignature {
+        /// Index of the target in file order, from 0 (not its alternate setting).
+        target: u8,
+    },
     /// A target or its elements run past the end of the image.
     #[error("target {target}: truncated (needs {needed} bytes, {available} left)")]
     TargetTruncated {
+        /// Index of the target in file order, from 0 (not its alternate setting).
         target: u8,
+        /// Bytes the target prefix (274) or its dwTargetSize needs.
         needed: usize,
+        /// Bytes left before the suffix.
         available: usize,
     },
     /// dwTargetSize disagrees with the sum of its elements.
     #[error("target {target}: dwTargetSize is {declared} but its elements take {actual} bytes")]
     TargetSizeMismatch {
+        /// Index of the target in file order, from 0 (not its alternate setting).
         target: u8,
+        /// dwTargetSize from the target prefix.
         declared: u32,
+        /// Bytes its elements take, headers included.
         actual: usize,
     },
     /// An element runs past the end of its target.
     #[error("target {target} element {element}: truncated")]
-    ElementTruncated { target: u8, element: u32 },
+    ElementTruncated {
+        /// Index of the target in file order, from 0 (not its alternate setting).
+        target: u8,
+        /// Index of the element within its target, from 0.
+        element: u32,
+    },
     /// An element's address range wraps past 4 GiB.
     #[error("target {target} element {element}: address {address:#010x} + size {size} overflows")]
     ElementAddressOverflow {
+        /// Index of the target in file order, from 0 (not its alternate setting).
         target: u8,
+        /// Index of the element within its target, from 0.
         element: u32,
+        /// dwElementAddress.
         address: u32,
+        /// dwElementSize in bytes.
         size: u32,
     },
     /// Bytes left between the last target and the suffix.
     #[error("{extra} unexpected bytes after the last target")]
-    TrailingBytes { extra: usize },
+    TrailingBytes {
+        /// How many bytes.
+        extra: usize,
+    },
     /// The suffix says DfuSe (bcdDFU 0x011A) but no DfuSe prefix is present, or the reverse.
     #[error("bcdDFU is {bcd_dfu:#06x} but the file {}", if *has_prefix { "has a DfuSe prefix" } else { "has no DfuSe prefix" })]
-    SuffixPrefixDisagree { bcd_dfu: u16, has_prefix: bool },
+    SuffixPrefixDisagree {
+        /// bcdDFU from the suffix.
+        bcd_dfu: u16,
+        /// True when the body starts with "DfuSe".
+        has_prefix: bool,
+    },
     /// The Stellaris prefix's length field disagrees with the payload.
     #[error("Stellaris prefix says {declared} bytes but {actual} follow")]
-    StellarisLengthMismatch { declared: u32, actual: usize },
+    StellarisLengthMismatch {
+        /// The payload length the prefix gives.
+        declared: u32,
+        /// Bytes between the 8-byte prefix and the suffix.
+        actual: usize,
+    },
     /// A target name longer than the 255-byte field (writing only).
     #[error("target name is {len} bytes, the field holds 255")]
-    TargetNameTooLong { len: usize },
+    TargetNameTooLong {
+        /// The name's length in bytes.
+        len: usize,
+    },
     /// An element larger than 4 GiB or a file that overflows a u32 length (writing only).
     #[error("content too large for the 32-bit length fields of the DfuSe format")]
     TooLarge,
@@ -196,7 +243,12 @@ pub enum DfuContents<'a> {
     DfuSe(DfuSeImage<'a>),
     /// A TI Stellaris address prefix (`dfu-prefix -s`) and its payload. The prefix stores the
     /// address in KiB units, so only the low 26 bits of the address survive.
-    Stellaris { address: u32, payload: &'a [u8] },
+    Stellaris {
+        /// Absolute load address (a multiple of 1 KiB).
+        address: u32,
+        /// The bytes to load there.
+        payload: &'a [u8],
+    },
     /// A plain DFU payload without address (flash it at the device's default address).
     Raw(&'a [u8]),
 }

@@ -44,12 +44,14 @@ pub struct TcpLink {
 }
 
 impl TcpLink {
+    /// Connects to `addr` (`host:port`), e.g. a ser2net port or the virtual device.
     pub fn connect(addr: &str) -> io::Result<Self> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         Ok(TcpLink { stream })
     }
 
+    /// Wraps a stream that is already connected (a socket a server accepted).
     pub fn from_stream(stream: TcpStream) -> io::Result<Self> {
         stream.set_nodelay(true)?;
         Ok(TcpLink { stream })
@@ -120,6 +122,7 @@ mod serial {
             Ok(SerialPortLink { port })
         }
 
+        /// The port itself, for settings this type does not cover (baud, timeouts).
         pub fn port_mut(&mut self) -> &mut dyn SerialPort {
             self.port.as_mut()
         }

@@ -133,7 +133,12 @@ pub enum ProgramError<E> {
     /// The host (link or protocol) failed.
     Target(E),
     /// `[addr, addr + len)` is not inside the device's flash.
-    OutsideFlash { addr: u32, len: u32 },
+    OutsideFlash {
+        /// Absolute start address of the range.
+        addr: u32,
+        /// Its length in bytes.
+        len: u32,
+    },
     /// Read-back differs from what was written: the first differing byte.
     Mismatch {
         /// Address of the byte.

@@ -52,8 +52,11 @@ pub enum Erase<'a> {
 /// Read-protection level as reported by a bootloader, when it tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadProtection {
+    /// Off: memory reads are allowed (seen after Readout Unprotect).
     Inactive,
+    /// On: the bootloader refuses Read/Write Memory (RDP level 1).
     Active,
+    /// Not known yet: no command has shown it.
     Unknown,
 }
 
@@ -66,6 +69,7 @@ pub struct TargetInfo {
     pub protocol_version: u8,
     /// The device table entry for `pid`, if known.
     pub device: Option<&'static RomDevice>,
+    /// Read-out protection as far as the host has seen it; updated by later commands.
     pub read_protection: ReadProtection,
 }
 

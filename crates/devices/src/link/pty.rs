@@ -9,10 +9,13 @@ use crate::rom::usart::LineParams;
 use nix::pty::openpty;
 use nix::sys::termios::{self, SetArg};
 
+/// A raw-mode pseudo-terminal pair: the device serves on `master`; clients open `slave_path`.
 pub struct Pty {
+    /// The device's side: what the server reads and writes.
     pub master: File,
     /// Held open so the master never sees a hang-up between clients.
     slave: OwnedFd,
+    /// Path of the client side (`/dev/pts/N`), for tools to open as a serial port.
     pub slave_path: PathBuf,
 }
 
@@ -22,6 +25,7 @@ pub struct LineProbe {
     default_baud: u32,
 }
 
+/// Opens a new pty with its slave in raw mode (no echo, no line editing).
 pub fn open() -> std::io::Result<Pty> {
     let pair = openpty(None, None).map_err(std::io::Error::from)?;
     // SAFETY: openpty just returned these two descriptors and nothing else owns them.
@@ -43,6 +47,7 @@ pub fn open() -> std::io::Result<Pty> {
 }
 
 impl Pty {
+    /// A probe of the baud and framing the client sets; `default_baud` when it sets none.
     pub fn line_probe(&self, default_baud: u32) -> std::io::Result<LineProbe> {
         Ok(LineProbe {
             slave: self.slave.as_fd().try_clone_to_owned()?,

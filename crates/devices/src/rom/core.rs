@@ -17,20 +17,36 @@ use brickless_rom::target::{stm32_crc32, STM32_CRC_INIT};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RomError {
+    /// The range is not wholly inside one memory this command may access.
     #[error("{len} bytes at {addr:#010x} are not accessible to the bootloader")]
-    NotMapped { addr: u32, len: u32 },
+    NotMapped {
+        /// Absolute start address asked for.
+        addr: u32,
+        /// Length in bytes.
+        len: u32,
+    },
+    /// Read-out protection (RDP level 1) is active and refuses the operation.
     #[error("read-out protection is active")]
     ReadProtected,
+    /// A sector the operation touches is write-protected.
     #[error("sector {page} is write-protected")]
-    WriteProtected { page: u16 },
+    WriteProtected {
+        /// Bootloader page number of the first protected sector found.
+        page: u16,
+    },
+    /// No erasable sector has this bootloader page number.
     #[error("no page {0}")]
     NoSuchPage(u16),
+    /// The part has no bank with this 0-based index.
     #[error("no bank {0}")]
     NoSuchBank(u8),
+    /// The part's bootloader has no mass erase ([`Quirks::NO_MASS_ERASE`], L0/L1).
     #[error("this bootloader has no mass erase")]
     NoMassErase,
+    /// The flash model refused a program or erase, or a read hit an ECC fault.
     #[error("flash refused: {0}")]
     Flash(SimFlashError),
+    /// Get Checksum's address or length is not a multiple of 4.
     #[error("checksum range must be word-aligned")]
     Unaligned,
 }
@@ -39,7 +55,12 @@ pub enum RomError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GoTarget {
     /// User flash: the application starts (the virtual device resets back into the ROM).
-    Flash { sp: u32, pc: u32 },
+    Flash {
+        /// Initial stack pointer: the word at the Go address.
+        sp: u32,
+        /// Reset handler: the word at the Go address + 4.
+        pc: u32,
+    },
     /// RAM: host code such as stm32flash's reset stub (treated as a system reset).
     Ram,
 }
@@ -47,16 +68,23 @@ pub enum GoTarget {
 /// What changed, for servers that print a log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Region {
+    /// User flash.
     Flash,
+    /// The RAM the bootloader leaves to the host.
     Ram,
+    /// The ROM itself (reads as zeros, not writable).
     SystemMemory,
+    /// The option bytes, where the bootloader maps them.
     OptionBytes,
+    /// The flash size register (u16, KiB).
     FlashSize,
+    /// The 96-bit unique device ID.
     UniqueId,
 }
 
 /// One virtual part running its ROM bootloader.
 pub struct RomCore {
+    /// The part's entry in the ROM device table.
     pub device: &'static RomDevice,
     flash: SimFlash,
     ram: Vec<u8>,
@@ -104,30 +132,37 @@ impl RomCore {
         Self::new(device, SimFlash::new(device_part(device)))
     }
 
+    /// The flash model.
     pub fn flash(&self) -> &SimFlash {
         &self.flash
     }
 
+    /// The flash model, for changes behind the bootloader's back (tests, preloaded images).
     pub fn flash_mut(&mut self) -> &mut SimFlash {
         &mut self.flash
     }
 
+    /// The part's flash layout.
     pub fn geometry(&self) -> &Geometry {
         self.flash.geometry()
     }
 
+    /// The product ID Get ID answers.
     pub fn pid(&self) -> u16 {
         self.device.pid
     }
 
+    /// True while read-out protection (RDP level 1) is active.
     pub fn is_read_protected(&self) -> bool {
         self.read_protected
     }
 
+    /// Sets or clears RDP directly: no erase, no dirty mark (test setup).
     pub fn set_read_protected(&mut self, on: bool) {
         self.read_protected = on;
     }
 
+    /// The 96-bit unique ID at [`RomDevice::uid_addr`]; derived from the PID, so the same every run.
     pub fn unique_id(&self) -> [u8; 12] {
         self.uid
     }
@@ -410,6 +445,7 @@ impl RomCore {
         Ok(())
     }
 
+    /// Write Unprotect: clears the write protection of every sector.
     pub fn write_unprotect(&mut self) -> Result<(), RomError> {
         if self.read_protected {
             return Err(RomError::ReadProtected);
@@ -419,6 +455,7 @@ impl RomCore {
         Ok(())
     }
 
+    /// True when the sector with bootloader page number `page` is write-protected.
     pub fn is_write_protected(&self, page: u16) -> bool {
         self.write_protected
             .get(usize::from(page))
@@ -426,6 +463,7 @@ impl RomCore {
             .unwrap_or(false)
     }
 
+    /// Readout Protect: sets RDP level 1; reads, writes, erases and Go are refused from then on.
     pub fn readout_protect(&mut self) -> Result<(), RomError> {
         self.read_protected = true;
         self.dirty = true;
@@ -471,6 +509,8 @@ impl RomCore {
         (self.read_protected, pages)
     }
 
+    /// Restores RDP and adds write protection of `pages`, as [`Self::protection_state`] saved
+    /// them; unknown page numbers are ignored.
     pub fn restore_protection(&mut self, read_protected: bool, pages: &[u16]) {
         self.read_protected = read_protected;
         for &p in pages {

@@ -28,6 +28,7 @@ pub struct ServeOptions {
     pub turnaround: Duration,
     /// Model the line rate: the pty client's settings, else `baud` at 8E1.
     pub line_rate: bool,
+    /// Line rate for `line_rate`: TCP's rate, and the pty's until its client sets one.
     pub baud: u32,
     /// Offer Get Checksum (0xA1).
     pub checksum: bool,
@@ -37,22 +38,31 @@ pub struct ServeOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
+    /// The flash file could not be loaded or created.
     #[error(transparent)]
     FlashFile(#[from] FlashFileError),
+    /// No pseudo-terminal could be opened.
     #[error("could not open a pty")]
     Pty(#[source] std::io::Error),
+    /// The symlink to the pty could not be created.
     #[error("could not create the link {}", path.display())]
     Link {
+        /// The symlink asked for ([`ServeOptions::link`]).
         path: PathBuf,
+        /// Why creating it failed.
         #[source]
         source: std::io::Error,
     },
+    /// The TCP address could not be bound.
     #[error("could not listen on {addr}")]
     Listen {
+        /// The address asked for ([`ServeOptions::tcp`]).
         addr: String,
+        /// Why binding failed.
         #[source]
         source: std::io::Error,
     },
+    /// The pty's server thread ended (the service cannot go on serving it).
     #[error("the pty server stopped")]
     PtyStopped,
     /// Reading the pty's line settings or the bound TCP address failed.

@@ -18,6 +18,7 @@ use super::core::{GoTarget, RomCore};
 /// Line settings at a given moment (a pty client may change them at any time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LineParams {
+    /// Bits per second.
     pub baud: u32,
     /// 10 for 8N1, 11 for 8E1.
     pub bits_per_byte: u32,
@@ -71,6 +72,7 @@ const BASE_COMMANDS: [u8; 11] = [
 /// notice a host closing its port).
 #[derive(Debug, Default)]
 pub struct Session {
+    /// True once 0x7F autobaud was answered; a command that resets the device clears it.
     pub synced: bool,
 }
 

@@ -16,16 +16,28 @@ pub enum LayoutError {
     NoGroup,
     /// An address is not `0x` followed by hex digits.
     #[error("bad start address at byte {at}")]
-    BadAddress { at: usize },
+    BadAddress {
+        /// Byte offset in the layout string where the `/0x` group starts.
+        at: usize,
+    },
     /// A segment is not `<count>*<size><multiplier><type>`.
     #[error("bad segment at byte {at}: expected <count>*<size><B|K|M| ><a..g>")]
-    BadSegment { at: usize },
+    BadSegment {
+        /// Byte offset in the layout string where the segment starts.
+        at: usize,
+    },
     /// A page size or count of zero.
     #[error("zero page size or count at byte {at}")]
-    ZeroSize { at: usize },
+    ZeroSize {
+        /// Byte offset in the layout string where the segment starts.
+        at: usize,
+    },
     /// A group extends past the 32-bit address space.
     #[error("segment at byte {at} runs past 4 GiB")]
-    Overflow { at: usize },
+    Overflow {
+        /// Byte offset in the layout string where the segment starts.
+        at: usize,
+    },
 }
 
 /// What a segment's pages allow (the low three bits of the type letter).

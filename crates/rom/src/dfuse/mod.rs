@@ -324,55 +324,106 @@ pub enum DfuOp {
 pub enum DfuseError {
     /// The USB transfer failed.
     #[error("{op:?}: USB error: {error}")]
-    Usb { op: DfuOp, error: UsbError },
+    Usb {
+        /// The operation that failed.
+        op: DfuOp,
+        /// How the control transfer failed.
+        error: UsbError,
+    },
     /// The device entered dfuERROR; `status` is its bStatus (cleared before returning).
     #[error("{op:?}: the device reported {status:?}")]
-    Device { op: DfuOp, status: DfuStatusCode },
+    Device {
+        /// The operation that failed.
+        op: DfuOp,
+        /// bStatus of the GETSTATUS that reported dfuERROR.
+        status: DfuStatusCode,
+    },
     /// The device is in a state this step does not allow.
     #[error("{op:?}: unexpected device state {state:?}")]
-    UnexpectedState { op: DfuOp, state: DfuState },
+    UnexpectedState {
+        /// The operation that failed.
+        op: DfuOp,
+        /// bState the device reported.
+        state: DfuState,
+    },
     /// The device stayed busy past the budget for this operation.
     #[error("{op:?}: still busy after {waited_ms} ms")]
-    Timeout { op: DfuOp, waited_ms: u32 },
+    Timeout {
+        /// The operation that failed.
+        op: DfuOp,
+        /// Sum of the poll delays waited, in ms (from bwPollTimeout).
+        waited_ms: u32,
+    },
     /// GETSTATUS returned fewer than 6 bytes.
     #[error("GETSTATUS returned {len} bytes, expected 6")]
-    ShortStatus { len: usize },
+    ShortStatus {
+        /// Bytes received.
+        len: usize,
+    },
     /// An UPLOAD returned fewer bytes than asked for.
     #[error("upload at {address:#010x} returned {got} of {expected} bytes")]
     ShortUpload {
+        /// Absolute address of the block's first byte.
         address: u32,
+        /// Bytes asked for.
         expected: usize,
+        /// Bytes received.
         got: usize,
     },
     /// A block longer than the device's wTransferSize.
     #[error("block of {len} bytes exceeds the transfer size {max}")]
-    BlockTooLarge { len: usize, max: u16 },
+    BlockTooLarge {
+        /// The block's length in bytes.
+        len: usize,
+        /// The transfer size in use (wTransferSize of the DFU functional descriptor).
+        max: u16,
+    },
     /// The range is not covered by the memory layout.
     #[error("address {address:#010x} is outside the device's memory layout")]
-    OutsideLayout { address: u32 },
+    OutsideLayout {
+        /// The first absolute address no page covers.
+        address: u32,
+    },
     /// The layout marks the page holding `address` as not erasable / writable / readable.
     #[error("the page at {address:#010x} does not allow {what}")]
-    NotAllowed { address: u32, what: &'static str },
+    NotAllowed {
+        /// An absolute address in the refused page.
+        address: u32,
+        /// The operation refused: `"erase"` or `"write"`.
+        what: &'static str,
+    },
     /// Read-back differs from what was written.
     #[error("verify failed at {address:#010x}: wrote {expected:#04x}, read {found:#04x}")]
     VerifyMismatch {
+        /// Absolute address of the first differing byte.
         address: u32,
+        /// The byte written.
         expected: u8,
+        /// The byte read back.
         found: u8,
     },
     /// The ROM's DfuSe has no command for this (option bytes are a separate alt setting).
     #[error("DfuSe cannot {what}")]
-    Unsupported { what: &'static str },
+    Unsupported {
+        /// What was asked for, as a phrase ("write-protect", …).
+        what: &'static str,
+    },
     /// A memory-layout string longer than a USB string descriptor can carry.
     #[error("memory-layout string longer than {max} bytes")]
-    LayoutTooLong { max: usize },
+    LayoutTooLong {
+        /// The longest layout string accepted, in bytes.
+        max: usize,
+    },
     /// The memory-layout string is malformed.
     #[error("memory layout: {0}")]
     Layout(#[from] LayoutError),
     /// A `.dfu` file with nothing to program for the alternate setting: no elements, only
     /// empty ones, or an empty raw payload.
     #[error("the .dfu file holds no data for alternate setting {alt_setting}")]
-    NoData { alt_setting: u8 },
+    NoData {
+        /// The alternate setting (bAlternateSetting) being programmed.
+        alt_setting: u8,
+    },
 }
 
 impl crate::target::TargetError for DfuseError {

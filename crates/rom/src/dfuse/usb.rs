@@ -24,14 +24,26 @@ const DFU_FUNCTIONAL: u8 = 0x21;
 pub enum OpenError {
     /// No USB device with that VID:PID is attached.
     #[error("no USB device {vid:04x}:{pid:04x} found (is BOOT0 high and the USB cable in the device's USB port?)")]
-    NotFound { vid: u16, pid: u16 },
+    NotFound {
+        /// USB vendor ID asked for.
+        vid: u16,
+        /// USB product ID asked for.
+        pid: u16,
+    },
     /// The device has no interface in DFU mode.
     #[error("device {vid:04x}:{pid:04x} has no DFU-mode interface")]
-    NoDfuInterface { vid: u16, pid: u16 },
+    NoDfuInterface {
+        /// USB vendor ID of the device.
+        vid: u16,
+        /// USB product ID of the device.
+        pid: u16,
+    },
     /// No alternate setting's layout string names the memory asked for.
     #[error("no DFU alternate setting named {wanted:?}; the device offers {offered:?}")]
     NoSuchMemory {
+        /// The memory name asked for (e.g. "Internal Flash").
         wanted: String,
+        /// The interface strings of every DFU alternate setting.
         offered: Vec<String>,
     },
     /// The OS refused (permissions, driver, device gone).
@@ -39,7 +51,12 @@ pub enum OpenError {
     Usb(#[from] nusb::Error),
     /// The alt setting's memory-layout string is malformed.
     #[error("the device's memory layout {layout:?} is unusable: {error}")]
-    Layout { layout: String, error: DfuseError },
+    Layout {
+        /// The alternate setting's interface string.
+        layout: String,
+        /// What is wrong with it.
+        error: DfuseError,
+    },
 }
 
 /// One DFU alternate setting as the device describes it.
