@@ -53,6 +53,7 @@ impl From<EncodingArg> for GetpubEncoding {
     }
 }
 
+/// Arguments of `brickless keygen`.
 #[derive(Args, Debug)]
 pub struct KeygenArgs {
     /// Key algorithm.
@@ -66,6 +67,7 @@ pub struct KeygenArgs {
     pub force: bool,
 }
 
+/// Arguments of `brickless getpub`.
 #[derive(Args, Debug)]
 pub struct GetpubArgs {
     /// Private or public key PEM (from `brickless keygen` or `imgtool keygen`).
@@ -101,6 +103,7 @@ pub fn load_key(path: &Path) -> Result<LoadedKey> {
     })
 }
 
+/// Runs `brickless keygen`: writes a new key, never over an existing one without `--force`.
 pub fn keygen(args: KeygenArgs) -> Result<()> {
     if args.key.exists() && !args.force {
         return Err(miette!(
@@ -149,6 +152,7 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Runs `brickless getpub`: prints the public key in the chosen encoding.
 pub fn getpub(args: GetpubArgs) -> Result<()> {
     let key = load_key(&args.key)?;
     let out = keys::getpub(&key.public_key(), args.encoding.into(), &args.name_suffix);

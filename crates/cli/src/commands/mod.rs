@@ -10,10 +10,12 @@ pub mod sim;
 #[derive(Parser, Debug)]
 #[command(name = "brickless", version, about, long_about = None)]
 pub struct Cli {
+    /// The subcommand given.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The top-level subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Generate a signing key (PEM, as imgtool writes it).
@@ -30,6 +32,7 @@ pub enum Command {
     Sim(sim::SimArgs),
 }
 
+/// Parses the command line and runs it.
 pub fn run() -> miette::Result<()> {
     let cli = Cli::parse();
     match cli.command {

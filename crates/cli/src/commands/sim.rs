@@ -4,15 +4,19 @@ use clap::{Args, Subcommand};
 pub mod campaign;
 pub mod device;
 
+/// Arguments of `brickless sim`: a subcommand, or the flags of a virtual device.
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct SimArgs {
+    /// `campaign`, when given.
     #[command(subcommand)]
     pub command: Option<SimCommand>,
+    /// The virtual device to run when no subcommand is given.
     #[command(flatten)]
     pub device: device::DeviceArgs,
 }
 
+/// The `brickless sim` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum SimCommand {
     /// Cut power at every flash operation of an update and prove the device still boots.
@@ -38,6 +42,7 @@ pub enum SimCommand {
     Campaign(campaign::CampaignArgs),
 }
 
+/// Runs `brickless sim`.
 pub fn run(args: SimArgs) -> miette::Result<()> {
     match args.command {
         Some(SimCommand::Campaign(c)) => campaign::run(c),

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::{erased_arg, hex_string, load_flat};
 
+/// Arguments of `brickless image inspect`.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
     /// Print JSON: imgtool dumpinfo's fields (`header`, `tlv_area`, `trailer`) plus `brickless`.

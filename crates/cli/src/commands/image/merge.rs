@@ -9,6 +9,7 @@ use crate::firmware_file::{
     load_file, write_file_atomically, FileError, FileFormat, FirmwareImage, DEFAULT_MAX_FLAT_SIZE,
 };
 
+/// Arguments of `brickless image merge`.
 #[derive(Args, Debug)]
 #[command(
     after_help = "Example:\n  brickless image merge bootloader.elf --at 0x08020000=app.signed.bin -o factory.hex -o factory.bin"

@@ -8,6 +8,7 @@ use miette::{miette, Result};
 use super::{erased_arg, hex_string, load_flat};
 use crate::commands::keys::load_key;
 
+/// Arguments of `brickless image verify`.
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// Trusted public or private key PEM; repeat for several. Without one only the hash is checked.

@@ -14,6 +14,7 @@ mod write;
 pub use error::RomError;
 pub use ops::connect;
 
+/// The `brickless rom` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum RomCommand {
     /// Connect and show the device: product ID, bootloader version, commands, flash size,
@@ -117,14 +118,20 @@ pub struct Transport {
     pub retries: u8,
 }
 
+/// Serial line parity: `Even` (8E1, as the ROM bootloader expects) or `None` (8N1, for ptys
+/// and adapters without parity).
+// Variant doc comments would become clap's per-value help and change `--help`.
+#[allow(missing_docs)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Parity {
     Even,
     None,
 }
 
+/// Arguments of `brickless rom info`.
 #[derive(Args, Debug)]
 pub struct InfoArgs {
+    /// How to reach the bootloader.
     #[command(flatten)]
     pub transport: Transport,
     /// Print JSON instead of text.
@@ -132,8 +139,10 @@ pub struct InfoArgs {
     pub json: bool,
 }
 
+/// Arguments of `brickless rom read`.
 #[derive(Args, Debug)]
 pub struct ReadArgs {
+    /// How to reach the bootloader.
     #[command(flatten)]
     pub transport: Transport,
     /// First address (default: start of flash).
@@ -147,6 +156,7 @@ pub struct ReadArgs {
     pub output: PathBuf,
 }
 
+/// What `brickless rom write` erases first.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EraseMode {
     /// Erase only the pages/sectors the file touches.
@@ -158,8 +168,10 @@ pub enum EraseMode {
     None,
 }
 
+/// Arguments of `brickless rom write`.
 #[derive(Args, Debug)]
 pub struct WriteArgs {
+    /// How to reach the bootloader.
     #[command(flatten)]
     pub transport: Transport,
     /// Firmware: ELF, Intel HEX, DfuSe `.dfu` or raw binary.
@@ -178,8 +190,10 @@ pub struct WriteArgs {
     pub go: bool,
 }
 
+/// Arguments of `brickless rom verify`.
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
+    /// How to reach the bootloader.
     #[command(flatten)]
     pub transport: Transport,
     /// Firmware: ELF, Intel HEX, DfuSe `.dfu` or raw binary.
@@ -189,8 +203,10 @@ pub struct VerifyArgs {
     pub address: Option<u32>,
 }
 
+/// Arguments of `brickless rom erase`.
 #[derive(Args, Debug)]
 pub struct EraseArgs {
+    /// How to reach the bootloader.
     #[command(flatten)]
     pub transport: Transport,
     /// Page/sector numbers as the bootloader counts them (global across banks): `0-3,8`.
@@ -207,8 +223,10 @@ pub struct EraseArgs {
     pub range: Option<String>,
 }
 
+/// Arguments of `brickless rom go`.
 #[derive(Args, Debug)]
 pub struct GoArgs {
+    /// How to reach the bootloader.
     #[command(flatten)]
     pub transport: Transport,
     /// Vector table address (default: start of flash).
@@ -216,6 +234,7 @@ pub struct GoArgs {
     pub address: Option<u32>,
 }
 
+/// Which protection `protect` / `unprotect` change.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Protection {
     /// Write protection of flash sectors (option bytes WRP).
@@ -224,8 +243,10 @@ pub enum Protection {
     Readout,
 }
 
+/// Arguments of `brickless rom protect`.
 #[derive(Args, Debug)]
 pub struct ProtectArgs {
+    /// How to reach the bootloader.
     #[command(flatten)]
     pub transport: Transport,
     /// Which protection to turn on.
@@ -236,8 +257,10 @@ pub struct ProtectArgs {
     pub sectors: Option<String>,
 }
 
+/// Arguments of `brickless rom unprotect`.
 #[derive(Args, Debug)]
 pub struct UnprotectArgs {
+    /// How to reach the bootloader.
     #[command(flatten)]
     pub transport: Transport,
     /// Which protection to remove (`readout` mass-erases the flash).
@@ -245,6 +268,7 @@ pub struct UnprotectArgs {
     pub kind: Protection,
 }
 
+/// Arguments of `brickless rom devices`.
 #[derive(Args, Debug)]
 pub struct DevicesArgs {
     /// Print JSON instead of text.
@@ -294,6 +318,7 @@ pub(crate) fn parse_list(s: &str) -> Result<Vec<u16>, RomError> {
     Ok(out)
 }
 
+/// Runs one `brickless rom` subcommand.
 pub fn run(cmd: RomCommand) -> miette::Result<()> {
     Ok(run_inner(cmd)?)
 }

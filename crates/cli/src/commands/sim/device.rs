@@ -16,6 +16,7 @@ use brickless_devices::rom::usart::LogFn;
 use clap::Args;
 use miette::{miette, IntoDiagnostic};
 
+/// Flags of `brickless sim` without a subcommand: which virtual device, where it listens.
 #[derive(Args, Debug)]
 pub struct DeviceArgs {
     /// Emulate the ST ROM bootloader (BOOT0 high, system memory boot).
@@ -63,6 +64,7 @@ pub struct DeviceArgs {
     pub checksum: bool,
 }
 
+/// Runs the virtual device until interrupted.
 pub fn run(args: DeviceArgs) -> miette::Result<()> {
     if !args.rom {
         return Err(miette!(
