@@ -308,11 +308,21 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
     // ---- link helpers ----
 
     fn write_phase(&mut self, cmd: u8, phase: Phase, bytes: &[u8]) -> Result<(), I::Error> {
-        // The device re-arms its address match between phases; give it a bounded number of
-        // tries when it does not acknowledge at once. Nothing was received, so this is safe.
+        self.until_addressed(cmd, phase, |bus, address| bus.write(address, bytes))
+    }
+
+    /// Runs one bus transfer, again while the device does not acknowledge its address: it
+    /// re-arms its address match between phases, so it gets a bounded number of tries.
+    /// Nothing was received on a NACKed address, so repeating is safe.
+    fn until_addressed(
+        &mut self,
+        cmd: u8,
+        phase: Phase,
+        mut transfer: impl FnMut(&mut I, u8) -> core::result::Result<(), I::Error>,
+    ) -> Result<(), I::Error> {
         let mut waited_us: u32 = 0;
         loop {
-            match self.bus.write(self.address, bytes) {
+            match transfer(&mut self.bus, self.address) {
                 Ok(()) => return Ok(()),
                 Err(e) if is_address_nack(&e) => {
                     if waited_us >= self.timeouts.ack_ms.saturating_mul(1000) {
@@ -343,30 +353,7 @@ impl<I: I2c, D: DelayNs> I2cHost<I, D> {
     }
 
     fn read_phase(&mut self, cmd: u8, phase: Phase, buf: &mut [u8]) -> Result<(), I::Error> {
-        let mut waited_us: u32 = 0;
-        loop {
-            match self.bus.read(self.address, buf) {
-                Ok(()) => return Ok(()),
-                Err(e) if is_address_nack(&e) => {
-                    if waited_us >= self.timeouts.ack_ms.saturating_mul(1000) {
-                        return Err(I2cError::NoAnswer {
-                            cmd,
-                            phase,
-                            waited_ms: waited_us / 1000,
-                        });
-                    }
-                    self.pause(&mut waited_us);
-                }
-                Err(error) => {
-                    return Err(I2cError::Bus {
-                        cmd,
-                        phase,
-                        kind: error.kind(),
-                        error,
-                    })
-                }
-            }
-        }
+        self.until_addressed(cmd, phase, |bus, address| bus.read(address, buf))
     }
 
     /// Reads the 1-byte answer to a step, polling through BUSY (and through a silent
