@@ -122,13 +122,7 @@ impl SimFlash {
     /// Replaces this model's state with the one saved in `path`. Refuses (and changes nothing)
     /// if the file is damaged or holds another part's flash.
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<(), PersistError> {
-        let path = path.as_ref();
-        let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| PersistError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-        let name = Self::part_name_in(&bytes, &shown)?;
+        let (bytes, shown, name) = Self::read_saved(path.as_ref())?;
         if !name.eq_ignore_ascii_case(self.part.name) {
             return Err(PersistError::WrongPart {
                 path: shown,
@@ -140,15 +134,20 @@ impl SimFlash {
         Ok(())
     }
 
-    /// A model of whatever part `path` was saved from.
-    pub fn open(path: impl AsRef<Path>) -> Result<SimFlash, PersistError> {
-        let path = path.as_ref();
+    /// A saved model's bytes, its path as errors show it, and the part name it records.
+    fn read_saved(path: &Path) -> Result<(Vec<u8>, String, String), PersistError> {
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| PersistError::Io {
             path: shown.clone(),
             source,
         })?;
         let name = Self::part_name_in(&bytes, &shown)?;
+        Ok((bytes, shown, name))
+    }
+
+    /// A model of whatever part `path` was saved from.
+    pub fn open(path: impl AsRef<Path>) -> Result<SimFlash, PersistError> {
+        let (bytes, shown, name) = Self::read_saved(path.as_ref())?;
         let part = brickless_flash::part(&name).ok_or_else(|| PersistError::UnknownPart {
             path: shown.clone(),
             name: name.clone(),

@@ -10,8 +10,25 @@
 
 use brickless_flash::{Geometry, Part};
 use brickless_flash_model::{SimFlash, SimFlashError};
+use brickless_rom::an3155::cmd;
 use brickless_rom::device::{MemRange, Quirks, RomDevice};
 use brickless_rom::target::{stm32_crc32, STM32_CRC_INIT};
+
+/// The commands every ROM bootloader lists in its Get reply, in ST's order: USART and I2C
+/// alike (the I2C no-stretch commands and Get Checksum come after these).
+pub const BASE_COMMANDS: [u8; 11] = [
+    cmd::GET,
+    cmd::GET_VERSION,
+    cmd::GET_ID,
+    cmd::READ_MEMORY,
+    cmd::GO,
+    cmd::WRITE_MEMORY,
+    cmd::EXTENDED_ERASE,
+    cmd::WRITE_PROTECT,
+    cmd::WRITE_UNPROTECT,
+    cmd::READOUT_PROTECT,
+    cmd::READOUT_UNPROTECT,
+];
 
 /// Why the bootloader refuses an operation (the servers answer NACK).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -357,14 +374,7 @@ impl RomCore {
             .banks
             .get(usize::from(bank))
             .ok_or(RomError::NoSuchBank(bank))?;
-        let (from, to) = (
-            b.base,
-            b.base
-                + b.sectors
-                    .iter()
-                    .map(|r| r.size * u32::from(r.count))
-                    .sum::<u32>(),
-        );
+        let (from, to) = (b.base, b.end());
         self.check_wrp(from, to - from)?;
         self.dirty = true;
         self.flash.erase_abs(from, to).map_err(RomError::Flash)
@@ -387,21 +397,8 @@ impl RomCore {
 
     fn erase_all_flash(&mut self) -> Result<(), RomError> {
         self.dirty = true;
-        let banks: Vec<(u32, u32)> = self
-            .flash
-            .geometry()
-            .banks
-            .iter()
-            .map(|b| {
-                (
-                    b.base,
-                    b.base
-                        + b.sectors
-                            .iter()
-                            .map(|r| r.size * u32::from(r.count))
-                            .sum::<u32>(),
-                )
-            })
+        let banks: Vec<(u32, u32)> = (self.flash.geometry().banks.iter())
+            .map(|b| (b.base, b.end()))
             .collect();
         for (from, to) in banks {
             self.flash.erase_abs(from, to).map_err(RomError::Flash)?;

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use brickless_rom::an4221::{cmd, ACK, BUSY, NACK};
 use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
 
-use super::core::RomCore;
+use super::core::{RomCore, BASE_COMMANDS};
 use crate::clock::SimClock;
 
 /// How the virtual I2C bootloader behaves.
@@ -125,19 +125,7 @@ impl I2cServer {
 
     /// The Get list for the configured version.
     pub fn command_list(&self) -> Vec<u8> {
-        let mut list = vec![
-            cmd::GET,
-            cmd::GET_VERSION,
-            cmd::GET_ID,
-            cmd::READ_MEMORY,
-            cmd::GO,
-            cmd::WRITE_MEMORY,
-            cmd::EXTENDED_ERASE,
-            cmd::WRITE_PROTECT,
-            cmd::WRITE_UNPROTECT,
-            cmd::READOUT_PROTECT,
-            cmd::READOUT_UNPROTECT,
-        ];
+        let mut list = BASE_COMMANDS.to_vec();
         if self.opts.version >= 0x11 {
             list.extend_from_slice(&[
                 cmd::NS_WRITE_MEMORY,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use brickless_rom::an3155::{cmd, ACK, NACK, SYNC};
 
-use super::core::{GoTarget, RomCore};
+use super::core::{GoTarget, RomCore, BASE_COMMANDS};
 
 /// Line settings at a given moment (a pty client may change them at any time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,21 +52,6 @@ impl Default for UsartOptions {
         }
     }
 }
-
-/// The Get list of a UART ROM bootloader (ST's order), without 0xA1.
-const BASE_COMMANDS: [u8; 11] = [
-    cmd::GET,
-    cmd::GET_VERSION,
-    cmd::GET_ID,
-    cmd::READ_MEMORY,
-    cmd::GO,
-    cmd::WRITE_MEMORY,
-    cmd::EXTENDED_ERASE,
-    cmd::WRITE_PROTECT,
-    cmd::WRITE_UNPROTECT,
-    cmd::READOUT_PROTECT,
-    cmd::READOUT_UNPROTECT,
-];
 
 /// Session state that survives across connections on one port (the real device does not
 /// notice a host closing its port).
