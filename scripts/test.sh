@@ -11,6 +11,9 @@ echo "== no_std cross builds"
 for target in thumbv6m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
   cargo build --locked -q --target "$target" -p brickless-image -p brickless-flash \
     -p brickless-boot -p brickless-rom --no-default-features
+  # What a bootloader links: the engine with the MCUboot check and one verifier.
+  cargo build --locked -q --target "$target" -p brickless-boot --no-default-features \
+    --features brickless-boot/mcuboot,brickless-image/ed25519
 done
 echo "== signature algorithms as features (a bootloader links one verifier)"
 cargo test --locked -q -p brickless-image --no-default-features --features ed25519 --test algorithm_features
