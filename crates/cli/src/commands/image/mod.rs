@@ -23,6 +23,7 @@ pub use inspect::InspectArgs;
 pub use merge::MergeArgs;
 pub use verify::VerifyArgs;
 
+/// The `brickless image` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
     /// Sign a firmware (BIN, HEX or ELF) into an MCUboot image; takes `imgtool sign`'s flags.
@@ -35,6 +36,7 @@ pub enum ImageCommand {
     Merge(MergeArgs),
 }
 
+/// Runs a `brickless image` subcommand.
 pub fn run(cmd: ImageCommand) -> Result<()> {
     match cmd {
         ImageCommand::Sign(args) => sign(args),
@@ -61,6 +63,7 @@ fn erased_arg(s: &str) -> std::result::Result<u8, String> {
     }
 }
 
+/// How a signed image names its key (`--public-key-format`).
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum KeyFormatArg {
     /// KEYHASH TLV: SHA-256 of the public key (imgtool's default).
@@ -69,6 +72,7 @@ pub enum KeyFormatArg {
     Full,
 }
 
+/// Arguments of `brickless image sign`.
 #[derive(Args, Debug)]
 #[command(
     after_help = "Example (a confirmed image for a 128 KiB slot on STM32H7):\n  \

@@ -15,6 +15,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use miette::{miette, IntoDiagnostic};
 
+/// Arguments of `brickless sim campaign`.
 #[derive(Args, Debug)]
 pub struct CampaignArgs {
     /// Parts to test (repeat or comma-separate). Default: stm32h753zi, stm32h7a3zi,
@@ -115,6 +116,8 @@ fn parse_list<T>(
         .collect()
 }
 
+/// Runs `brickless sim campaign`: the rows asked for, or the benchmark, or a replay; fails
+/// when any row bricked a device or booted an unverified image.
 pub fn run(args: CampaignArgs) -> miette::Result<()> {
     let part_names: Vec<String> = if args.part.is_empty() {
         CAMPAIGN_PARTS.iter().map(|s| s.to_string()).collect()
