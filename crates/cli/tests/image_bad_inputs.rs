@@ -4,6 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use brickless_test_support::pseudo_random_bytes;
 use common::*;
 
 struct Fixture {
@@ -88,7 +89,7 @@ fn malformed_hex_names_the_line() {
 fn image_too_big_for_slot_names_the_sizes() {
     let f = fixture();
     let input = f.path("big.bin");
-    std::fs::write(&input, payload(0x9000, 1)).unwrap();
+    std::fs::write(&input, pseudo_random_bytes(0x9000, 1)).unwrap();
     let out = existing_output(&f, "out.bin");
     let err = run_fails(&mut f.sign(&input, &out, &[]));
     assert!(
@@ -99,7 +100,7 @@ fn image_too_big_for_slot_names_the_sizes() {
     assert_untouched(&out);
 
     // Fits alone but not with the trailer (3120 bytes at align 8, 128 sectors).
-    std::fs::write(&input, payload(0x7400, 1)).unwrap();
+    std::fs::write(&input, pseudo_random_bytes(0x7400, 1)).unwrap();
     let err = run_fails(&mut f.sign(&input, &out, &["--align", "8", "--pad"]));
     assert!(err.contains("trailer") && err.contains("0x8000"), "{err}");
     assert_untouched(&out);
@@ -109,7 +110,7 @@ fn image_too_big_for_slot_names_the_sizes() {
 fn wrong_key_and_tampering_fail_verification() {
     let f = fixture();
     let input = f.path("app.bin");
-    std::fs::write(&input, payload(2000, 2)).unwrap();
+    std::fs::write(&input, pseudo_random_bytes(2000, 2)).unwrap();
     let signed = f.path("app.signed.bin");
     run_ok(&mut f.sign(&input, &signed, &[]));
     run_ok(
@@ -164,7 +165,7 @@ fn signing_needs_a_private_key_and_keygen_never_overwrites() {
             .arg(&public),
     );
     let input = f.path("app.bin");
-    std::fs::write(&input, payload(100, 3)).unwrap();
+    std::fs::write(&input, pseudo_random_bytes(100, 3)).unwrap();
     let out = f.path("out.bin");
     let public_only = Fixture {
         dir: tempfile::tempdir().unwrap(),
@@ -194,7 +195,7 @@ fn signing_needs_a_private_key_and_keygen_never_overwrites() {
 fn hex_output_of_a_bin_needs_an_address() {
     let f = fixture();
     let input = f.path("app.bin");
-    std::fs::write(&input, payload(100, 4)).unwrap();
+    std::fs::write(&input, pseudo_random_bytes(100, 4)).unwrap();
     let out = f.path("out.hex");
     let err = run_fails(&mut f.sign(&input, &out, &[]));
     assert!(err.contains("--hex-addr"), "{err}");

@@ -4,6 +4,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use brickless::firmware_file::FirmwareImage;
+use brickless_test_support::pseudo_random_bytes;
 use common::*;
 use serde_json::Value;
 
@@ -76,7 +77,7 @@ fn json_of(bytes: &[u8]) -> Value {
 
 fn setup(dir: &Path) -> PathBuf {
     let input = dir.join("app.bin");
-    std::fs::write(&input, payload(3001, 7)).unwrap();
+    std::fs::write(&input, pseudo_random_bytes(3001, 7)).unwrap();
     input
 }
 
@@ -172,7 +173,7 @@ fn ed25519_output_is_byte_identical_to_imgtool() {
 
     // HEX input carries its address (the header goes in front of it), and an ELF with the
     // same bytes at the same load address signs to the same image.
-    let code = payload(2000, 9);
+    let code = pseudo_random_bytes(2000, 9);
     let hex_in = dir.path().join("app.hex");
     let fw = FirmwareImage::from_bin(0x0802_0200, code.clone(), &hex_in).unwrap();
     std::fs::write(&hex_in, fw.to_hex()).unwrap();

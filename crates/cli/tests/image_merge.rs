@@ -4,6 +4,7 @@ mod common;
 use std::path::Path;
 
 use brickless::firmware_file::{FirmwareImage, Segment};
+use brickless_test_support::pseudo_random_bytes;
 use common::*;
 
 fn write_hex(path: &Path, segments: Vec<Segment>) {
@@ -16,8 +17,8 @@ fn merged_hex_and_bin_hold_every_input_at_its_address() {
     let dir = tempfile::tempdir().unwrap();
     // Bootloader as ELF: .text in flash, .data stored in flash (LMA) but run from RAM, an
     // empty .bss and a non-loadable note, which must all be handled.
-    let text = payload(3000, 1);
-    let data = payload(100, 2);
+    let text = pseudo_random_bytes(3000, 1);
+    let data = pseudo_random_bytes(100, 2);
     let elf = elf32(&[
         ElfSegment {
             p_type: 1,
@@ -50,11 +51,11 @@ fn merged_hex_and_bin_hold_every_input_at_its_address() {
     ]);
     let boot = dir.path().join("boot.elf");
     std::fs::write(&boot, elf).unwrap();
-    let app = payload(5000, 3);
+    let app = pseudo_random_bytes(5000, 3);
     let app_path = dir.path().join("app.signed.bin");
     std::fs::write(&app_path, &app).unwrap();
     // A HEX with its own address (e.g. a second slot image signed to HEX).
-    let extra = payload(40, 4);
+    let extra = pseudo_random_bytes(40, 4);
     let extra_path = dir.path().join("extra.hex");
     write_hex(
         &extra_path,

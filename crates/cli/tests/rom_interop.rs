@@ -1,5 +1,6 @@
 //! `brickless sim --rom` driven by the real peers (stm32flash on the pty, stm32loader's
 //! bootloader class over TCP) and by `brickless rom` itself, on several part profiles.
+use brickless_test_support::{assert_fill_units_erased, missing_peer, pseudo_random_bytes};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -56,10 +57,6 @@ impl Drop for Sim {
     }
 }
 
-fn require_peers() -> bool {
-    std::env::var("BRICKLESS_REQUIRE_PEERS").is_ok_and(|v| v == "1")
-}
-
 fn have(cmd: &str, args: &[&str]) -> bool {
     Command::new(cmd)
         .args(args)
@@ -72,25 +69,9 @@ fn have(cmd: &str, args: &[&str]) -> bool {
 /// True when the peer is there; otherwise skip (or fail in CI).
 fn peer(name: &str, present: bool) -> bool {
     if !present {
-        assert!(
-            !require_peers(),
-            "{name} is required (BRICKLESS_REQUIRE_PEERS=1) but missing"
-        );
-        eprintln!("skipping: {name} not installed");
+        missing_peer(name);
     }
     present
-}
-
-fn firmware(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
 }
 
 fn brickless(args: &[&str]) -> std::process::Output {
@@ -120,7 +101,7 @@ fn stm32flash_programs_reads_back_and_verifies() {
     }
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(dir.path(), "stm32h753zi", "h7.flash", &[]);
-    let fw = firmware(150_001, 1);
+    let fw = pseudo_random_bytes(150_001, 1);
     let fw_path = dir.path().join("fw.bin");
     std::fs::write(&fw_path, &fw).unwrap();
     let out = Command::new("stm32flash")
@@ -202,12 +183,12 @@ fn stm32loader_programs_reads_back_and_verifies() {
     let sim = Sim::start(dir.path(), "stm32l475vg", "l4.flash", &[]);
     let script = dir.path().join("load.py");
     std::fs::write(&script, STM32LOADER_SCRIPT).unwrap();
-    let fw = firmware(6 * 1024, 2);
+    let fw = pseudo_random_bytes(6 * 1024, 2);
     let fw_path = dir.path().join("fw.bin");
     std::fs::write(&fw_path, &fw).unwrap();
     // Old firmware there first: stm32loader must erase the right pages for its write to land.
     let old = dir.path().join("old.bin");
-    std::fs::write(&old, firmware(8 * 1024, 9)).unwrap();
+    std::fs::write(&old, pseudo_random_bytes(8 * 1024, 9)).unwrap();
     ok(&brickless(&[
         "rom",
         "write",
@@ -259,7 +240,7 @@ fn our_host_on_four_profiles_and_flash_kept_across_runs() {
     .enumerate()
     {
         let flash = format!("{part}.flash");
-        let fw = firmware(9_000 + i * 77, 10 + i as u32);
+        let fw = pseudo_random_bytes(9_000 + i * 77, 10 + i as u64);
         let fw_path = dir.path().join(format!("{part}.bin"));
         std::fs::write(&fw_path, &fw).unwrap();
         let fw_arg = fw_path.to_str().unwrap();
@@ -317,7 +298,7 @@ fn errors_are_named_and_change_nothing() {
     let sim = Sim::start(dir.path(), "stm32f407vg", "f4.flash", &[]);
     // A file that runs past the end of flash: refused before anything is erased.
     let fw_path = dir.path().join("big.bin");
-    std::fs::write(&fw_path, firmware(8192, 3)).unwrap();
+    std::fs::write(&fw_path, pseudo_random_bytes(8192, 3)).unwrap();
     let out = brickless(&[
         "rom",
         "write",
@@ -373,7 +354,7 @@ fn dfuse_pack_file_is_written_at_its_element_address() {
     }
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(dir.path(), "stm32g474re", "g4.flash", &[]);
-    let fw = firmware(3000, 4);
+    let fw = pseudo_random_bytes(3000, 4);
     let bin = dir.path().join("fw.bin");
     std::fs::write(&bin, &fw).unwrap();
     let dfu = dir.path().join("fw.dfu");
@@ -452,7 +433,7 @@ fn a_dfu_file_without_data_is_refused_and_the_flash_is_unchanged() {
     let sim = Sim::start(dir.path(), "stm32l475vg", "l4.flash", &[]);
     // Firmware on the device first, so an erase would show.
     let fw = dir.path().join("fw.bin");
-    std::fs::write(&fw, firmware(4096, 21)).unwrap();
+    std::fs::write(&fw, pseudo_random_bytes(4096, 21)).unwrap();
     let fw = fw.to_str().unwrap();
     ok(&brickless(&["rom", "write", "--tcp", &sim.tcp, fw]));
     let flash_path = dir.path().join("l4.flash");
@@ -516,15 +497,14 @@ fn a_dfu_file_without_data_is_refused_and_the_flash_is_unchanged() {
 
 /// 2 KiB of code, `fill` × 6000 (a state area in a merged factory image), 1 KiB of code.
 fn merged_factory_image(fill: u8) -> Vec<u8> {
-    let mut image = firmware(2048, 31);
+    let mut image = pseudo_random_bytes(2048, 31);
     image.extend(std::iter::repeat_n(fill, 6000));
-    image.extend(firmware(1024, 32));
+    image.extend(pseudo_random_bytes(1024, 32));
     image
 }
 
 #[test]
 fn rom_write_leaves_erased_value_units_erased_and_programmable() {
-    use brickless_flash_model::UnitState;
     let dir = tempfile::tempdir().unwrap();
     for (part, base) in [
         ("stm32l475vg", 0x0801_0000u32),
@@ -550,21 +530,12 @@ fn rom_write_leaves_erased_value_units_erased_and_programmable() {
         assert!(out.contains("and verified"), "{out}");
 
         let flash = saved_flash(&dir.path().join(&flash_name));
-        let unit = flash.geometry().write_unit;
         let (from, to) = (base + 2048, base + 2048 + 6000);
-        for a in (from.div_ceil(unit) * unit..to / unit * unit).step_by(unit as usize) {
-            assert_eq!(
-                flash.unit_state(a),
-                Some(UnitState::Erased),
-                "{part}: unit at {a:#010x} of the fill was programmed"
-            );
-        }
-        assert_eq!(flash.unit_state(from - 1), Some(UnitState::Programmed));
-        assert_eq!(flash.unit_state(to), Some(UnitState::Programmed));
+        assert_fill_units_erased(&flash, from, to, part);
 
         // A later write into the fill without an erase (a state record) succeeds.
         let record = dir.path().join(format!("{part}-record.bin"));
-        std::fs::write(&record, firmware(64, 33)).unwrap();
+        std::fs::write(&record, pseudo_random_bytes(64, 33)).unwrap();
         let at = format!("{:#x}", from.div_ceil(256) * 256 + 1024);
         ok(&brickless(&[
             "rom",
@@ -587,7 +558,7 @@ fn erase_none_without_verify_still_checks_the_skipped_units() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(dir.path(), "stm32f407vg", "f4.flash", &[]);
     let old = dir.path().join("old.bin");
-    std::fs::write(&old, firmware(1024, 41)).unwrap();
+    std::fs::write(&old, pseudo_random_bytes(1024, 41)).unwrap();
     ok(&brickless(&[
         "rom",
         "write",

@@ -12,18 +12,14 @@ use brickless_rom::dfuse::{
 };
 use brickless_rom::program;
 use brickless_rom::target::{Erase, RomTarget};
-use brickless_rom::{by_pid, RomDevice};
+use brickless_test_support::{pseudo_random_bytes, rom_device};
 
 type Target = DfuseTarget<SimDfuUsb, SimDelay>;
 
 const PARTS: [u16; 4] = [0x450, 0x415, 0x413, 0x447]; // H753, L475, F407, L073
 
-fn device(pid: u16) -> &'static RomDevice {
-    by_pid(pid).expect("part in the device table")
-}
-
 fn setup(pid: u16) -> (Target, SimClock) {
-    let d = device(pid);
+    let d = rom_device(pid);
     let clock = SimClock::new();
     let server = DfuServer::new(RomCore::erased(d), 2048, clock.clone());
     let layout = server.layout().to_string();
@@ -38,18 +34,6 @@ fn server(t: &mut Target) -> &mut DfuServer {
     &mut t.host.transport_mut().server
 }
 
-fn firmware(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 fn flash_bytes(t: &mut Target, addr: u32, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
     server(t).core.read(addr, &mut buf).unwrap();
@@ -59,32 +43,32 @@ fn flash_bytes(t: &mut Target, addr: u32, len: usize) -> Vec<u8> {
 #[test]
 fn layout_strings_match_the_rom_and_name_the_part() {
     assert_eq!(
-        memory_layout(device(0x413)),
+        memory_layout(rom_device(0x413)),
         "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg"
     );
     for pid in PARTS {
-        let text = memory_layout(device(pid));
+        let text = memory_layout(rom_device(pid));
         let layout = MemoryLayout::parse(&text).unwrap();
         assert_eq!(layout.name(), "Internal Flash");
         assert_eq!(
             layout.total_size(),
-            u64::from(device(pid).geometry.total_size()),
+            u64::from(rom_device(pid).geometry.total_size()),
             "{text}"
         );
         assert_eq!(guess_device(&text).map(|d| d.pid), Some(pid), "{text}");
     }
-    assert!(memory_layout(device(0x447)).ends_with("*128 g"));
+    assert!(memory_layout(rom_device(0x447)).ends_with("*128 g"));
 }
 
 #[test]
 fn program_read_verify_erase_leave_on_four_parts() {
     for pid in PARTS {
-        let d = device(pid);
+        let d = rom_device(pid);
         let (mut t, clock) = setup(pid);
         assert_eq!(t.info().pid, pid);
         let erased = d.geometry.erased;
         let addr = d.page(1).unwrap().addr;
-        let data = firmware(5 * 1024 + 3, u32::from(pid));
+        let data = pseudo_random_bytes(5 * 1024 + 3, u64::from(pid));
 
         // The layout-only path: erase touched pages, write 2 KiB blocks, read back.
         let t0 = clock.now_ns();
@@ -98,7 +82,7 @@ fn program_read_verify_erase_leave_on_four_parts() {
 
         // The shared RomTarget path the other transports use.
         let other = d.page(0).unwrap().addr;
-        let small = firmware(700, 7);
+        let small = pseudo_random_bytes(700, 7);
         program::program(&mut t, d, other, &small, true, &mut |_, _, _| {}).unwrap();
         assert_eq!(flash_bytes(&mut t, other, small.len()), small, "{pid:#x}");
 
@@ -136,9 +120,9 @@ fn program_read_verify_erase_leave_on_four_parts() {
 
 #[test]
 fn a_dfu_file_programs_every_element() {
-    let d = device(0x413);
-    let a = firmware(3000, 1);
-    let b = firmware(100, 2);
+    let d = rom_device(0x413);
+    let a = pseudo_random_bytes(3000, 1);
+    let b = pseudo_random_bytes(100, 2);
     let file = DfuSeBuilder {
         targets: vec![brickless_rom::dfu_file::TargetSpec {
             alt_setting: 0,
@@ -215,7 +199,11 @@ fn a_device_error_is_named_cleared_and_never_success() {
     let (mut t, _) = setup(0x415);
     server(&mut t).faults.fail_next_write = Some(DfuStatusCode::Prog);
     let err = t
-        .program_with_layout(0x0800_0000, &firmware(4096, 3), &mut |_, _, _| {})
+        .program_with_layout(
+            0x0800_0000,
+            &pseudo_random_bytes(4096, 3),
+            &mut |_, _, _| {},
+        )
         .unwrap_err();
     assert_eq!(
         err,
@@ -269,7 +257,7 @@ fn stalled_status_polls_are_retried_a_bounded_number_of_times() {
 fn a_vanishing_device_fails_the_write() {
     let (mut t, _) = setup(0x450);
     server(&mut t).faults.vanish_after = Some(40);
-    let data = firmware(64 * 1024, 4);
+    let data = pseudo_random_bytes(64 * 1024, 4);
     let err = t
         .program_with_layout(0x0800_0000, &data, &mut |_, _, _| {})
         .unwrap_err();
@@ -316,7 +304,7 @@ fn ranges_outside_the_layout_change_nothing() {
     let (mut t, _) = setup(0x415);
     let end = 0x0810_0000 - 1024;
     let err = t
-        .program_with_layout(end, &firmware(4096, 5), &mut |_, _, _| {})
+        .program_with_layout(end, &pseudo_random_bytes(4096, 5), &mut |_, _, _| {})
         .unwrap_err();
     assert_eq!(
         err,

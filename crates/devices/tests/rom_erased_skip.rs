@@ -9,12 +9,12 @@ use brickless_devices::clock::{SimClock, SimDelay};
 use brickless_devices::rom::core::RomCore;
 use brickless_devices::rom::dfuse::{DfuServer, SimDfuUsb};
 use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimI2cBus};
-use brickless_flash_model::{SimFlash, UnitState};
+use brickless_flash_model::SimFlash;
 use brickless_rom::an4221::I2cHost;
 use brickless_rom::dfu_file::{DfuFile, DfuSeBuilder, TargetSpec};
 use brickless_rom::dfuse::{DfuseError, DfuseHost, DfuseTarget};
 use brickless_rom::program::{self, Layout};
-use brickless_rom::{by_pid, RomDevice};
+use brickless_test_support::{assert_fill_units_erased, flash_part, rom_device};
 
 /// (flash model part, product ID).
 const PARTS: [(&str, u16); 3] = [
@@ -24,12 +24,7 @@ const PARTS: [(&str, u16); 3] = [
 ];
 
 fn core(name: &str, pid: u16) -> RomCore {
-    let part = brickless_flash::part(name).expect("part in the flash table");
-    RomCore::new(device(pid), SimFlash::new(part))
-}
-
-fn device(pid: u16) -> &'static RomDevice {
-    by_pid(pid).expect("part in the device table")
+    RomCore::new(rom_device(pid), SimFlash::new(flash_part(name)))
 }
 
 /// `code` bytes, then `fill` × `fill_len` (a state area in a merged image), then `code` again.
@@ -50,23 +45,6 @@ fn fill_range(addr: u32, fill_len: usize) -> (u32, u32) {
     (addr + 1000, addr + 1000 + fill_len as u32)
 }
 
-/// Every write unit wholly inside `[from, to)` is erased; the units holding code are not.
-fn assert_fill_units_erased(flash: &SimFlash, from: u32, to: u32, what: &str) {
-    let unit = flash.geometry().write_unit;
-    let first = from.div_ceil(unit) * unit;
-    let last = to / unit * unit;
-    assert!(last > first, "{what}: fill spans whole units");
-    for a in (first..last).step_by(unit as usize) {
-        assert_eq!(
-            flash.unit_state(a),
-            Some(UnitState::Erased),
-            "{what}: unit at {a:#010x} inside the fill was programmed"
-        );
-    }
-    assert_eq!(flash.unit_state(from - 1), Some(UnitState::Programmed));
-    assert_eq!(flash.unit_state(to), Some(UnitState::Programmed));
-}
-
 /// New data for a unit-aligned place in the fill, as the firmware (or a later update) writes.
 fn later_data() -> Vec<u8> {
     (0..64u8).map(|i| i ^ 0x5A).collect()
@@ -74,7 +52,7 @@ fn later_data() -> Vec<u8> {
 
 fn i2c_host(name: &str, pid: u16) -> I2cHost<SimI2cBus, SimDelay> {
     let clock = SimClock::new();
-    let opts = I2cServerOptions::for_device(device(pid));
+    let opts = I2cServerOptions::for_device(rom_device(pid));
     let server = I2cServer::new(core(name, pid), opts, clock.clone());
     let mut host = I2cHost::new(SimI2cBus::new(server), clock.delay(), opts.address).unwrap();
     host.connect().unwrap();
@@ -84,7 +62,7 @@ fn i2c_host(name: &str, pid: u16) -> I2cHost<SimI2cBus, SimDelay> {
 #[test]
 fn program_leaves_erased_value_units_erased_and_programmable() {
     for (name, pid) in PARTS {
-        let d = device(pid);
+        let d = rom_device(pid);
         let erased = d.geometry.erased;
         let mut host = i2c_host(name, pid);
         let addr = d.page(1).unwrap().addr;
@@ -143,7 +121,7 @@ fn flash(t: &mut Target) -> &SimFlash {
 #[test]
 fn dfu_file_leaves_erased_value_units_erased_and_programmable() {
     for (name, pid) in PARTS {
-        let d = device(pid);
+        let d = rom_device(pid);
         let erased = d.geometry.erased;
         let mut t = dfu_target(name, pid);
         let addr = d.page(2).unwrap().addr;
@@ -188,7 +166,7 @@ fn dfu_file_leaves_erased_value_units_erased_and_programmable() {
 
 #[test]
 fn dfu_file_without_data_is_refused_before_any_erase() {
-    let d = device(0x415);
+    let d = rom_device(0x415);
     let empty_target = |alt: u8, elements: Vec<(u32, Vec<u8>)>| TargetSpec {
         alt_setting: alt,
         name: Some("Internal Flash".into()),

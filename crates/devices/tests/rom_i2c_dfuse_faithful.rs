@@ -11,7 +11,8 @@ use brickless_rom::an4221::I2cHost;
 use brickless_rom::dfuse::{DfuseHost, DfuseTarget};
 use brickless_rom::program;
 use brickless_rom::target::Erase;
-use brickless_rom::{by_pid, RomTarget};
+use brickless_rom::RomTarget;
+use brickless_test_support::{flash_part, rom_device};
 
 const PARTS: [(&str, u16); 4] = [
     ("stm32h753zi", 0x450),
@@ -21,9 +22,7 @@ const PARTS: [(&str, u16); 4] = [
 ];
 
 fn core(name: &str, pid: u16) -> RomCore {
-    let part = brickless_flash::part(name).expect("part in the flash table");
-    let device = by_pid(pid).expect("part in the device table");
-    RomCore::new(device, SimFlash::new(part))
+    RomCore::new(rom_device(pid), SimFlash::new(flash_part(name)))
 }
 
 fn firmware(len: usize, seed: u8) -> Vec<u8> {
@@ -35,7 +34,7 @@ fn firmware(len: usize, seed: u8) -> Vec<u8> {
 #[test]
 fn i2c_programs_the_faithful_model() {
     for (name, pid) in PARTS {
-        let d = by_pid(pid).unwrap();
+        let d = rom_device(pid);
         let clock = SimClock::new();
         let opts = I2cServerOptions::for_device(d);
         let server = I2cServer::new(core(name, pid), opts, clock.clone());
@@ -60,7 +59,7 @@ fn i2c_programs_the_faithful_model() {
 #[test]
 fn dfuse_programs_the_faithful_model() {
     for (name, pid) in PARTS {
-        let d = by_pid(pid).unwrap();
+        let d = rom_device(pid);
         let clock = SimClock::new();
         let server = DfuServer::new(core(name, pid), 2048, clock.clone());
         let layout = server.layout().to_string();

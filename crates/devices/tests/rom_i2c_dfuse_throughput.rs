@@ -10,14 +10,15 @@ use brickless_rom::an4221::I2cHost;
 use brickless_rom::dfuse::{DfuseHost, DfuseTarget};
 use brickless_rom::program;
 use brickless_rom::target::Erase;
-use brickless_rom::{by_pid, RomTarget};
+use brickless_rom::RomTarget;
+use brickless_test_support::rom_device;
 
 const LEN: usize = 64 * 1024;
 
 #[test]
 #[ignore]
 fn modelled_write_throughput() {
-    let d = by_pid(0x415).unwrap(); // L475
+    let d = rom_device(0x415); // L475
     let data = vec![0x5Au8; LEN];
 
     let clock = SimClock::new();

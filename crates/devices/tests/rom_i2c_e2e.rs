@@ -8,19 +8,15 @@ use brickless_devices::rom::i2c::{I2cServer, I2cServerOptions, SimI2cBus};
 use brickless_rom::an4221::{cmd, I2cError, I2cHost, I2cTimeouts, Phase};
 use brickless_rom::program::{self, ProgramError};
 use brickless_rom::target::{stm32_crc32, Erase, RomTarget, STM32_CRC_INIT};
-use brickless_rom::{by_pid, RomDevice};
+use brickless_test_support::{pseudo_random_bytes, rom_device};
 use embedded_hal::i2c::ErrorKind;
 
 type Host = I2cHost<SimI2cBus, SimDelay>;
 
 const PARTS: [u16; 4] = [0x450, 0x415, 0x413, 0x447]; // H753, L475, F407, L073
 
-fn device(pid: u16) -> &'static RomDevice {
-    by_pid(pid).expect("part in the device table")
-}
-
 fn setup(pid: u16, version: u8) -> (Host, SimClock) {
-    let d = device(pid);
+    let d = rom_device(pid);
     let clock = SimClock::new();
     let mut opts = I2cServerOptions::for_device(d);
     opts.version = version;
@@ -38,18 +34,6 @@ fn connected(pid: u16, version: u8) -> (Host, SimClock) {
     (host, clock)
 }
 
-fn firmware(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 fn flash_bytes(host: &mut Host, addr: u32, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
     host.bus_mut().server.core.read(addr, &mut buf).unwrap();
@@ -59,12 +43,12 @@ fn flash_bytes(host: &mut Host, addr: u32, len: usize) -> Vec<u8> {
 #[test]
 fn program_read_verify_erase_on_four_parts() {
     for pid in PARTS {
-        let d = device(pid);
+        let d = rom_device(pid);
         let (mut host, clock) = connected(pid, 0x12);
         let base = d.flash().start;
         // Start inside the second page so the erase must pick the right pages.
         let addr = d.page(1).unwrap().addr + 0x40;
-        let data = firmware(3 * 1024 + 7, u32::from(pid));
+        let data = pseudo_random_bytes(3 * 1024 + 7, u64::from(pid));
         let t0 = clock.now_ns();
         program::program(&mut host, d, addr, &data, true, &mut |_, _, _| {}).unwrap();
         assert!(clock.now_ns() > t0, "{pid:#x}: work takes virtual time");
@@ -136,7 +120,7 @@ fn every_protocol_version_reads_get_with_its_own_length() {
         let listed = (0u8..=255).filter(|&c| set.contains(c)).count();
         assert_eq!(listed, count, "version {version:#x}");
         // A stretching (v1.0) write still completes: the device holds the bus instead.
-        let data = firmware(256, 3);
+        let data = pseudo_random_bytes(256, 3);
         host.erase(Erase::Pages(&[0])).unwrap();
         host.write_memory(0x0800_0000, &data).unwrap();
         assert_eq!(flash_bytes(&mut host, 0x0800_0000, 256), data);
@@ -149,13 +133,13 @@ fn every_protocol_version_reads_get_with_its_own_length() {
 #[test]
 fn device_checksum_matches_the_stm32_crc() {
     let (mut host, _) = connected(0x415, 0x12);
-    let data = firmware(1024, 9);
+    let data = pseudo_random_bytes(1024, 9);
     host.erase(Erase::Pages(&[0])).unwrap();
     program::write(
         &mut host,
         0x0800_0000,
         &data,
-        program::Layout::for_device(device(0x415)),
+        program::Layout::for_device(rom_device(0x415)),
         &mut |_, _, _| {},
     )
     .unwrap();
@@ -260,12 +244,12 @@ fn bus_errors_are_named_with_their_kind() {
 
 #[test]
 fn refusals_are_nacks_and_program_never_reports_a_partial_write() {
-    let d = device(0x415);
+    let d = rom_device(0x415);
     let (mut host, _) = connected(0x415, 0x12);
     // Write-protect page 3, then program across pages 2..=4: the erase of page 3 fails.
     host.bus_mut().server.core.write_protect(&[3]).unwrap();
     let addr = d.page(2).unwrap().addr;
-    let data = firmware(3 * 2048, 5);
+    let data = pseudo_random_bytes(3 * 2048, 5);
     let err = program::program(&mut host, d, addr, &data, true, &mut |_, _, _| {}).unwrap_err();
     assert!(
         matches!(err, ProgramError::Target(I2cError::Nack { .. })),
@@ -301,7 +285,7 @@ fn readout_unprotect_mass_erases() {
 
 #[test]
 fn addresses_outside_seven_bits_are_refused() {
-    let d = device(0x450);
+    let d = rom_device(0x450);
     let clock = SimClock::new();
     let opts = I2cServerOptions::for_device(d);
     let server = I2cServer::new(RomCore::erased(d), opts, clock.clone());
@@ -313,7 +297,7 @@ fn addresses_outside_seven_bits_are_refused() {
 
 #[test]
 fn a_wrong_address_gets_no_answer() {
-    let d = device(0x450);
+    let d = rom_device(0x450);
     let clock = SimClock::new();
     let opts = I2cServerOptions::for_device(d);
     let server = I2cServer::new(RomCore::erased(d), opts, clock.clone());
@@ -326,7 +310,7 @@ fn a_wrong_address_gets_no_answer() {
 
 #[test]
 fn a_get_longer_than_the_version_says_is_read_again_at_its_length() {
-    let d = device(0x460);
+    let d = rom_device(0x460);
     let clock = SimClock::new();
     let mut opts = I2cServerOptions::for_device(d);
     opts.vendor_commands = &[0x50, 0x51];
@@ -377,12 +361,12 @@ fn a_stretched_erase_outlasting_the_adapter_timeout_is_waited_for() {
 #[test]
 fn long_page_lists_are_split_and_oversized_ones_refused_before_any_traffic() {
     let (mut host, _) = connected(0x447, 0x12);
-    let data = firmware(600 * 128, 11);
+    let data = pseudo_random_bytes(600 * 128, 11);
     program::write(
         &mut host,
         0x0800_0000,
         &data,
-        program::Layout::for_device(device(0x447)),
+        program::Layout::for_device(rom_device(0x447)),
         &mut |_, _, _| {},
     )
     .unwrap();

@@ -1,11 +1,11 @@
 //! Power cuts: torn programs, partly erased sectors, ECC faults exactly where they belong,
 //! and deterministic replay of cut points.
 
-use brickless_flash::{part, Part};
 use brickless_flash_model::{
     cut_points, essential_cut_points, op_range, replay, CutPhase, CutPoint, SimFlash,
     SimFlashError, TearAt, UnitState,
 };
+use brickless_test_support::flash_part;
 
 const ECC_PARTS: &[&str] = &[
     "stm32h753zi",
@@ -27,10 +27,6 @@ const NO_DED_PARTS: &[&str] = &[
     "stm32l073rz",
 ];
 
-fn p(name: &str) -> &'static Part {
-    part(name).unwrap()
-}
-
 fn pattern(len: usize, salt: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(29) ^ salt | 0x01)
@@ -45,7 +41,7 @@ fn peek(f: &SimFlash, addr: u32, len: usize) -> Vec<u8> {
 
 /// Programs 8 units with a Torn cut and returns (model, index of the torn unit).
 fn torn_program(name: &str, seed: u64) -> (SimFlash, usize, Vec<u8>) {
-    let mut f = SimFlash::with_seed(p(name), seed);
+    let mut f = SimFlash::with_seed(flash_part(name), seed);
     let g = *f.geometry();
     let unit = g.write_unit as usize;
     let data = pattern(8 * unit, 0x30);
@@ -112,7 +108,7 @@ fn torn_program_never_faults_on_f4_f7_l0_but_leaves_partial_bits() {
     for name in NO_DED_PARTS {
         let mut partial = 0;
         for seed in 0..6 {
-            let mut f = SimFlash::with_seed(p(name), seed);
+            let mut f = SimFlash::with_seed(flash_part(name), seed);
             let g = *f.geometry();
             let unit = g.write_unit as usize;
             let data = pattern(8 * unit, 0x30);
@@ -178,7 +174,7 @@ fn reprogramming_a_torn_unit_is_a_second_program() {
 
 /// Fills a sector, then erases it with a Torn cut.
 fn partly_erased(name: &str, seed: u64) -> (SimFlash, u32, u32, Vec<u8>) {
-    let mut f = SimFlash::with_seed(p(name), seed);
+    let mut f = SimFlash::with_seed(flash_part(name), seed);
     let g = *f.geometry();
     // Use the second sector (the first is often special on F4).
     let s = g.sector_at(g.sector_at(g.base()).unwrap().end()).unwrap();
@@ -249,7 +245,7 @@ fn partial_erase_faults_exactly_on_torn_units_on_ecc_families() {
 
 #[test]
 fn a_multi_sector_erase_cut_inside_erases_the_sectors_before_the_torn_one() {
-    let mut f = SimFlash::with_seed(p("stm32l475vg"), 11);
+    let mut f = SimFlash::with_seed(flash_part("stm32l475vg"), 11);
     f.fill(0x0800_0000, 8 * 2048, 0x00).unwrap();
     f.arm_cut(CutPoint::new(0, CutPhase::Torn));
     assert_eq!(
@@ -281,7 +277,7 @@ fn a_multi_sector_erase_cut_inside_erases_the_sectors_before_the_torn_one() {
 fn after_a_cut_everything_fails_until_power_cycle() {
     use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
     for phase in CutPhase::ALL {
-        let mut f = SimFlash::new(p("stm32u585ai"));
+        let mut f = SimFlash::new(flash_part("stm32u585ai"));
         f.arm_cut(CutPoint::new(1, phase));
         f.write(0, &[1u8; 16]).unwrap();
         assert_eq!(f.write(16, &[2u8; 16]), Err(SimFlashError::PowerLost));
@@ -321,7 +317,7 @@ fn workload(f: &mut SimFlash) {
 
 #[test]
 fn cut_points_cover_every_operation_and_phase() {
-    let base = SimFlash::with_seed(p("stm32h753zi"), 5);
+    let base = SimFlash::with_seed(flash_part("stm32h753zi"), 5);
     let points = cut_points(&base, workload);
     assert_eq!(points.len(), 4 * 3);
     assert_eq!(points[0], CutPoint::new(0, CutPhase::Before));
@@ -359,13 +355,13 @@ fn cut_points_cover_every_operation_and_phase() {
 #[test]
 fn same_seed_and_cut_point_give_the_same_bytes() {
     for name in ["stm32h753zi", "stm32l475vg", "stm32f407vg", "stm32l073rz"] {
-        let g = p(name).geometry;
+        let g = flash_part(name).geometry;
         let region = (g.banks[0].base, 0x4000usize);
         let run = |f: &mut SimFlash| {
             let _ = f.program_abs(region.0, &pattern(region.1, 9));
             let _ = f.erase_abs(region.0, g.sector_at(region.0).unwrap().end());
         };
-        let base = SimFlash::with_seed(p(name), 1234);
+        let base = SimFlash::with_seed(flash_part(name), 1234);
         for point in cut_points(&base, run) {
             let a = replay(&base, &[point], run);
             let b = replay(&base, &[point], run);
@@ -382,7 +378,7 @@ fn same_seed_and_cut_point_give_the_same_bytes() {
         // A different seed tears differently (checked on the torn program).
         let point = CutPoint::new(0, CutPhase::Torn);
         let a = replay(&base, &[point], run);
-        let other = SimFlash::with_seed(p(name), 4321);
+        let other = SimFlash::with_seed(flash_part(name), 4321);
         let c = replay(&other, &[point], run);
         assert_ne!(
             peek(&a, region.0, region.1),
@@ -394,7 +390,7 @@ fn same_seed_and_cut_point_give_the_same_bytes() {
 
 #[test]
 fn sequences_of_cuts_replay_deterministically() {
-    let base = SimFlash::with_seed(p("stm32h753zi"), 77);
+    let base = SimFlash::with_seed(flash_part("stm32h753zi"), 77);
     let first = CutPoint::new(2, CutPhase::Torn);
     let after_first = replay(&base, &[first], workload);
     // The recovery run's own cut points start after the first run's operations.
@@ -416,7 +412,7 @@ fn sequences_of_cuts_replay_deterministically() {
 
 #[test]
 fn clones_are_independent_and_cheap_to_diverge() {
-    let mut a = SimFlash::new(p("stm32h753zi"));
+    let mut a = SimFlash::new(flash_part("stm32h753zi"));
     a.fill(0x0800_0000, 2 * 1024 * 1024 - 0x10_0000, 0x00)
         .unwrap();
     let b = a.clone();
@@ -431,7 +427,7 @@ fn clones_are_independent_and_cheap_to_diverge() {
 #[test]
 fn tear_position_can_be_pinned_to_the_first_or_last_unit() {
     for (tear, expect) in [(TearAt::First, 0u32), (TearAt::Last, 7)] {
-        let mut f = SimFlash::new(p("stm32l475vg"));
+        let mut f = SimFlash::new(flash_part("stm32l475vg"));
         f.set_tear_at(tear);
         f.arm_cut(CutPoint::new(0, CutPhase::Torn));
         let _ = f.program_abs(0x0800_0000, &[0x12; 64]);
@@ -441,7 +437,7 @@ fn tear_position_can_be_pinned_to_the_first_or_last_unit() {
             "{tear:?}"
         );
         // Multi-sector erase: the first/last sector is the partly erased one.
-        let mut f = SimFlash::new(p("stm32l475vg"));
+        let mut f = SimFlash::new(flash_part("stm32l475vg"));
         f.set_tear_at(tear);
         f.fill(0x0800_0000, 4 * 2048, 0).unwrap();
         f.arm_cut(CutPoint::new(0, CutPhase::Torn));
@@ -461,7 +457,7 @@ fn tear_position_can_be_pinned_to_the_first_or_last_unit() {
 #[test]
 fn a_cut_during_a_refused_call_only_loses_power() {
     for phase in CutPhase::ALL {
-        let mut f = SimFlash::new(p("stm32l475vg"));
+        let mut f = SimFlash::new(flash_part("stm32l475vg"));
         f.program_abs(0x0800_0000, &[1; 8]).unwrap();
         f.arm_cut(CutPoint::new(1, phase));
         // Misaligned: refused before any cell changes, whatever the phase.
@@ -492,7 +488,7 @@ fn a_cut_during_a_refused_call_only_loses_power() {
 
 #[test]
 fn a_cut_the_run_never_reaches_does_not_fire() {
-    let base = SimFlash::new(p("stm32h753zi"));
+    let base = SimFlash::new(flash_part("stm32h753zi"));
     let m = replay(&base, &[CutPoint::new(100, CutPhase::Torn)], workload);
     assert_eq!(m.last_cut(), None);
     assert!(m.is_powered());

@@ -1,7 +1,8 @@
 //! One test per flash rule per family, against the reference-manual behaviour.
 
-use brickless_flash::{part, HwFlag, Part};
+use brickless_flash::HwFlag;
 use brickless_flash_model::{SimFlash, SimFlashError, UnitState};
+use brickless_test_support::flash_part;
 
 /// One part per family, with the flags its reference manual names.
 struct Case {
@@ -102,10 +103,6 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn p(name: &str) -> &'static Part {
-    part(name).unwrap_or_else(|| panic!("{name} not in the table"))
-}
-
 fn read(f: &SimFlash, addr: u32, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
     f.read_abs(addr, &mut buf)
@@ -122,7 +119,7 @@ fn pattern(len: usize, salt: u8) -> Vec<u8> {
 #[test]
 fn misaligned_write_is_refused_with_the_family_flag_and_changes_nothing() {
     for c in CASES {
-        let mut f = SimFlash::new(p(c.part));
+        let mut f = SimFlash::new(flash_part(c.part));
         let g = *f.geometry();
         // Aligned to 2 bytes but not to the unit, a whole unit long.
         let addr = g.base() + 2;
@@ -151,7 +148,7 @@ fn misaligned_write_is_refused_with_the_family_flag_and_changes_nothing() {
 #[test]
 fn short_write_is_refused_with_the_family_flag_and_changes_nothing() {
     for c in CASES {
-        let mut f = SimFlash::new(p(c.part));
+        let mut f = SimFlash::new(flash_part(c.part));
         let g = *f.geometry();
         let unit = g.write_unit as usize;
         // One and a half units: even the whole first unit must not be programmed.
@@ -190,7 +187,7 @@ fn short_write_is_refused_with_the_family_flag_and_changes_nothing() {
 #[test]
 fn second_program_of_a_unit_behaves_as_the_family_does() {
     for c in CASES {
-        let mut f = SimFlash::new(p(c.part));
+        let mut f = SimFlash::new(flash_part(c.part));
         let g = *f.geometry();
         let unit = g.write_unit as usize;
         let at = g.base() + 4 * unit as u32;
@@ -239,7 +236,7 @@ fn second_program_of_a_unit_behaves_as_the_family_does() {
 #[test]
 fn programming_the_erased_value_still_uses_the_unit_up() {
     for name in ["stm32l475vg", "stm32g474re", "stm32u585ai"] {
-        let mut f = SimFlash::new(p(name));
+        let mut f = SimFlash::new(flash_part(name));
         let g = *f.geometry();
         let unit = g.write_unit as usize;
         f.program_abs(g.base(), &vec![0xFF; unit]).unwrap();
@@ -265,7 +262,7 @@ fn all_zeros_overwrite_is_allowed_on_l4_g4_u5_and_their_kin() {
         "stm32u585ai",
         "stm32l552ze",
     ] {
-        let mut f = SimFlash::new(p(name));
+        let mut f = SimFlash::new(flash_part(name));
         let g = *f.geometry();
         let unit = g.write_unit as usize;
         f.program_abs(g.base(), &pattern(unit, 9)).unwrap();
@@ -282,7 +279,7 @@ fn all_zeros_overwrite_is_allowed_on_l4_g4_u5_and_their_kin() {
 
 #[test]
 fn all_zeros_overwrite_poisons_an_h7_flash_word() {
-    let mut f = SimFlash::new(p("stm32h753zi"));
+    let mut f = SimFlash::new(flash_part("stm32h753zi"));
     f.program_abs(0x0800_0000, &pattern(32, 5)).unwrap();
     f.program_abs(0x0800_0000, &[0u8; 32]).unwrap();
     let mut buf = [0u8; 32];
@@ -295,7 +292,7 @@ fn all_zeros_overwrite_poisons_an_h7_flash_word() {
 #[test]
 fn f4_and_f7_bits_only_go_from_one_to_zero() {
     for name in ["stm32f407vg", "stm32f429zi", "stm32f767zi", "stm32f746zg"] {
-        let mut f = SimFlash::new(p(name));
+        let mut f = SimFlash::new(flash_part(name));
         let base = f.geometry().base();
         f.program_abs(base, &[0xF0, 0x0F, 0xAA, 0xFF]).unwrap();
         f.program_abs(base, &[0xCC, 0xFF, 0x0F, 0x7E]).unwrap();
@@ -313,7 +310,7 @@ fn f4_and_f7_bits_only_go_from_one_to_zero() {
 #[test]
 fn erase_of_a_non_sector_range_is_refused() {
     for c in CASES {
-        let mut f = SimFlash::new(p(c.part));
+        let mut f = SimFlash::new(flash_part(c.part));
         let g = *f.geometry();
         let s0 = g.sector_at(g.base()).unwrap();
         let unit = g.write_unit;
@@ -353,7 +350,7 @@ fn erase_of_a_non_sector_range_is_refused() {
 
 #[test]
 fn f4_erase_follows_the_non_uniform_sector_map() {
-    let mut f = SimFlash::new(p("stm32f407vg"));
+    let mut f = SimFlash::new(flash_part("stm32f407vg"));
     // Sector 4 is 64 KiB at 0x0801_0000, sector 5 is 128 KiB at 0x0802_0000.
     assert!(f.erase_abs(0x0801_0000, 0x0802_0000).is_ok());
     assert!(matches!(
@@ -376,7 +373,7 @@ fn f4_erase_follows_the_non_uniform_sector_map() {
 
 #[test]
 fn h753_bank2_write_and_erase_never_touch_bank1() {
-    let mut f = SimFlash::new(p("stm32h753zi"));
+    let mut f = SimFlash::new(flash_part("stm32h753zi"));
     let bank1 = pattern(64, 0x11);
     f.program_abs(0x0800_0000, &bank1).unwrap();
     let bank2 = pattern(64, 0x22);
@@ -417,7 +414,7 @@ fn bank2_bases_match_the_reference() {
         ("stm32u585ai", 0x0810_0000),
         ("stm32l552ze", 0x0804_0000),
     ] {
-        let mut f = SimFlash::new(p(name));
+        let mut f = SimFlash::new(flash_part(name));
         let g = *f.geometry();
         assert_eq!(g.banks[1].base, bank2, "{name}");
         let s = g.sector_at(bank2).unwrap();
@@ -432,7 +429,7 @@ fn bank2_bases_match_the_reference() {
 
 #[test]
 fn h743vg_hole_between_banks_is_not_flash() {
-    let mut f = SimFlash::new(p("stm32h743vg"));
+    let mut f = SimFlash::new(flash_part("stm32h743vg"));
     let g = *f.geometry();
     assert_eq!(g.total_size(), 1024 * 1024);
     assert_eq!(g.span(), 0x18_0000, "bank 2 ends at 0x0818_0000");
@@ -469,7 +466,7 @@ fn h743vg_hole_between_banks_is_not_flash() {
 
 #[test]
 fn g4_256k_hole_before_bank2_is_not_flash() {
-    let mut f = SimFlash::new(p("stm32g474cc"));
+    let mut f = SimFlash::new(flash_part("stm32g474cc"));
     assert!(matches!(
         f.program_abs(0x0802_0000, &[0u8; 8]),
         Err(SimFlashError::Unmapped { .. })
@@ -485,7 +482,7 @@ fn g4_256k_hole_before_bank2_is_not_flash() {
 #[test]
 fn l0_erased_value_is_zero_and_programs_need_zero_words() {
     for name in ["stm32l073rz", "stm32l053r8"] {
-        let mut f = SimFlash::new(p(name));
+        let mut f = SimFlash::new(flash_part(name));
         let g = *f.geometry();
         assert_eq!(g.erased, 0x00);
         assert_eq!(
@@ -516,7 +513,7 @@ fn l0_erased_value_is_zero_and_programs_need_zero_words() {
 #[test]
 fn writes_and_erases_past_the_end_are_out_of_bounds() {
     use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
-    let mut f = SimFlash::new(p("stm32l475vg"));
+    let mut f = SimFlash::new(flash_part("stm32l475vg"));
     let cap = f.capacity() as u32;
     assert_eq!(cap, 1024 * 1024);
     assert_eq!(
@@ -549,7 +546,7 @@ fn writes_and_erases_past_the_end_are_out_of_bounds() {
 
 #[test]
 fn timing_and_wear_are_accounted() {
-    let mut f = SimFlash::new(p("stm32h753zi"));
+    let mut f = SimFlash::new(flash_part("stm32h753zi"));
     f.program_abs(0x0800_0000, &[0u8; 64]).unwrap();
     let t = f.geometry().timing;
     assert_eq!(f.elapsed_us(), 2 * u64::from(t.program_unit_typ_us));
@@ -568,7 +565,7 @@ fn timing_and_wear_are_accounted() {
 
 #[test]
 fn l0_half_page_programs_in_the_time_of_one_word() {
-    let mut f = SimFlash::new(p("stm32l073rz"));
+    let mut f = SimFlash::new(flash_part("stm32l073rz"));
     let word = u64::from(f.geometry().timing.program_unit_typ_us);
     f.program_abs(0x0800_0000, &[1u8; 4]).unwrap();
     assert_eq!(f.elapsed_us(), word);
@@ -582,7 +579,7 @@ fn l0_half_page_programs_in_the_time_of_one_word() {
 
 #[test]
 fn preload_is_not_an_operation_and_ignores_rules() {
-    let mut f = SimFlash::new(p("stm32l475vg"));
+    let mut f = SimFlash::new(flash_part("stm32l475vg"));
     f.preload(0x0800_0003, b"factory").unwrap();
     f.preload(0x0800_0003, b"FACTORY").unwrap();
     assert_eq!(f.op_count(), 0);
@@ -603,7 +600,7 @@ fn preload_is_not_an_operation_and_ignores_rules() {
 #[test]
 fn empty_calls_at_the_end_are_fine_and_count_as_operations() {
     use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
-    let mut f = SimFlash::new(p("stm32g071rb"));
+    let mut f = SimFlash::new(flash_part("stm32g071rb"));
     let cap = f.capacity() as u32;
     f.read(cap, &mut []).unwrap();
     f.write(cap, &[]).unwrap();

@@ -5,12 +5,8 @@
 //! program.
 use std::collections::BTreeSet;
 
-use brickless_flash::{part, Part};
 use brickless_flash_model::{CutPhase, CutPoint, SimFlash, SimFlashError, TearAt};
-
-fn p(name: &str) -> &'static Part {
-    part(name).unwrap()
-}
+use brickless_test_support::flash_part;
 
 fn data(unit: usize, salt: u8) -> Vec<u8> {
     (0..unit)
@@ -47,7 +43,7 @@ fn reads(f: &SimFlash, addr: u32, len: usize, n: usize) -> Vec<Result<Vec<u8>, S
 #[test]
 fn torn_units_without_ecc_read_differently_only_in_changing_bits() {
     for name in ["stm32f407vg", "stm32f767zi", "stm32l073rz"] {
-        let mut f = SimFlash::with_seed(p(name), 11);
+        let mut f = SimFlash::with_seed(flash_part(name), 11);
         let unit = f.geometry().write_unit as usize;
         let erased = f.geometry().erased;
         let (addr, new) = torn_unit(&mut f, 3);
@@ -96,7 +92,7 @@ fn torn_units_without_ecc_read_differently_only_in_changing_bits() {
 #[test]
 fn torn_units_with_ecc_sometimes_fault_sometimes_return_a_value() {
     for name in ["stm32l475vg", "stm32h753zi", "stm32u585ai"] {
-        let mut f = SimFlash::with_seed(p(name), 5);
+        let mut f = SimFlash::with_seed(flash_part(name), 5);
         let unit = f.geometry().write_unit as usize;
         let erased = f.geometry().erased;
         let (addr, new) = torn_unit(&mut f, 9);
@@ -143,7 +139,7 @@ fn torn_units_with_ecc_sometimes_fault_sometimes_return_a_value() {
 #[test]
 fn partly_erased_units_are_unstable_toward_the_erased_value() {
     for name in ["stm32f407vg", "stm32l073rz", "stm32g071rb"] {
-        let mut f = SimFlash::with_seed(p(name), 21);
+        let mut f = SimFlash::with_seed(flash_part(name), 21);
         let erased = f.geometry().erased;
         let unit = f.geometry().write_unit as usize;
         let sector = f.geometry().sectors().nth(1).unwrap();
@@ -183,7 +179,7 @@ fn partly_erased_units_are_unstable_toward_the_erased_value() {
 #[test]
 fn unstable_reads_replay_identically_from_a_clone() {
     for name in ["stm32f407vg", "stm32l475vg"] {
-        let mut f = SimFlash::with_seed(p(name), 77);
+        let mut f = SimFlash::with_seed(flash_part(name), 77);
         let unit = f.geometry().write_unit as usize;
         let (addr, _) = torn_unit(&mut f, 1);
         f.set_unstable_torn(true);
@@ -195,7 +191,7 @@ fn unstable_reads_replay_identically_from_a_clone() {
             "{name}"
         );
         // Another seed gives other values.
-        let mut h = SimFlash::with_seed(p(name), 78);
+        let mut h = SimFlash::with_seed(flash_part(name), 78);
         let (addr_h, _) = torn_unit(&mut h, 1);
         h.set_unstable_torn(true);
         assert_ne!(

@@ -1,7 +1,5 @@
 //! Hostile and malformed images: each is rejected with its own error, never a panic.
 
-mod common;
-
 use brickless_image::keys::SigningKey;
 use brickless_image::sign::{sign_image, SecurityCounter, SignOptions};
 use brickless_image::tlv::kind;
@@ -9,7 +7,7 @@ use brickless_image::{
     locate_image, verify_bytes, verify_image, ImageError, ImageView, PublicKey, SliceFlash,
     VerifyError,
 };
-use common::test_bytes;
+use brickless_test_support::pseudo_random_bytes;
 use embedded_storage::nor_flash::{ErrorType, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 use proptest::prelude::*;
 
@@ -36,7 +34,7 @@ fn opts() -> SignOptions {
 }
 
 fn good_image(key: &SigningKey) -> Vec<u8> {
-    sign_image(&test_bytes(1000, 1), Some(key), &opts()).unwrap()
+    sign_image(&pseudo_random_bytes(1000, 1), Some(key), &opts()).unwrap()
 }
 
 fn view(img: &[u8]) -> ImageView<'_> {
@@ -259,7 +257,7 @@ fn wrong_key_missing_key_missing_signature_bad_signature() {
             Err(VerifyError::BadSignature)
         );
 
-        let unsigned = sign_image(&test_bytes(1000, 1), None, &opts()).unwrap();
+        let unsigned = sign_image(&pseudo_random_bytes(1000, 1), None, &opts()).unwrap();
         assert_eq!(
             verify_bytes(&unsigned, &[key.public_key()]),
             Err(VerifyError::MissingKeyTlv)
@@ -332,7 +330,7 @@ impl ReadNorFlash for FaultyFlash<'_> {
 #[test]
 fn flash_faults_are_errors_and_read_size_is_honoured() {
     let key = ed_key(4);
-    let img = sign_image(&test_bytes(5000, 2), Some(&key), &opts()).unwrap();
+    let img = sign_image(&pseudo_random_bytes(5000, 2), Some(&key), &opts()).unwrap();
     // Image at an unaligned base inside a bigger flash.
     let base = 0x1003u32;
     let mut flash_bytes = vec![0xffu8; 0x10000];
@@ -385,7 +383,7 @@ fn pubkey_format_full_and_spki_round_trip() {
             public_key_format: brickless_image::sign::PublicKeyFormat::Full,
             ..opts()
         };
-        let img = sign_image(&test_bytes(300, 3), Some(&key), &o).unwrap();
+        let img = sign_image(&pseudo_random_bytes(300, 3), Some(&key), &o).unwrap();
         let pk = key.public_key();
         assert_eq!(verify_bytes(&img, &[pk]).unwrap().key_index, Some(0));
         let der = view(&img).unprotected.find(kind::PUBKEY).unwrap().data;
@@ -450,7 +448,7 @@ proptest! {
         ecdsa in any::<bool>(),
     ) {
         let key = if ecdsa { ec_key(7) } else { ed_key(7) };
-        let img = sign_image(&test_bytes(200, 5), Some(&key), &opts()).unwrap();
+        let img = sign_image(&pseudo_random_bytes(200, 5), Some(&key), &opts()).unwrap();
         let hashed = view(&img).layout.protected_end as usize;
         let mut bad = img.clone();
         for (i, x) in &edits {

@@ -13,7 +13,8 @@ use brickless_image::sign::{
 };
 use brickless_image::tlv::kind;
 use brickless_image::{inspect, verify_bytes, ImageVersion, VerifyError};
-use common::{hex, test_bytes, Imgtool};
+use brickless_test_support::pseudo_random_bytes;
+use common::{hex, Imgtool};
 
 /// Map the imgtool `sign` arguments used in these tests onto [`SignOptions`].
 fn options_from_args(args: &[&str]) -> SignOptions {
@@ -231,7 +232,7 @@ const CASES: &[&[&str]] = &[
 ];
 
 fn input_for(args: &[&str], len: usize, seed: u64) -> Vec<u8> {
-    let mut data = test_bytes(len, seed);
+    let mut data = pseudo_random_bytes(len, seed);
     if !args.contains(&"--pad-header") {
         let h = parse_int(args[args.iter().position(|a| *a == "-H").unwrap() + 1]).unwrap();
         data[..h as usize].fill(0);
@@ -486,7 +487,13 @@ fn ecdsa_pad_sig_images_verify_in_both_tools() {
         "-v",
         "1.0.0",
     ];
-    let theirs = imgtool_sign(t, dir.path(), Some("ec.pem"), &args, &test_bytes(999, 3));
+    let theirs = imgtool_sign(
+        t,
+        dir.path(),
+        Some("ec.pem"),
+        &args,
+        &pseudo_random_bytes(999, 3),
+    );
     let sig = inspect::inspect(&theirs, 0xff).unwrap().unprotected_tlvs;
     assert_eq!(sig.last().unwrap().data.len(), 72);
     verify_bytes(&theirs, &[key.public_key()]).unwrap();
@@ -497,7 +504,7 @@ fn ecdsa_pad_sig_images_verify_in_both_tools() {
         pad_sig: true,
         ..SignOptions::default()
     };
-    let ours = sign_image(&test_bytes(999, 3), Some(&key), &opts).unwrap();
+    let ours = sign_image(&pseudo_random_bytes(999, 3), Some(&key), &opts).unwrap();
     fs::write(dir.path().join("ours.bin"), &ours).unwrap();
     t.run(dir.path(), &["verify", "-k", "ec.pem", "ours.bin"]);
 }
@@ -536,7 +543,7 @@ fn keys_round_trip_between_tools() {
             "-v",
             "1.0.0",
         ];
-        let img = imgtool_sign(t, d, Some("our.pem"), &args, &test_bytes(777, 9));
+        let img = imgtool_sign(t, d, Some("our.pem"), &args, &pseudo_random_bytes(777, 9));
         verify_bytes(&img, &[ours.public_key()]).unwrap();
 
         // Public PEM written by imgtool loads as the same public key.

@@ -2,9 +2,10 @@
 //! `dfu-prefix -c` and `dfuse-pack -d`; files they write parse back to the same bytes.
 
 use brickless_rom::dfu_file::{
-    append_suffix, dfu_crc, DfuContents, DfuFile, DfuFileError, DfuSeBuilder, TargetSpec,
-    BCD_DFU_1_0, BCD_DFU_DFUSE,
+    append_suffix, DfuContents, DfuFile, DfuFileError, DfuSeBuilder, TargetSpec, BCD_DFU_1_0,
+    BCD_DFU_DFUSE,
 };
+use brickless_test_support::{fix_dfu_crc, missing_peer};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,10 +17,7 @@ fn peer(name: &str) -> Option<PathBuf> {
             .find(|candidate| candidate.is_file())
     });
     if found.is_none() {
-        if std::env::var("BRICKLESS_REQUIRE_PEERS").as_deref() == Ok("1") {
-            panic!("peer tool {name} not on PATH and BRICKLESS_REQUIRE_PEERS=1");
-        }
-        eprintln!("skipping: peer tool {name} not on PATH");
+        missing_peer(name);
     }
     found
 }
@@ -242,12 +240,6 @@ fn our_file_round_trips_through_our_parser() {
 }
 
 /// Rewrites the CRC so the structural checks (not the CRC) are what must catch a defect.
-fn fix_crc(file: &mut [u8]) {
-    let n = file.len();
-    let crc = dfu_crc(&file[..n - 4]);
-    file[n - 4..].copy_from_slice(&crc.to_le_bytes());
-}
-
 #[test]
 fn structural_defects_get_named_errors() {
     let good = DfuSeBuilder::single(0x0800_0000, &firmware(64, 0))
@@ -256,7 +248,7 @@ fn structural_defects_get_named_errors() {
 
     let mut bad = good.clone();
     bad[5] = 2; // bVersion
-    fix_crc(&mut bad);
+    fix_dfu_crc(&mut bad);
     assert_eq!(
         DfuFile::parse(&bad).unwrap_err(),
         DfuFileError::UnsupportedDfuSeVersion(2)
@@ -264,7 +256,7 @@ fn structural_defects_get_named_errors() {
 
     let mut bad = good.clone();
     bad[6] ^= 1; // DFUImageSize
-    fix_crc(&mut bad);
+    fix_dfu_crc(&mut bad);
     assert!(matches!(
         DfuFile::parse(&bad).unwrap_err(),
         DfuFileError::ImageSizeMismatch { .. }
@@ -272,12 +264,12 @@ fn structural_defects_get_named_errors() {
 
     let mut bad = good.clone();
     bad[10] = 0; // bTargets
-    fix_crc(&mut bad);
+    fix_dfu_crc(&mut bad);
     assert_eq!(DfuFile::parse(&bad).unwrap_err(), DfuFileError::NoTargets);
 
     let mut bad = good.clone();
     bad[10] = 2; // one more target than present
-    fix_crc(&mut bad);
+    fix_dfu_crc(&mut bad);
     assert!(matches!(
         DfuFile::parse(&bad).unwrap_err(),
         DfuFileError::TargetTruncated { target: 1, .. }
@@ -285,7 +277,7 @@ fn structural_defects_get_named_errors() {
 
     let mut bad = good.clone();
     bad[11] = b't'; // "Target" signature
-    fix_crc(&mut bad);
+    fix_dfu_crc(&mut bad);
     assert_eq!(
         DfuFile::parse(&bad).unwrap_err(),
         DfuFileError::MissingTargetSignature { target: 0 }
@@ -293,7 +285,7 @@ fn structural_defects_get_named_errors() {
 
     let mut bad = good.clone();
     bad[11 + 270] = 2; // dwNbElements 1 -> 2
-    fix_crc(&mut bad);
+    fix_dfu_crc(&mut bad);
     assert_eq!(
         DfuFile::parse(&bad).unwrap_err(),
         DfuFileError::ElementTruncated {
@@ -304,7 +296,7 @@ fn structural_defects_get_named_errors() {
 
     let mut bad = good.clone();
     bad[11 + 274 + 4] = 65; // dwElementSize 64 -> 65
-    fix_crc(&mut bad);
+    fix_dfu_crc(&mut bad);
     assert_eq!(
         DfuFile::parse(&bad).unwrap_err(),
         DfuFileError::ElementTruncated {
@@ -315,7 +307,7 @@ fn structural_defects_get_named_errors() {
 
     let mut bad = good.clone();
     bad[11 + 274 + 4] = 60; // element shorter than the target size says
-    fix_crc(&mut bad);
+    fix_dfu_crc(&mut bad);
     assert!(matches!(
         DfuFile::parse(&bad).unwrap_err(),
         DfuFileError::TargetSizeMismatch {
@@ -328,7 +320,7 @@ fn structural_defects_get_named_errors() {
     let mut bad = good.clone();
     let n = bad.len();
     bad[n - 10] = 0x00; // bcdDFU 0x011A -> 0x0100 on a DfuSe body
-    fix_crc(&mut bad);
+    fix_dfu_crc(&mut bad);
     assert!(matches!(
         DfuFile::parse(&bad).unwrap_err(),
         DfuFileError::SuffixPrefixDisagree {

@@ -1,30 +1,10 @@
 //! Outside data never panics the DfuSe side: random and mutated `.dfu` files, layout strings,
 //! and a USB device that answers with random bytes.
 
-use brickless_rom::dfu_file::{dfu_crc, DfuContents, DfuFile, DfuSeBuilder, TargetSpec};
+use brickless_rom::dfu_file::{DfuContents, DfuFile, DfuSeBuilder, TargetSpec};
 use brickless_rom::dfuse::{DfuTransport, DfuseHost, MemoryLayout, UsbError};
+use brickless_test_support::{fix_dfu_crc, XorShift64};
 use embedded_hal::delay::DelayNs;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-fn fix_crc(file: &mut [u8]) {
-    let n = file.len();
-    if n >= 4 {
-        let crc = dfu_crc(&file[..n - 4]);
-        file[n - 4..].copy_from_slice(&crc.to_le_bytes());
-    }
-}
 
 #[test]
 fn mutated_dfu_files_parse_or_fail_cleanly() {
@@ -45,19 +25,19 @@ fn mutated_dfu_files_parse_or_fail_cleanly() {
     }
     .build()
     .unwrap();
-    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    let mut rng = XorShift64::new(0x1234_5678_9ABC_DEF1);
     let mut accepted = 0;
     for _ in 0..20_000 {
         let mut file = good.clone();
         for _ in 0..1 + rng.below(4) {
             let i = rng.below(file.len());
-            file[i] = rng.next() as u8;
+            file[i] = rng.next_u64() as u8;
         }
         if rng.below(4) == 0 {
             let cut = rng.below(file.len());
             file.truncate(cut);
         }
-        fix_crc(&mut file);
+        fix_dfu_crc(&mut file);
         if let Ok(parsed) = DfuFile::parse(&file) {
             accepted += 1;
             if let DfuContents::DfuSe(image) = parsed.contents {
@@ -79,7 +59,7 @@ fn mutated_dfu_files_parse_or_fail_cleanly() {
 #[test]
 fn random_layout_strings_never_panic() {
     let alphabet = b"@/0x*,KMBgae 0123456789ABCDEFabcdef";
-    let mut rng = Rng(42);
+    let mut rng = XorShift64::new(42);
     for _ in 0..50_000 {
         let len = rng.below(60);
         let s: String = (0..len)
@@ -87,13 +67,13 @@ fn random_layout_strings_never_panic() {
             .collect();
         if let Ok(l) = MemoryLayout::parse(&s) {
             let _ = l.total_size();
-            let _ = l.page_at(rng.next() as u32);
+            let _ = l.page_at(rng.next_u64() as u32);
         }
     }
 }
 
 /// A device that answers every request with random bytes, stalls or errors.
-struct RandomDevice(Rng);
+struct RandomDevice(XorShift64);
 
 impl DfuTransport for RandomDevice {
     fn control_out(&mut self, _: u8, _: u16, _: u16, _: &[u8]) -> Result<(), UsbError> {
@@ -113,7 +93,7 @@ impl DfuTransport for RandomDevice {
             *b = if self.0.below(2) == 0 {
                 self.0.below(12) as u8
             } else {
-                self.0.next() as u8
+                self.0.next_u64() as u8
             };
         }
         Ok(n)
@@ -132,7 +112,7 @@ fn a_device_answering_garbage_never_makes_a_write_succeed_silently() {
     let data = vec![0x5Au8; 3000];
     let mut successes = 0;
     for seed in 1..300u64 {
-        let mut host = DfuseHost::new(RandomDevice(Rng(seed)), NoDelay, 0, 1024);
+        let mut host = DfuseHost::new(RandomDevice(XorShift64::new(seed)), NoDelay, 0, 1024);
         // Random devices cannot hold data: any Ok must have passed a read-back that matched,
         // which random uploads essentially never produce.
         if host

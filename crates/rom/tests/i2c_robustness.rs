@@ -3,21 +3,9 @@
 
 use brickless_rom::an4221::{I2cHost, ACK};
 use brickless_rom::target::{Erase, RomTarget};
+use brickless_test_support::XorShift64;
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 #[derive(Debug)]
 struct BusError(ErrorKind);
@@ -29,7 +17,7 @@ impl embedded_hal::i2c::Error for BusError {
 
 /// Answers reads with ACK-heavy random bytes; sometimes fails a transfer.
 struct RandomBus {
-    rng: Rng,
+    rng: XorShift64,
 }
 
 impl ErrorType for RandomBus {
@@ -53,7 +41,7 @@ impl I2c for RandomBus {
                     *b = match self.rng.below(4) {
                         0 | 1 => ACK,
                         2 => self.rng.below(20) as u8,
-                        _ => self.rng.next() as u8,
+                        _ => self.rng.next_u64() as u8,
                     };
                 }
             }
@@ -71,7 +59,9 @@ impl DelayNs for NoDelay {
 fn random_replies_never_panic() {
     let mut connected = 0;
     for seed in 1..2_000u64 {
-        let bus = RandomBus { rng: Rng(seed) };
+        let bus = RandomBus {
+            rng: XorShift64::new(seed),
+        };
         let mut host = I2cHost::new(bus, NoDelay, 0x42).unwrap();
         if host.connect().is_err() {
             continue;

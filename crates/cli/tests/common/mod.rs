@@ -1,6 +1,7 @@
 //! Helpers shared by the CLI's end-to-end tests: run the built `brickless` binary and the real
 //! peer tools (imgtool), and build small test inputs.
 #![allow(dead_code)]
+use brickless_test_support::missing_peer;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -91,12 +92,7 @@ pub fn imgtool() -> Option<Imgtool> {
     if found {
         return Some(Imgtool);
     }
-    if std::env::var("BRICKLESS_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!(
-            "imgtool is not installed and BRICKLESS_REQUIRE_PEERS=1: run scripts/install-deps.sh"
-        );
-    }
-    eprintln!("SKIP: imgtool not installed (pip install imgtool)");
+    missing_peer("imgtool");
     None
 }
 
@@ -158,19 +154,6 @@ pub fn sargs(items: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<String> {
 
 pub fn path_in(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
-}
-
-/// Deterministic pseudo-random bytes (a firmware stand-in).
-pub fn payload(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
 }
 
 /// A program header for [`elf32`]: (p_type, paddr, vaddr, file bytes, memsz).

@@ -1,6 +1,7 @@
 //! Helpers for tests that run the real imgtool.
 #![allow(dead_code)]
 
+use brickless_test_support::missing_peer;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -44,12 +45,7 @@ impl Imgtool {
             .and_then(|t| t.try_run(Path::new("/"), &["version"]))
             .is_some_and(|o| o.success);
         if !works {
-            if std::env::var("BRICKLESS_REQUIRE_PEERS").as_deref() == Ok("1") {
-                panic!(
-                    "imgtool is not installed and BRICKLESS_REQUIRE_PEERS=1 (pip install imgtool)"
-                );
-            }
-            eprintln!("SKIP: imgtool is not installed (pip install imgtool)");
+            missing_peer("imgtool");
             return None;
         }
         tool
@@ -98,19 +94,6 @@ impl Drop for Imgtool {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 pub fn hex(b: &[u8]) -> String {
