@@ -3,6 +3,7 @@ pub mod bench;
 pub mod history;
 pub mod kit;
 pub mod layout_file;
+pub mod rows;
 
 use std::sync::OnceLock;
 

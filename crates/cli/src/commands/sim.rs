@@ -2,6 +2,7 @@
 use clap::{Args, Subcommand};
 
 pub mod campaign;
+mod campaign_print;
 pub mod device;
 
 /// Arguments of `brickless sim`: a subcommand, or the flags of a virtual device.

@@ -1,14 +1,15 @@
 //! `brickless sim campaign`: cut power at every flash operation of an update, on the flash
 //! model of each part, and prove the device still boots a verified image.
+use super::campaign_print as print;
 use brickless_boot::StrategyKind;
-use brickless_campaign::bench::{bench_report, BenchRow};
+use brickless_campaign::bench::bench_report;
 use brickless_campaign::history::{
-    History, HistoryOptions, HistoryPlan, DEFAULT_HORIZON, DEFAULT_STEPS, FLOW_NAME,
+    History, HistoryOptions, DEFAULT_HORIZON, DEFAULT_STEPS, FLOW_NAME,
 };
 use brickless_campaign::layout_file::parse_layout;
+use brickless_campaign::rows::{Row, Totals};
 use brickless_campaign::{
-    reduced_scenario, run_row, CutPlan, Flow, Kit, RowReport, Scenario, CAMPAIGN_PARTS,
-    DEFAULT_BUFFER,
+    reduced_scenario, CutPlan, Flow, Kit, RowReport, Scenario, CAMPAIGN_PARTS, DEFAULT_BUFFER,
 };
 use brickless_flash_model::{CutPhase, CutPoint};
 use clap::Args;
@@ -180,16 +181,7 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
 
     if args.bench {
         let rows = bench_report(&parts, args.buffer).map_err(|e| miette!("{e}"))?;
-        print_bench(&rows, args.json)?;
-        if !args.json {
-            let ram = brickless_campaign::bench::engine_ram();
-            println!(
-                "engine RAM (host build): engine struct {} B (layout {} B) + copy buffer (the --buffer value); \
-                 fixed stack buffers {} B (state scan block, record writer, CRC and SHA-256 state)",
-                ram.engine_struct, ram.layout, ram.stack_buffers
-            );
-        }
-        return Ok(());
+        return print::bench(&rows, args.json);
     }
 
     let file_layout = match &args.layout {
@@ -230,25 +222,6 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
             ops: args.sample,
             offset: args.seed,
         }
-    };
-
-    let history_plan = match plan {
-        CutPlan::Every => HistoryPlan::Every,
-        CutPlan::Pairs => HistoryPlan::Pairs,
-        CutPlan::Random {
-            runs,
-            max_cuts,
-            seed,
-        } => HistoryPlan::Random {
-            runs,
-            max_cuts,
-            seed,
-        },
-        CutPlan::Sample { ops, offset } => HistoryPlan::Sample {
-            ops: ops * 8,
-            offset,
-            pairs: ops as u32,
-        },
     };
 
     let mut scenarios = Vec::new();
@@ -331,58 +304,32 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     if !args.json {
-        println!(
-            "{:22} {:9} {:12} {:>6} {:>10} {:>6} {:>10} {:>9} {:>8} {:>7} {:>7}",
-            "part",
-            "strategy",
-            "flow",
-            "ops",
-            "cut points",
-            "bricks",
-            "unverified",
-            "max boots",
-            "max wear",
-            "updates",
-            "compact"
-        );
+        print::table_header();
     }
     let mut rows: Vec<RowReport> = Vec::new();
-    for row_kind in &scenarios {
-        let (part, strategy, flow) = match row_kind {
-            Row::Flow(scn) => (scn.part.name, scn.layout.strategy(), scn.flow.name()),
-            Row::History(h) => (h.part.name, h.layout.strategy(), FLOW_NAME),
-        };
+    for row in &scenarios {
+        let (part, strategy, flow) = row.label();
         bar.set_message(format!("{part} {} {flow}", strategy.name()));
         let mut progress = |done: u64, total: u64| {
             if total > 0 && done % 64 == 0 {
                 bar.set_message(format!("{part} {} {flow} {done}/{total}", strategy.name()));
             }
         };
-        let row = match row_kind {
-            Row::Flow(scn) => run_row(scn, plan, &mut progress),
-            Row::History(h) => h.run(history_plan, DEFAULT_HORIZON, &mut progress).row,
-        };
-        bar.suspend(|| print_row(&row, args.json));
-        rows.push(row);
+        let report = row.run(plan, &mut progress);
+        bar.suspend(|| print::row(&report, args.json));
+        rows.push(report);
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let bricks: u64 = rows.iter().map(|r| r.bricks).sum();
-    let unverified: u64 = rows.iter().map(|r| r.unverified_boots).sum();
-    let tried: u64 = rows.iter().map(|r| r.cut_points).sum();
-    eprintln!(
-        "{} rows, {tried} cut sequences, {bricks} bricks, {unverified} unverified boots",
-        rows.len()
-    );
-    if bricks > 0 || unverified > 0 {
-        for r in rows.iter().filter(|r| !r.failures.is_empty()) {
-            for f in &r.failures {
-                eprintln!("  {} {} {}: {f}", r.part, r.strategy, r.flow);
-            }
-        }
+    let totals = Totals::of(&rows);
+    print::totals(&totals);
+    if totals.failed() {
+        print::failures(&rows);
         return Err(miette!(
             help = "re-run the failing row with --part/--strategy/--flow; the failures above name the cut points",
-            "{bricks} bricks and {unverified} unverified boots"
+            "{} bricks and {} unverified boots",
+            totals.bricks,
+            totals.unverified_boots
         ));
     }
     Ok(())
@@ -410,77 +357,4 @@ fn parse_cuts(values: &[String]) -> miette::Result<Vec<CutPoint>> {
             Ok(CutPoint::new(op, phase))
         })
         .collect()
-}
-
-/// One row to run: a single-update flow or a history.
-enum Row {
-    Flow(Box<Scenario>),
-    History(Box<History>),
-}
-
-fn print_row(row: &RowReport, json: bool) {
-    if json {
-        match serde_json::to_string(row) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("cannot encode row: {e}"),
-        }
-    } else {
-        println!(
-            "{:22} {:9} {:12} {:>6} {:>10} {:>6} {:>10} {:>9} {:>8} {:>7} {:>7}",
-            row.part,
-            row.strategy,
-            row.flow,
-            row.ops,
-            row.cut_points,
-            row.bricks,
-            row.unverified_boots,
-            row.max_boots,
-            row.max_wear,
-            row.updates,
-            row.compactions
-        );
-    }
-}
-
-fn print_bench(rows: &[BenchRow], json: bool) -> miette::Result<()> {
-    if json {
-        for r in rows {
-            println!("{}", serde_json::to_string(r).into_diagnostic()?);
-        }
-        return Ok(());
-    }
-    println!(
-        "{:22} {:9} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6} {:>9} {:>11} {:>11} {:>6}  vs MCUboot",
-        "part",
-        "strategy",
-        "buffer",
-        "units",
-        "ops",
-        "writes",
-        "erases",
-        "min op",
-        "max e/sec",
-        "time ms",
-        "min ms",
-        "ratio",
-    );
-    for r in rows {
-        println!(
-            "{:22} {:9} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6} {:>9} {:>11.1} {:>11.1} {:>6.2}  {}",
-            r.part,
-            r.strategy,
-            r.buffer,
-            r.units,
-            r.ops,
-            r.writes,
-            r.erases,
-            r.min_ops,
-            r.max_erases_per_sector,
-            r.time_ms,
-            r.min_time_ms,
-            r.time_ratio,
-            r.mcuboot.as_deref().unwrap_or("")
-        );
-    }
-    Ok(())
 }
