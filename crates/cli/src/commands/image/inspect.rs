@@ -9,7 +9,7 @@ use clap::Args;
 use miette::{miette, IntoDiagnostic, Result};
 use serde_json::{json, Value};
 
-use super::{erased_arg, hex_string, load_flat};
+use super::{erased_arg, load_flat};
 
 /// Arguments of `brickless image inspect`.
 #[derive(Args, Debug)]
@@ -36,7 +36,7 @@ fn tlv_area_json(area: Option<&TlvArea<'_>>) -> (Value, Vec<Value>) {
                 "type": t.kind,
                 "type_name": kind::name(t.kind).unwrap_or("UNKNOWN"),
                 "len": t.data.len(),
-                "data": hex_string(t.data),
+                "data": base16ct::lower::encode_string(t.data),
             })
         })
         .collect();
@@ -54,7 +54,7 @@ fn trailer_json(bytes: &[u8], info: &ImageInfo) -> Value {
     }
     let magic = &bytes[bytes.len().saturating_sub(16)..];
     let mut out = serde_json::Map::new();
-    out.insert("magic".into(), json!(hex_string(magic)));
+    out.insert("magic".into(), json!(base16ct::lower::encode_string(magic)));
     let max_align = info.trailer.and_then(|t| t.max_align);
     let offsets = max_align.and_then(|a| TrailerOffsets::new(bytes.len() as u32, a));
     if let Some(off) = offsets {
@@ -83,7 +83,7 @@ fn inspect_json(path: &Path, bytes: &[u8], view: &ImageView<'_>, info: &ImageInf
     let key_hash = view
         .unprotected
         .find(kind::KEYHASH)
-        .map(|t| hex_string(t.data));
+        .map(|t| base16ct::lower::encode_string(t.data));
     let trailer_state = info.trailer.map(|t| {
         json!({
             "max_align": t.max_align,
@@ -114,7 +114,7 @@ fn inspect_json(path: &Path, bytes: &[u8], view: &ImageView<'_>, info: &ImageInf
         "brickless": {
             "file_size": info.total_len,
             "image_size": info.tlv_end,
-            "computed_hash": hex_string(&info.computed_hash),
+            "computed_hash": base16ct::lower::encode_string(&info.computed_hash),
             "hash_matches": info.hash_matches,
             "key_hash": key_hash,
             "security_counter": info.security_counter,
@@ -192,7 +192,7 @@ fn print_human(path: &Path, doc: &Value, info: &ImageInfo) {
     println!("  checks");
     println!(
         "    hash                {} ({})",
-        hex_string(&info.computed_hash),
+        base16ct::lower::encode_string(&info.computed_hash),
         if info.hash_matches {
             "matches the SHA256 TLV"
         } else {

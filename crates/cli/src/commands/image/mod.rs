@@ -206,7 +206,7 @@ impl SignArgs {
         for pair in self.custom_tlv.chunks_exact(2) {
             let tag = tag_of(&pair[0])?;
             let value = match pair[1].strip_prefix("0x") {
-                Some(hex) => decode_hex(hex).ok_or_else(|| {
+                Some(hex) => base16ct::mixed::decode_vec(hex).map_err(|_| {
                     miette!(
                         help = "write an even number of hex digits after 0x, or a value without 0x for text",
                         "custom TLV 0x{tag:x}: {:?} is not hex bytes",
@@ -354,18 +354,4 @@ fn sign(args: SignArgs) -> Result<()> {
         output.len()
     );
     Ok(())
-}
-
-pub(crate) fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 || !hex.is_ascii() {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect()
-}
-
-pub(crate) fn hex_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

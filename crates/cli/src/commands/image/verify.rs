@@ -5,7 +5,7 @@ use brickless_image::{verify_bytes, PublicKey};
 use clap::Args;
 use miette::{miette, Result};
 
-use super::{erased_arg, hex_string, load_flat};
+use super::{erased_arg, load_flat};
 use crate::commands::keys::load_key;
 
 /// Arguments of `brickless image verify`.
@@ -49,13 +49,13 @@ pub(super) fn verify(args: VerifyArgs) -> Result<()> {
             args.image.display(),
             verified.version(),
             key.display(),
-            hex_string(&verified.hash)
+            base16ct::lower::encode_string(&verified.hash)
         ),
         None => println!(
             "{}: hash OK (no key given, signature not checked), version {}, hash {}",
             args.image.display(),
             verified.version(),
-            hex_string(&verified.hash)
+            base16ct::lower::encode_string(&verified.hash)
         ),
     }
     Ok(())

@@ -221,7 +221,7 @@ pub(super) fn info(a: InfoArgs) -> Result<(), RomError> {
         }
         None => (None, None),
     };
-    let uid_hex = uid.map(|u| u.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let uid_hex = uid.map(|u| base16ct::lower::encode_string(&u));
     let rdp = match i.read_protection {
         ReadProtection::Active => "active",
         ReadProtection::Inactive => "inactive",
