@@ -14,7 +14,7 @@ use brickless_image::sign::{
 use brickless_image::tlv::kind;
 use brickless_image::{inspect, verify_bytes, ImageVersion, VerifyError};
 use brickless_test_support::pseudo_random_bytes;
-use common::{hex, Imgtool};
+use common::Imgtool;
 
 /// Map the imgtool `sign` arguments used in these tests onto [`SignOptions`].
 fn options_from_args(args: &[&str]) -> SignOptions {
@@ -404,7 +404,7 @@ fn compare_with_dumpinfo(
         for (t, o) in theirs.iter().zip(ours) {
             assert_eq!(t["type"], o.kind);
             assert_eq!(t["len"], o.data.len());
-            assert_eq!(t["data"], hex(&o.data));
+            assert_eq!(t["data"], base16ct::lower::encode_string(&o.data));
             let name = o.name.unwrap_or("UNKNOWN");
             assert_eq!(t["type_name"], name);
         }
@@ -415,12 +415,15 @@ fn compare_with_dumpinfo(
         .as_array()
         .and_then(|a| a.iter().find(|t| t["type"] == kind::SEC_CNT))
         .map(|t| t["data"].as_str().unwrap().to_string());
-    assert_eq!(prot_sec, sec_cnt.map(|c| hex(&c.to_le_bytes())));
+    assert_eq!(
+        prot_sec,
+        sec_cnt.map(|c| base16ct::lower::encode_string(&c.to_le_bytes()))
+    );
     assert_eq!(info.tlv_end, tlv_end);
     if let Some(tr) = info.trailer {
         let t = &json["trailer"];
         let magic = &image[image.len() - 16..];
-        assert_eq!(t["magic"], hex(magic));
+        assert_eq!(t["magic"], base16ct::lower::encode_string(magic));
         let flag = |f: brickless_image::trailer::FlagState| match f {
             brickless_image::trailer::FlagState::Set => 1,
             brickless_image::trailer::FlagState::Unset => 0xff,
@@ -456,7 +459,10 @@ fn our_ecdsa_and_ed25519_images_pass_imgtool_verify() {
             );
             let text = String::from_utf8_lossy(&out.stdout);
             let v = verify_bytes(&image, &[key.public_key()]).unwrap();
-            assert!(text.contains(&hex(&v.hash)), "{text}");
+            assert!(
+                text.contains(&base16ct::lower::encode_string(&v.hash)),
+                "{text}"
+            );
             if i > 0 {
                 continue;
             }

@@ -60,10 +60,7 @@ impl Imgtool {
         let reply: serde_json::Value = serde_json::from_str(&line).ok()?;
         let code = reply["rc"].as_i64()?;
         let hex = reply["stdout"].as_str()?;
-        let stdout = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-            .collect::<Option<Vec<u8>>>()?;
+        let stdout = base16ct::mixed::decode_vec(hex).ok()?;
         Some(Output {
             success: code == 0,
             code,
@@ -94,8 +91,4 @@ impl Drop for Imgtool {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
