@@ -588,6 +588,47 @@ pub struct RowReport {
     pub compactions: u64,
 }
 
+impl RowReport {
+    /// The column titles of the table [`RowReport`]'s `Display` writes a line of.
+    pub fn table_header() -> String {
+        format!(
+            "{:22} {:9} {:12} {:>6} {:>10} {:>6} {:>10} {:>9} {:>8} {:>7} {:>7}",
+            "part",
+            "strategy",
+            "flow",
+            "ops",
+            "cut points",
+            "bricks",
+            "unverified",
+            "max boots",
+            "max wear",
+            "updates",
+            "compact"
+        )
+    }
+}
+
+/// One line of the campaign's table, under [`RowReport::table_header`].
+impl core::fmt::Display for RowReport {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{:22} {:9} {:12} {:>6} {:>10} {:>6} {:>10} {:>9} {:>8} {:>7} {:>7}",
+            self.part,
+            self.strategy,
+            self.flow,
+            self.ops,
+            self.cut_points,
+            self.bricks,
+            self.unverified_boots,
+            self.max_boots,
+            self.max_wear,
+            self.updates,
+            self.compactions
+        )
+    }
+}
+
 /// Runs one row. `progress(done, total)` is called as sequences finish.
 pub fn run_row(scn: &Scenario, plan: CutPlan, progress: &mut dyn FnMut(u64, u64)) -> RowReport {
     // The uncut flow: its operations, its wear, and that it ends where it should.

@@ -8,18 +8,7 @@ use brickless_campaign::{
 use brickless_flash::part;
 
 fn check(row: &RowReport) {
-    println!(
-        "{:20} {:9} {:12} ops {:4} sequences {:6} bricks {} unverified {} max boots {} max wear {}",
-        row.part,
-        row.strategy,
-        row.flow,
-        row.ops,
-        row.cut_points,
-        row.bricks,
-        row.unverified_boots,
-        row.max_boots,
-        row.max_wear
-    );
+    println!("{row}");
     assert_eq!(row.bricks, 0, "{row:#?}");
     assert_eq!(row.unverified_boots, 0, "{row:#?}");
 }

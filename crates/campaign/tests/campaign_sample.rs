@@ -5,10 +5,7 @@ use brickless_campaign::{run_row, CutPlan, Flow, RowReport, Scenario, CAMPAIGN_P
 use brickless_flash::part;
 
 fn check(row: &RowReport) {
-    println!(
-        "{:12} {:9} {:12} ops {:4} cut points {:5} bricks {} unverified {} max boots {} max wear {}",
-        row.part, row.strategy, row.flow, row.ops, row.cut_points, row.bricks, row.unverified_boots, row.max_boots, row.max_wear
-    );
+    println!("{row}");
     assert_eq!(row.bricks, 0, "{row:#?}");
     assert_eq!(row.unverified_boots, 0, "{row:#?}");
     // Overwrite refuses test (revertible) upgrades up front: nothing is written, nothing to cut.

@@ -6,20 +6,7 @@ use brickless_campaign::RowReport;
 use miette::IntoDiagnostic;
 
 pub(super) fn table_header() {
-    println!(
-        "{:22} {:9} {:12} {:>6} {:>10} {:>6} {:>10} {:>9} {:>8} {:>7} {:>7}",
-        "part",
-        "strategy",
-        "flow",
-        "ops",
-        "cut points",
-        "bricks",
-        "unverified",
-        "max boots",
-        "max wear",
-        "updates",
-        "compact"
-    );
+    println!("{}", RowReport::table_header());
 }
 
 pub(super) fn row(row: &RowReport, json: bool) {
@@ -29,20 +16,7 @@ pub(super) fn row(row: &RowReport, json: bool) {
             Err(e) => eprintln!("cannot encode row: {e}"),
         }
     } else {
-        println!(
-            "{:22} {:9} {:12} {:>6} {:>10} {:>6} {:>10} {:>9} {:>8} {:>7} {:>7}",
-            row.part,
-            row.strategy,
-            row.flow,
-            row.ops,
-            row.cut_points,
-            row.bricks,
-            row.unverified_boots,
-            row.max_boots,
-            row.max_wear,
-            row.updates,
-            row.compactions
-        );
+        println!("{row}");
     }
 }
 
