@@ -47,3 +47,37 @@ fn exec_of(h: &ImageHeader) -> Exec {
         Exec::InPlace
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brickless_image::{ImageVersion, IMAGE_MAGIC};
+
+    fn header(flags: u32) -> ImageHeader {
+        ImageHeader {
+            magic: IMAGE_MAGIC,
+            load_addr: 0x0802_0000,
+            hdr_size: 0x20,
+            protect_tlv_size: 0,
+            img_size: 0x100,
+            flags,
+            version: ImageVersion::new(1, 0, 0, 0),
+        }
+    }
+
+    #[test]
+    fn every_flag_that_stops_running_in_place_is_seen_on_its_own() {
+        for (flag, exec) in [
+            (flags::ENCRYPTED_AES128, Exec::Encrypted),
+            (flags::ENCRYPTED_AES256, Exec::Encrypted),
+            (flags::NON_BOOTABLE, Exec::NonBootable),
+            (flags::RAM_LOAD, Exec::RamLoad),
+            (flags::COMPRESSED_LZMA1, Exec::Compressed),
+            (flags::COMPRESSED_LZMA2, Exec::Compressed),
+            (flags::ROM_FIXED, Exec::FixedAt(0x0802_0000)),
+            (0, Exec::InPlace),
+        ] {
+            assert_eq!(exec_of(&header(flag)), exec, "flags {flag:#x}");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! Default layouts fit every modelled part; bad specs get errors that name the fix.
+use brickless_boot::layout::{plan_record_len, DEFAULT_MIN_UNIT, DIGEST_LEN, RECORD_FIXED_LEN};
 use brickless_boot::{default_layout, Layout, LayoutError, LayoutSpec, Region, StrategyKind};
-use brickless_flash::{part, PARTS};
+use brickless_flash::{part, Bank, Geometry, SectorRun, PARTS};
 
 #[test]
 fn default_layouts_validate_on_every_part() {
@@ -17,6 +18,8 @@ fn default_layouts_validate_on_every_part() {
             );
             assert!(layout.primary_units() >= 1, "{}: empty primary", p.name);
             assert!(s.bootloader.size >= 32 * 1024);
+            assert!(s.unit >= DEFAULT_MIN_UNIT, "{}: unit {}", p.name, s.unit);
+            assert_state_fits_its_plan(&p.geometry, &layout);
         }
     }
 }
@@ -101,4 +104,95 @@ fn errors_say_what_to_change() {
     };
     let e = Layout::new(spec, f4).unwrap_err();
     assert!(matches!(e, LayoutError::BadUnit { .. }), "{e:?}");
+}
+
+/// Each default state copy holds the two plan records its primary needs, and is not larger
+/// than that (or 4 KiB) by more than two sectors (the size is guessed before the slots are
+/// placed, then rounded up to sectors): the rest of the flash goes to the slots.
+fn assert_state_fits_its_plan(g: &Geometry, layout: &Layout) {
+    let s = layout.spec();
+    let needed = 2 * plan_record_len(layout.primary_units(), g.write_unit);
+    let largest_sector = g.sectors().map(|x| x.size).max().unwrap_or(0);
+    for r in s.state {
+        assert!(r.size >= needed, "state {r:?} below {needed}");
+        assert!(
+            r.size <= needed.max(4096) + 2 * largest_sector,
+            "state {r:?} much larger than {needed}"
+        );
+    }
+}
+
+#[test]
+fn a_plan_record_is_the_fixed_part_and_two_digests_a_unit_in_whole_write_units() {
+    let digest = DIGEST_LEN as u32;
+    assert_eq!(plan_record_len(0, 8), RECORD_FIXED_LEN);
+    assert_eq!(plan_record_len(239, 8), RECORD_FIXED_LEN + 2 * 239 * digest);
+    assert_eq!(plan_record_len(3, 32), RECORD_FIXED_LEN + 2 * 3 * digest);
+    // Rounded up to the write unit: 128 + 32 = 160 bytes take one 256-byte unit.
+    assert_eq!(plan_record_len(1, 256), 256);
+    assert_eq!(plan_record_len(5, 256), 512);
+}
+
+#[test]
+fn a_state_copy_must_hold_two_plans_of_the_primary() {
+    // L475: 2 KiB pages, 8-byte write unit; a primary of 100 one-page units needs
+    // 2 × (128 + 100 × 32) = 6656 bytes per state copy: 3 pages are too few, 4 enough.
+    let g = &part("stm32l475vg").unwrap().geometry;
+    let page = 2048;
+    let spec = |state_pages: u32| {
+        let s0 = 0x0800_8000;
+        let s1 = s0 + state_pages * page;
+        let primary = s1 + state_pages * page;
+        LayoutSpec {
+            bootloader: Region::new(0x0800_0000, 0x8000),
+            state: [
+                Region::new(s0, state_pages * page),
+                Region::new(s1, state_pages * page),
+            ],
+            primary: Region::new(primary, 100 * page),
+            secondary: Region::new(primary + 100 * page, 101 * page),
+            unit: page,
+            strategy: StrategyKind::Swap,
+        }
+    };
+    assert_eq!(
+        Layout::new(spec(3), g).unwrap_err(),
+        LayoutError::StateTooSmall {
+            index: 0,
+            size: 3 * page,
+            needed: 6656
+        }
+    );
+    Layout::new(spec(4), g).unwrap();
+}
+
+/// 2 MiB of 1 KiB pages in one bank (an F1/F0-like part, not in the table).
+static SMALL_PAGES: [Bank; 1] = [Bank {
+    base: 0x0800_0000,
+    sectors: &[SectorRun {
+        size: 1024,
+        count: 2048,
+    }],
+}];
+
+#[test]
+fn default_units_grow_until_a_slot_has_at_most_256() {
+    // 1 KiB pages would make 1000 units a slot; the default layout doubles its unit from
+    // 2 KiB until the plan stays short.
+    let g = Geometry {
+        banks: &SMALL_PAGES,
+        ..part("stm32l475vg").unwrap().geometry
+    };
+    for strategy in StrategyKind::ALL {
+        let layout = default_layout(&g, strategy).unwrap();
+        let s = layout.spec();
+        assert_eq!(s.unit, 4096, "{}", strategy.name());
+        assert!(
+            (200..=256).contains(&layout.primary_units()),
+            "{}: {} units",
+            strategy.name(),
+            layout.primary_units()
+        );
+        assert_state_fits_its_plan(&g, &layout);
+    }
 }
