@@ -175,6 +175,67 @@ static SMALL_PAGES: [Bank; 1] = [Bank {
     }],
 }];
 
+/// 2 MiB + 32 KiB of 1 KiB pages: exactly 256 units of 4 KiB in each slot's guess.
+static SMALL_PAGES_256: [Bank; 1] = [Bank {
+    base: 0x0800_0000,
+    sectors: &[SectorRun {
+        size: 1024,
+        count: 2080,
+    }],
+}];
+
+#[test]
+fn default_units_stop_growing_at_256_a_slot() {
+    let g = Geometry {
+        banks: &SMALL_PAGES_256,
+        ..part("stm32l475vg").unwrap().geometry
+    };
+    let layout = default_layout(&g, StrategyKind::Overwrite).unwrap();
+    assert_eq!(layout.spec().unit, 4096);
+}
+
+/// Three banks with holes between them: after the bootloader and the state, runs of 4, 40
+/// and 10 pages of 2 KiB.
+static THREE_BANKS: [Bank; 3] = [
+    Bank {
+        base: 0x0800_0000,
+        sectors: &[SectorRun {
+            size: 2048,
+            count: 24,
+        }],
+    },
+    Bank {
+        base: 0x0802_0000,
+        sectors: &[SectorRun {
+            size: 2048,
+            count: 40,
+        }],
+    },
+    Bank {
+        base: 0x0804_0000,
+        sectors: &[SectorRun {
+            size: 2048,
+            count: 10,
+        }],
+    },
+];
+
+#[test]
+fn default_slots_take_the_longest_run_between_holes() {
+    let g = Geometry {
+        banks: &THREE_BANKS,
+        ..part("stm32l475vg").unwrap().geometry
+    };
+    // Swap: the secondary is one unit larger, so 19 + 20 of the 40 units.
+    for (strategy, units) in [(StrategyKind::Swap, 19), (StrategyKind::Overwrite, 20)] {
+        let layout = default_layout(&g, strategy).unwrap();
+        let s = layout.spec();
+        assert_eq!(s.unit, 2048);
+        assert_eq!(s.primary, Region::new(0x0802_0000, units * 2048), "{}", strategy.name());
+        assert!(s.secondary.end() <= 0x0802_0000 + 40 * 2048);
+    }
+}
+
 #[test]
 fn default_units_grow_until_a_slot_has_at_most_256() {
     // 1 KiB pages would make 1000 units a slot; the default layout doubles its unit from
