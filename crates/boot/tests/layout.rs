@@ -231,7 +231,12 @@ fn default_slots_take_the_longest_run_between_holes() {
         let layout = default_layout(&g, strategy).unwrap();
         let s = layout.spec();
         assert_eq!(s.unit, 2048);
-        assert_eq!(s.primary, Region::new(0x0802_0000, units * 2048), "{}", strategy.name());
+        assert_eq!(
+            s.primary,
+            Region::new(0x0802_0000, units * 2048),
+            "{}",
+            strategy.name()
+        );
         assert!(s.secondary.end() <= 0x0802_0000 + 40 * 2048);
     }
 }
