@@ -521,20 +521,39 @@ pub fn parse_dependencies(text: &str) -> Result<Vec<Dependency>, String> {
         .collect()
 }
 
-/// Parse imgtool's `--custom-tlv TAG VALUE`: TAG is an integer (`0x` allowed), VALUE is
-/// hex bytes when it starts with `0x`, otherwise its UTF-8 bytes.
-pub fn parse_custom_tlv(tag: &str, value: &str) -> Result<(u16, Vec<u8>), String> {
-    let tag = parse_int(tag)
+/// Why a custom TLV's tag or value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CustomTlvError {
+    /// The tag is not a number up to 0xffff.
+    #[error("custom TLV tag {0:?} is not a 16-bit number")]
+    Tag(String),
+    /// The value starts with `0x` but what follows is not whole hex bytes.
+    #[error("custom TLV 0x{tag:x}: {value:?} is not hex bytes")]
+    Hex {
+        /// The TLV's tag.
+        tag: u16,
+        /// The value as given.
+        value: String,
+    },
+}
+
+/// Parse a custom TLV tag as imgtool takes it: an integer (`0x` allowed) up to 0xffff.
+pub fn parse_custom_tlv_tag(tag: &str) -> Result<u16, CustomTlvError> {
+    parse_int(tag)
         .and_then(|t| u16::try_from(t).ok())
-        .ok_or_else(|| format!("custom TLV tag '{tag}' is not an integer up to 0xffff"))?;
+        .ok_or_else(|| CustomTlvError::Tag(tag.to_string()))
+}
+
+/// Parse imgtool's `--custom-tlv TAG VALUE`: TAG as [`parse_custom_tlv_tag`], VALUE hex
+/// bytes when it starts with `0x`, otherwise its UTF-8 bytes.
+pub fn parse_custom_tlv(tag: &str, value: &str) -> Result<(u16, Vec<u8>), CustomTlvError> {
+    let tag = parse_custom_tlv_tag(tag)?;
     let data = match value.strip_prefix("0x") {
-        Some(hex) => {
-            if hex.len() % 2 != 0 {
-                return Err("custom TLV hex value has an odd number of digits".into());
-            }
-            base16ct::mixed::decode_vec(hex)
-                .map_err(|_| format!("custom TLV value '{value}' is not valid hex"))?
-        }
+        Some(hex) => base16ct::mixed::decode_vec(hex).map_err(|_| CustomTlvError::Hex {
+            tag,
+            value: value.to_string(),
+        })?,
         None => value.as_bytes().to_vec(),
     };
     Ok((tag, data))

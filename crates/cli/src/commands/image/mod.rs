@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use brickless_image::firmware::FirmwareImage;
 use brickless_image::sign::{
-    hex_segments, parse_int, sign_image, PublicKeyFormat, SecurityCounter, SignError, SignOptions,
+    hex_segments, parse_custom_tlv, parse_custom_tlv_tag, parse_int, sign_image, CustomTlvError,
+    PublicKeyFormat, SecurityCounter, SignError, SignOptions,
 };
 use brickless_image::{Dependency, ImageVersion};
 use clap::{Args, Subcommand, ValueEnum};
@@ -192,33 +193,20 @@ fn parse_dependencies(text: &str) -> Result<Vec<Dependency>> {
 impl SignArgs {
     /// imgtool's order: every `--custom-tlv`, then every `--custom-tlv-file`.
     fn custom_tlvs(&self) -> Result<Vec<(u16, Vec<u8>)>> {
-        let tag_of = |t: &str| {
-            parse_int(t)
-                .and_then(|v| u16::try_from(v).ok())
-                .ok_or_else(|| {
-                    miette!(
-                        help = "custom TLV tags are 0xa0..=0xfffe, e.g. 0xa0",
-                        "custom TLV tag {t:?} is not a 16-bit number"
-                    )
-                })
+        let refused = |e: CustomTlvError| match e {
+            CustomTlvError::Hex { .. } => miette!(
+                help =
+                    "write an even number of hex digits after 0x, or a value without 0x for text",
+                "{e}"
+            ),
+            _ => miette!(help = "custom TLV tags are 0xa0..=0xfffe, e.g. 0xa0", "{e}"),
         };
         let mut out = Vec::new();
         for pair in self.custom_tlv.chunks_exact(2) {
-            let tag = tag_of(&pair[0])?;
-            let value = match pair[1].strip_prefix("0x") {
-                Some(hex) => base16ct::mixed::decode_vec(hex).map_err(|_| {
-                    miette!(
-                        help = "write an even number of hex digits after 0x, or a value without 0x for text",
-                        "custom TLV 0x{tag:x}: {:?} is not hex bytes",
-                        pair[1]
-                    )
-                })?,
-                None => pair[1].as_bytes().to_vec(),
-            };
-            out.push((tag, value));
+            out.push(parse_custom_tlv(&pair[0], &pair[1]).map_err(refused)?);
         }
         for pair in self.custom_tlv_file.chunks_exact(2) {
-            let tag = tag_of(&pair[0])?;
+            let tag = parse_custom_tlv_tag(&pair[0]).map_err(refused)?;
             let value = std::fs::read(&pair[1]).map_err(|e| {
                 miette!(
                     help = "check the path given to --custom-tlv-file",
