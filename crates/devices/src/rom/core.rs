@@ -397,11 +397,12 @@ impl RomCore {
 
     fn erase_all_flash(&mut self) -> Result<(), RomError> {
         self.dirty = true;
-        let banks: Vec<(u32, u32)> = (self.flash.geometry().banks.iter())
-            .map(|b| (b.base, b.end()))
-            .collect();
-        for (from, to) in banks {
-            self.flash.erase_abs(from, to).map_err(RomError::Flash)?;
+        // The geometry is a copy of `'static` tables, so erasing does not borrow it.
+        let geometry = *self.flash.geometry();
+        for bank in geometry.banks {
+            self.flash
+                .erase_abs(bank.base, bank.end())
+                .map_err(RomError::Flash)?;
         }
         Ok(())
     }
