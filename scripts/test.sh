@@ -10,7 +10,7 @@ export BRICKLESS_REQUIRE_PEERS=1
 echo "== no_std cross builds"
 for target in thumbv6m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
   cargo build --locked -q --target "$target" -p brickless-image -p brickless-flash \
-    -p brickless-boot -p brickless-rom --no-default-features
+    -p brickless-boot -p brickless-rom -p brickless-smp --no-default-features
   # What a bootloader links: the engine with the MCUboot check and one verifier.
   cargo build --locked -q --target "$target" -p brickless-boot --no-default-features \
     --features brickless-boot/mcuboot,brickless-image/ed25519

@@ -3,6 +3,7 @@
 use crate::layout::Layout;
 use crate::slots::{slot_accessors, Slots};
 use crate::state::{flash_error, BootState, Phase, StateStore};
+use crate::strategy::Strategy;
 use crate::{Error, ImageCheck, ImageInfo};
 use embedded_storage::nor_flash::NorFlash;
 
@@ -66,6 +67,35 @@ impl<F: NorFlash, C> Updater<F, C> {
             .flash
             .erase(start, start + r.size)
             .map_err(flash_error)
+    }
+
+    /// Erases the sectors of the staging area holding staging offsets `from..to` (rounded out
+    /// to sector edges, clipped to the area), so an upload can erase as its data arrives.
+    /// Returns the staging offset up to which the area is now erased. Refused like
+    /// [`Updater::erase_staging`] outside `Idle`.
+    pub fn erase_staged(&mut self, from: u32, to: u32) -> Result<u32, Error> {
+        let r = self.slots.layout.staging();
+        if from >= to || to > r.size {
+            return Err(Error::OutOfRange);
+        }
+        self.unlock_staging()?;
+        let (lo, hi) = (r.start + from, r.start + to);
+        let mut span: Option<(u32, u32)> = None;
+        for s in self.slots.layout.geometry().sectors() {
+            if s.addr < hi && lo < s.end() {
+                let start = span.map_or(s.addr, |(a, _)| a);
+                span = Some((start.max(r.start), s.end().min(r.end())));
+            }
+        }
+        let (start, end) = span.ok_or(Error::OutOfRange)?;
+        self.slots
+            .flash
+            .erase(
+                self.slots.layout.offset(start),
+                self.slots.layout.offset(end),
+            )
+            .map_err(flash_error)?;
+        Ok(end - r.start)
     }
 
     /// Writes update bytes at `offset` inside the staging area (write-unit aligned).
@@ -159,5 +189,21 @@ impl<F: NorFlash, C: ImageCheck<F>> Updater<F, C> {
     /// Verifies the image staged for an update.
     pub fn check_staged(&mut self) -> Option<ImageInfo> {
         self.slots.check_staged()
+    }
+
+    /// Verifies the image in the primary slot (the one running).
+    pub fn check_primary(&mut self) -> Option<ImageInfo> {
+        self.slots.check_primary()
+    }
+
+    /// Verifies the old image a revert would put back (during a trial), where the layout's
+    /// strategy keeps it; `None` when it keeps none or it does not verify.
+    pub fn check_revert_image(&mut self) -> Option<ImageInfo> {
+        let region = self
+            .slots
+            .layout
+            .strategy()
+            .revert_source(self.slots.layout.spec())?;
+        self.slots.check_at(region)
     }
 }

@@ -2,5 +2,6 @@
 
 pub mod clock;
 pub mod link;
+pub mod mcu;
 pub mod persist;
 pub mod rom;

@@ -5,6 +5,7 @@ pub mod image;
 pub mod keys;
 pub mod rom;
 pub mod sim;
+pub mod smp;
 
 /// Firmware updates for STM32 that never brick a device.
 #[derive(Parser, Debug)]
@@ -28,6 +29,10 @@ pub enum Command {
     /// Program an STM32 through its ROM bootloader (USART, I2C, USB DFU).
     #[command(subcommand)]
     Rom(rom::RomCommand),
+    /// Manage a device over SMP (mcumgr): echo, image list/upload/test/confirm, reset.
+    Smp(smp::SmpArgs),
+    /// Upload a signed image, test-boot it, wait for it and confirm it (over SMP).
+    Upgrade(smp::UpgradeArgs),
     /// Virtual devices and the power-cut campaign.
     Sim(sim::SimArgs),
 }
@@ -40,6 +45,8 @@ pub fn run() -> miette::Result<()> {
         Command::Getpub(args) => keys::getpub(args),
         Command::Image(cmd) => image::run(cmd),
         Command::Rom(cmd) => rom::run(cmd),
+        Command::Smp(args) => smp::run(args),
+        Command::Upgrade(args) => smp::upgrade(args),
         Command::Sim(args) => sim::run(args),
     }
 }

@@ -1,5 +1,7 @@
-//! `brickless sim --rom --part NAME --flash FILE …`: a virtual STM32 in system-memory boot
-//! mode, answering the ST ROM bootloader's AN3155 protocol on a pty and/or a TCP port.
+//! `brickless sim [--part NAME] [--flash FILE] …`: a virtual STM32 running brickless (the
+//! engine's bootloader at every reset, then the application model serving SMP on UDP and a
+//! pty); with `--rom`, the same part in system-memory boot mode, answering the ST ROM
+//! bootloader's AN3155 protocol on a pty and/or a TCP port.
 //!
 //! The flash is the faithful model (`brickless_flash_model::SimFlash`) of the named part, kept
 //! in FILE across runs (created erased on first use); read-out and write protection are kept
@@ -23,16 +25,36 @@ pub struct DeviceArgs {
     #[arg(long)]
     pub rom: bool,
 
-    /// Part to emulate: stm32h753zi, stm32h743vg, stm32h7a3zi, stm32l475vg, stm32f407vg,
-    /// stm32f429zi, stm32l073rz, stm32g071rb, stm32g474re, stm32u585ai, … (the flash model's
-    /// part names; its product ID must be in the ROM device table).
+    /// Part to emulate: stm32h753zi (the default), stm32h743vg, stm32h7a3zi, stm32l475vg,
+    /// stm32f407vg, stm32f429zi, stm32l073rz, stm32g071rb, stm32g474re, stm32u585ai, … (the
+    /// flash model's part names; with --rom its product ID must be in the ROM device table).
     #[arg(long, value_name = "NAME")]
     pub part: Option<String>,
 
     /// Flash contents file: created erased on first use, reused (and checked to hold the same
-    /// part) on later runs.
+    /// part) on later runs. Default: PART.flash in the current directory.
     #[arg(long, value_name = "FILE")]
     pub flash: Option<PathBuf>,
+
+    /// Serve SMP over UDP at this address (not with --rom).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:1337")]
+    pub udp: String,
+
+    /// Public or private key PEM the device trusts (repeat for several). Default: the
+    /// development key in the repository (keys/insecure-dev-ed25519.pem): anyone can sign
+    /// with it, so never put it on a real device.
+    #[arg(long = "key", value_name = "FILE")]
+    pub keys: Vec<PathBuf>,
+
+    /// The application model never confirms a trial boot itself: a test upgrade is reverted
+    /// at the next reset unless confirmed over SMP (`brickless smp image confirm`).
+    #[arg(long)]
+    pub no_self_confirm: bool,
+
+    /// Cut power inside the Nth flash operation from start (a torn write or a partly erased
+    /// sector); the device restarts from its flash.
+    #[arg(long, value_name = "N")]
+    pub cut_at_op: Option<u64>,
 
     /// Create a symlink to the pty at PATH (e.g. ./ttyROM) so tools get a fixed name.
     #[arg(long, value_name = "PATH")]
@@ -42,20 +64,22 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pub tcp: Option<String>,
 
-    /// Serve TCP only, without a pty.
-    #[arg(long, requires = "tcp")]
+    /// Serve without a pty (TCP with --rom, UDP otherwise).
+    #[arg(long)]
     pub no_pty: bool,
 
     /// Device latency before each answer, in milliseconds (models a USB-UART and the ROM).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub turnaround_ms: u64,
 
-    /// Model the serial line rate: each byte costs 10 (8N1) or 11 (8E1) bit times. On the pty
-    /// the client's own baud and parity settings are used; on TCP, --baud and 8E1.
+    /// Model the serial line rate: each byte costs 10 (8N1) or 11 (8E1) bit times. With --rom
+    /// the pty client's own baud and parity settings are used, on TCP --baud and 8E1;
+    /// otherwise the pty runs at --baud, 8N1.
     #[arg(long)]
     pub line_rate: bool,
 
-    /// Baud rate modelled on TCP, and on a pty whose client set no rate.
+    /// Baud rate modelled with --line-rate (with --rom: on TCP, and on a pty whose client
+    /// set no rate).
     #[arg(long, value_name = "BAUD", default_value_t = 115_200)]
     pub baud: u32,
 
@@ -64,12 +88,18 @@ pub struct DeviceArgs {
     pub checksum: bool,
 }
 
+/// The development key a virtual device trusts when no --key is given.
+pub const DEV_KEY_PEM: &str = include_str!("../../../../../keys/insecure-dev-ed25519.pem");
+
 /// Runs the virtual device until interrupted.
 pub fn run(args: DeviceArgs) -> miette::Result<()> {
     if !args.rom {
+        return run_mcu(args);
+    }
+    if args.no_pty && args.tcp.is_none() {
         return Err(miette!(
-            help = "start the ST ROM bootloader model with `brickless sim --rom --part stm32h753zi --flash h7.flash`",
-            "no virtual device selected"
+            help = "add --tcp 127.0.0.1:4000",
+            "--no-pty leaves the ROM device nowhere to serve"
         ));
     }
     let part_name = args
@@ -117,6 +147,73 @@ pub fn run(args: DeviceArgs) -> miette::Result<()> {
         part.name,
         device.name,
         device.pid
+    );
+    let _ = std::io::stdout().flush();
+    Err(service.run()).into_diagnostic()
+}
+
+/// Looks a part up by name, listing the known names when it is not one.
+fn find_part(name: &str) -> miette::Result<&'static brickless_flash::Part> {
+    brickless_flash::part(name).ok_or_else(|| {
+        let names: Vec<&str> = brickless_flash::PARTS.iter().map(|p| p.name).collect();
+        miette!(
+            help = format!("known parts: {}", names.join(", ")),
+            "unknown part `{name}`"
+        )
+    })
+}
+
+/// `brickless sim` without --rom: the MCU running brickless.
+fn run_mcu(args: DeviceArgs) -> miette::Result<()> {
+    use brickless_devices::mcu::serve::{McuOptions, McuService};
+    use brickless_devices::mcu::{SelfConfirm, VirtualMcu};
+
+    let part = find_part(args.part.as_deref().unwrap_or("stm32h753zi"))?;
+    let flash_path = args
+        .flash
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.flash", part.name)));
+    let layout = brickless_boot::default_layout(&part.geometry, brickless_boot::StrategyKind::Swap)
+        .map_err(|e| miette!("no default layout for {}: {e}", part.name))?;
+    let mut keys = Vec::new();
+    for path in &args.keys {
+        keys.push(crate::commands::keys::load_key(path)?.public_key());
+    }
+    let dev_key = keys.is_empty();
+    if dev_key {
+        let k = brickless_image::keys::load_pem(DEV_KEY_PEM)
+            .map_err(|e| miette!("the built-in development key does not load: {e}"))?;
+        keys.push(k.public_key());
+    }
+    let flash = brickless_devices::persist::open_flash(part, &flash_path).into_diagnostic()?;
+    let confirm = if args.no_self_confirm {
+        SelfConfirm::Never
+    } else {
+        SelfConfirm::Always
+    };
+    let mut mcu = VirtualMcu::new(flash, layout, keys, confirm);
+    if let Some(n) = args.cut_at_op {
+        mcu.cut_after_ops(n);
+    }
+    let opts = McuOptions {
+        udp: Some(args.udp.clone()),
+        pty: !args.no_pty,
+        link: args.link.clone(),
+        baud: args.line_rate.then_some(args.baud),
+        turnaround: Duration::from_millis(args.turnaround_ms),
+        log: Arc::new(|line: &str| eprintln!("[device] {line}")),
+    };
+    let service = McuService::start(mcu, Some(flash_path.clone()), &opts).into_diagnostic()?;
+    println!(
+        "serving SMP on {} as {} (flash {}, trusting {})",
+        service.places().join(" and "),
+        part.name,
+        flash_path.display(),
+        if dev_key {
+            "the INSECURE development key"
+        } else {
+            "the given keys"
+        }
     );
     let _ = std::io::stdout().flush();
     Err(service.run()).into_diagnostic()

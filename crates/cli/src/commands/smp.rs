@@ -1,0 +1,417 @@
+//! `brickless smp …` and `brickless upgrade`: manage a device over SMP (mcumgr's protocol)
+//! on UDP or a serial port, as mcumgr and smpmgr do. Any MCUboot/Zephyr device answers,
+//! and so does brickless's virtual device (`brickless sim`).
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use brickless_smp::client::{Client, ClientError, ImageState, UploadReport};
+use brickless_smp::transport::{SerialTransport, Transport, UdpTransport};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use miette::{miette, Result};
+
+/// Where the device is.
+#[derive(Args, Debug, Clone)]
+pub struct Connection {
+    /// The device's UDP address (port 1337, mcumgr's, when not given).
+    #[arg(
+        long,
+        value_name = "HOST[:PORT]",
+        conflicts_with = "port",
+        global = true
+    )]
+    pub udp: Option<String>,
+    /// The device's serial port (SMP console framing, 8N1), e.g. /dev/ttyACM0 or a
+    /// `brickless sim --link` path.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub port: Option<String>,
+    /// Serial baud rate.
+    #[arg(long, value_name = "BAUD", default_value_t = 115_200, global = true)]
+    pub baud: u32,
+    /// Seconds to wait for each answer.
+    #[arg(long, value_name = "S", default_value_t = 5.0, global = true)]
+    pub timeout: f64,
+    /// UDP payload limit, bytes (the device's advertised buffer also limits each request).
+    #[arg(long, value_name = "BYTES", default_value_t = 1472, global = true)]
+    pub mtu: usize,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `brickless smp` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum SmpCommand {
+    /// Send text and print what the device echoes.
+    Echo {
+        /// The text.
+        text: String,
+    },
+    /// Image management: list, upload, test, confirm, erase.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Reset the device (it answers first).
+    Reset,
+    /// Print the device's request buffer size and count, and its bootloader.
+    Info,
+}
+
+/// `brickless smp image` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// List the images in the slots: version, hash, flags (like `mcumgr image list`).
+    List,
+    /// Upload a signed image into the staging slot (it resumes after a dropped link).
+    Upload {
+        /// The signed image (BIN, as `brickless image sign` or imgtool writes it).
+        file: PathBuf,
+    },
+    /// Mark the uploaded image with HASH for one test boot at the next reset.
+    Test {
+        /// The image's SHA-256 (64 hex digits, as `image list` shows).
+        hash: String,
+    },
+    /// Confirm the running image, or (with HASH) request that image for good.
+    Confirm {
+        /// The image's SHA-256; omit to confirm the running image.
+        hash: Option<String>,
+    },
+    /// Erase the staging slot.
+    Erase,
+}
+
+/// Arguments of `brickless smp`.
+#[derive(Args, Debug)]
+pub struct SmpArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SmpCommand,
+    /// The device.
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+/// Arguments of `brickless upgrade`.
+#[derive(Args, Debug)]
+pub struct UpgradeArgs {
+    /// The signed image.
+    pub file: PathBuf,
+    /// The device.
+    #[command(flatten)]
+    pub conn: Connection,
+    /// Leave the new image as a trial: it is reverted at the next reset unless something
+    /// confirms it (the application itself, or `brickless smp image confirm`).
+    #[arg(long)]
+    pub no_confirm: bool,
+    /// Seconds to wait for the device to come back with the new image.
+    #[arg(long, value_name = "S", default_value_t = 60.0)]
+    pub wait: f64,
+}
+
+/// Opens the link `conn` names.
+pub fn connect(conn: &Connection) -> Result<Client<Box<dyn Transport>>> {
+    let link: Box<dyn Transport> = match (&conn.udp, &conn.port) {
+        (Some(addr), _) => {
+            let addr = if addr.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+                addr.clone()
+            } else {
+                format!("{addr}:1337")
+            };
+            Box::new(UdpTransport::connect(&addr, conn.mtu).map_err(|e| {
+                miette!(help = "e.g. --udp 127.0.0.1:1337", "cannot reach {addr} over UDP: {e}")
+            })?)
+        }
+        (None, Some(port)) => Box::new(SerialTransport::open(port, conn.baud).map(|t| t.with_mtu(brickless_smp::transport::SERIAL_RECV_MAX)).map_err(|e| {
+            miette!(
+                help = "is the device connected? `brickless sim --link ./ttySMP` makes a virtual one",
+                "cannot open the serial port {port}: {e}"
+            )
+        })?),
+        (None, None) => {
+            return Err(miette!(
+                help = "start a virtual device with `brickless sim` (it serves UDP 127.0.0.1:1337)",
+                "say where the device is: --udp HOST[:PORT] or --port PATH"
+            ))
+        }
+    };
+    let mut c = Client::new(link);
+    c.set_timeout(Duration::from_secs_f64(conn.timeout.max(0.05)));
+    Ok(c)
+}
+
+fn device_error(e: ClientError) -> miette::Report {
+    let help = match &e {
+        ClientError::Timeout { .. } => "is the device running and is this its address? (`brickless sim` prints where it serves)",
+        ClientError::Device { rc: 9, v2: true, .. } => "confirm the running image (`brickless smp image confirm`) or reset to revert it, then upload",
+        ClientError::Device { rc: 28, v2: true, .. } => "reset the device to install the pending image first",
+        ClientError::Device { rc: 22, v2: true, .. } => "upload a signed MCUboot image (`brickless image sign`)",
+        _ => "",
+    };
+    if help.is_empty() {
+        miette!("{e}")
+    } else {
+        miette!(help = help, "{e}")
+    }
+}
+
+/// Parses a hash given in hex.
+fn parse_hash(text: &str) -> Result<Vec<u8>> {
+    let t = text.trim();
+    let mut out = vec![0u8; t.len() / 2];
+    match base16ct::mixed::decode(t, &mut out) {
+        Ok(b) if b.len() == 32 => Ok(b.to_vec()),
+        _ => Err(miette!(
+            help = "pass the 64 hex digits `brickless smp image list` shows",
+            "`{text}` is not a SHA-256 hash"
+        )),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    base16ct::lower::encode_string(b)
+}
+
+fn print_images(images: &[ImageState], json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(images).unwrap_or_default());
+        return;
+    }
+    if images.is_empty() {
+        println!("no image in any slot");
+    }
+    for s in images {
+        let mut flags = Vec::new();
+        for (on, name) in [
+            (s.bootable, "bootable"),
+            (s.pending, "pending"),
+            (s.confirmed, "confirmed"),
+            (s.active, "active"),
+            (s.permanent, "permanent"),
+        ] {
+            if on {
+                flags.push(name);
+            }
+        }
+        println!(
+            "image {} slot {}: version {}  {}\n    hash {}",
+            s.image,
+            s.slot,
+            s.version,
+            flags.join(" "),
+            hex(&s.hash)
+        );
+    }
+}
+
+/// Reads an image file, refusing what is not a signed MCUboot image before connecting.
+fn read_image(file: &Path) -> Result<(Vec<u8>, brickless_image::inspect::ImageInfo)> {
+    let bytes = std::fs::read(file).map_err(|e| miette!("cannot read {}: {e}", file.display()))?;
+    let info = brickless_image::inspect::inspect(&bytes, 0xff).map_err(|e| {
+        miette!(
+            help = "upload an image signed with `brickless image sign` or `imgtool sign`",
+            "{} is not an MCUboot image: {e}",
+            file.display()
+        )
+    })?;
+    if !info.hash_matches {
+        return Err(miette!(
+            help = "the file was changed after signing: sign it again",
+            "{}: its SHA256 TLV does not match its contents",
+            file.display()
+        ));
+    }
+    Ok((bytes, info))
+}
+
+/// Uploads with a progress bar (rate and ETA); prints the achieved rate.
+fn upload_with_progress(
+    c: &mut Client<Box<dyn Transport>>,
+    bytes: &[u8],
+    json: bool,
+) -> Result<UploadReport> {
+    let bar = if json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(bytes.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "uploading [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let t0 = Instant::now();
+    let report = c
+        .upload(bytes, |done, _| bar.set_position(u64::from(done)))
+        .map_err(device_error)?;
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64().max(1e-6);
+    if report.matched == Some(false) {
+        return Err(miette!(
+            help = "the link corrupted data the frame checks missed; upload again",
+            "the device's SHA-256 of the upload differs from the file's"
+        ));
+    }
+    if !json {
+        println!(
+            "uploaded {} bytes in {:.1} s ({:.0} B/s, {} requests{})",
+            report.len,
+            secs,
+            f64::from(report.len) / secs,
+            report.requests,
+            if report.resumes > 0 {
+                format!(", resumed {} times", report.resumes)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(report)
+}
+
+/// Runs `brickless smp`.
+pub fn run(args: SmpArgs) -> Result<()> {
+    let json = args.conn.json;
+    let mut c = connect(&args.conn)?;
+    match args.command {
+        SmpCommand::Echo { text } => {
+            let r = c.echo(&text).map_err(device_error)?;
+            if json {
+                println!("{}", serde_json::json!({ "r": r }));
+            } else {
+                println!("{r}");
+            }
+        }
+        SmpCommand::Reset => {
+            c.reset().map_err(device_error)?;
+            if !json {
+                println!("reset");
+            }
+        }
+        SmpCommand::Info => {
+            let (size, count) = c.params().map_err(device_error)?;
+            let name = c.bootloader().unwrap_or_default();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "buf_size": size, "buf_count": count, "bootloader": name })
+                );
+            } else {
+                println!("buffer: {size} bytes x {count}\nbootloader: {name}");
+            }
+        }
+        SmpCommand::Image(cmd) => match cmd {
+            ImageCommand::List => print_images(&c.images().map_err(device_error)?, json),
+            ImageCommand::Upload { file } => {
+                let (bytes, _) = read_image(&file)?;
+                upload_with_progress(&mut c, &bytes, json)?;
+            }
+            ImageCommand::Test { hash } => {
+                let h = parse_hash(&hash)?;
+                print_images(&c.test(&h).map_err(device_error)?, json);
+            }
+            ImageCommand::Confirm { hash } => {
+                let h = hash.as_deref().map(parse_hash).transpose()?;
+                print_images(&c.confirm(h.as_deref()).map_err(device_error)?, json);
+            }
+            ImageCommand::Erase => {
+                c.erase().map_err(device_error)?;
+                if !json {
+                    println!("erased the staging slot");
+                }
+            }
+        },
+    }
+    Ok(())
+}
+
+/// Runs `brickless upgrade`: upload, mark for test, reset, wait for the new image, confirm.
+pub fn upgrade(args: UpgradeArgs) -> Result<()> {
+    let json = args.conn.json;
+    let (bytes, info) = read_image(&args.file)?;
+    let hash = info.computed_hash;
+    let v = info.header.version;
+    let version = format!("{}.{}.{}", v.major, v.minor, v.revision);
+    let mut c = connect(&args.conn)?;
+    let say = |s: &str| {
+        if !json {
+            println!("{s}");
+        }
+    };
+    let images = c.images().map_err(device_error)?;
+    if let Some(r) = images
+        .iter()
+        .find(|s| s.slot == 0 && s.active && s.hash == hash)
+    {
+        let confirmed =
+            r.confirmed || (!args.no_confirm && c.confirm(None).map_err(device_error).is_ok());
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "version": version, "hash": hex(&hash), "bytes": 0, "confirmed": confirmed, "already_running": true })
+            );
+        } else {
+            println!(
+                "{version} already runs{}",
+                if confirmed {
+                    " and is confirmed"
+                } else {
+                    " as a trial"
+                }
+            );
+        }
+        return Ok(());
+    }
+    let report = upload_with_progress(&mut c, &bytes, json)?;
+    c.test(&hash).map_err(device_error)?;
+    say(&format!("marked {version} for a test boot; resetting"));
+    c.reset().map_err(device_error)?;
+    let deadline = Instant::now() + Duration::from_secs_f64(args.wait.max(0.0));
+    let running = loop {
+        match c.images() {
+            Ok(images) => {
+                if let Some(r) = images.into_iter().find(|s| s.slot == 0 && s.active) {
+                    break r;
+                }
+            }
+            Err(_) if Instant::now() < deadline => {}
+            Err(e) => return Err(device_error(e)),
+        }
+        if Instant::now() >= deadline {
+            return Err(miette!(
+                "the device did not come back with a running image within {} s",
+                args.wait
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    if running.hash != hash {
+        return Err(miette!(
+            help = "the device refused or reverted the update; `brickless smp image list` shows its slots",
+            "the device runs {} ({}) instead of {version}",
+            running.version,
+            hex(&running.hash)
+        ));
+    }
+    let confirmed = if args.no_confirm || running.confirmed {
+        running.confirmed
+    } else {
+        c.confirm(None).map_err(device_error)?;
+        true
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "version": version, "hash": hex(&hash), "bytes": report.len,
+                "requests": report.requests, "resumes": report.resumes, "confirmed": confirmed
+            })
+        );
+    } else if confirmed {
+        println!("{version} runs and is confirmed");
+    } else {
+        println!("{version} runs as a trial: it is reverted at the next reset unless confirmed");
+    }
+    Ok(())
+}

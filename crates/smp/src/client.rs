@@ -1,0 +1,582 @@
+//! The host side: requests over any [`Transport`], typed answers, and an upload that
+//! survives disconnects (it re-opens the link and the server answers where to resume).
+use std::time::Duration;
+
+use minicbor::data::Type;
+use minicbor::{Decoder, Encoder};
+use sha2::{Digest, Sha256};
+
+use crate::header::{group, image, os, Header, Op, Version, HEADER_LEN};
+use crate::transport::Transport;
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The link failed (and re-opening it did not help).
+    #[error("the link failed")]
+    Io(#[from] std::io::Error),
+    /// No answer within the timeout, after every retry.
+    #[error("no answer from the device after {tries} tries ({timeout:?} each)")]
+    Timeout {
+        /// Requests sent.
+        tries: u32,
+        /// The wait for each.
+        timeout: Duration,
+    },
+    /// The device answered with an SMP error.
+    #[error("the device refused: {}", describe(*group, *rc, *v2))]
+    Device {
+        /// The group the error belongs to (the request's group for SMP-level errors).
+        group: u16,
+        /// The error code.
+        rc: u16,
+        /// A v2 group error (`{"err": …}`) rather than an SMP-level `{"rc": …}`.
+        v2: bool,
+    },
+    /// The answer is not what the protocol allows.
+    #[error("the device's answer is malformed: {0}")]
+    Malformed(String),
+    /// The image to upload is empty or larger than 4 GiB.
+    #[error("the image is empty or too large to upload")]
+    BadImage,
+}
+
+/// Words for an error code, as mcumgr tools name them.
+pub fn describe(group: u16, rc: u16, v2: bool) -> String {
+    let name = if v2 && group == group::IMAGE {
+        match rc {
+            3 => "no image",
+            8 => "hash not found (no image on the device has that hash)",
+            9 => "no free slot: the staging slot holds the running trial's revert image; confirm the running image first",
+            12 => "flash write failed",
+            13 => "flash erase failed",
+            14 => "invalid slot",
+            20 => "invalid offset",
+            21 => "invalid length",
+            22 => "invalid image header (not an MCUboot image)",
+            27 => "the running image is newer",
+            28 => "an image is already pending; reset the device to install it first",
+            30 => "the image is larger than the slot",
+            33 => "the running image cannot be set for test",
+            _ => "image management error",
+        }
+    } else {
+        match rc {
+            1 => "unknown error",
+            2 => "out of memory",
+            3 => "invalid argument (malformed request)",
+            5 => "no such entry",
+            6 => "bad state (an update is pending or a trial runs)",
+            7 => "message too large",
+            8 => "not supported",
+            9 => "corrupt: the image does not verify (hash or signature) or cannot run here",
+            10 => "busy",
+            _ => "error",
+        }
+    };
+    format!("{name} (group {group}, rc {rc})")
+}
+
+/// One image slot as the device reports it (image state read).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImageState {
+    /// Image number.
+    pub image: u32,
+    /// Slot: 0 runs, 1 is staging (or, during a trial, the revert image).
+    pub slot: u32,
+    /// Version text ("1.2.3").
+    pub version: String,
+    /// The image's SHA-256 (its hash TLV), hex.
+    #[serde(serialize_with = "hex")]
+    pub hash: Vec<u8>,
+    /// Verifies and may boot.
+    pub bootable: bool,
+    /// Requested for the next boot.
+    pub pending: bool,
+    /// Kept for good.
+    pub confirmed: bool,
+    /// Running now.
+    pub active: bool,
+    /// The pending request is permanent (no trial).
+    pub permanent: bool,
+}
+
+fn hex<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    let mut out = String::new();
+    for x in b {
+        out.push_str(&format!("{x:02x}"));
+    }
+    s.serialize_str(&out)
+}
+
+/// How an upload went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadReport {
+    /// Image bytes.
+    pub len: u32,
+    /// Requests sent (retries included).
+    pub requests: u32,
+    /// Times the link was re-opened and the upload resumed.
+    pub resumes: u32,
+    /// The device's `match` (its SHA-256 of the upload equals ours), if it said.
+    pub matched: Option<bool>,
+}
+
+/// An SMP client over a transport.
+pub struct Client<T> {
+    link: T,
+    seq: u8,
+    timeout: Duration,
+    retries: u32,
+    buf_size: Option<usize>,
+}
+
+/// Bytes an upload request spends on CBOR around its data: a first request carries
+/// `image`, `len`, `sha` (34) and `upgrade` too.
+const FIRST_OVERHEAD: usize = 80;
+const NEXT_OVERHEAD: usize = 24;
+
+impl<T: Transport> Client<T> {
+    /// A client with a 2 s answer timeout and 3 retries.
+    pub fn new(link: T) -> Self {
+        Client {
+            link,
+            seq: 0,
+            timeout: Duration::from_secs(2),
+            retries: 3,
+            buf_size: None,
+        }
+    }
+
+    /// Sets how long to wait for each answer.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Sets how many times a request is re-sent (re-opening the link) before giving up.
+    pub fn set_retries(&mut self, retries: u32) {
+        self.retries = retries;
+    }
+
+    /// The transport.
+    pub fn link_mut(&mut self) -> &mut T {
+        &mut self.link
+    }
+
+    /// Sends one request and returns the answer's body; an SMP error answer is
+    /// [`ClientError::Device`]. Lost answers are re-asked (the link re-opened) up to the
+    /// retry count; answers to older requests are ignored.
+    pub fn request(
+        &mut self,
+        op: Op,
+        grp: u16,
+        cmd: u8,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        let len = u16::try_from(body.len())
+            .map_err(|_| ClientError::Malformed("request too large".into()))?;
+        let mut last_io = None;
+        for attempt in 0..=self.retries {
+            self.seq = self.seq.wrapping_add(1);
+            let h = Header {
+                op,
+                version: Version::V2,
+                flags: 0,
+                len,
+                group: grp,
+                seq: self.seq,
+                command: cmd,
+            };
+            let mut packet = h.to_bytes().to_vec();
+            packet.extend_from_slice(body);
+            if attempt > 0 {
+                if let Err(e) = self.link.reconnect() {
+                    last_io = Some(e);
+                    std::thread::sleep(self.timeout.min(Duration::from_millis(500)));
+                    continue;
+                }
+            }
+            if let Err(e) = self.link.send(&packet) {
+                last_io = Some(e);
+                continue;
+            }
+            match self.answer(&h) {
+                Ok(Some(body)) => return check_error(grp, body),
+                Ok(None) => {}
+                Err(e) => last_io = Some(e),
+            }
+        }
+        match last_io {
+            Some(e) if e.kind() != std::io::ErrorKind::TimedOut => Err(ClientError::Io(e)),
+            _ => Err(ClientError::Timeout {
+                tries: self.retries + 1,
+                timeout: self.timeout,
+            }),
+        }
+    }
+
+    /// Waits for the answer to `req`: `None` on timeout.
+    fn answer(&mut self, req: &Header) -> std::io::Result<Option<Vec<u8>>> {
+        let deadline = std::time::Instant::now() + self.timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let packet = match self.link.recv(left) {
+                Ok(p) => p,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let Ok(h) = Header::parse(&packet) else {
+                continue;
+            };
+            if h.seq != req.seq
+                || h.group != req.group
+                || h.command != req.command
+                || Some(h.op) != req.op.response()
+            {
+                continue;
+            }
+            let body = &packet[HEADER_LEN..];
+            if usize::from(h.len) != body.len() {
+                continue;
+            }
+            return Ok(Some(body.to_vec()));
+        }
+    }
+
+    /// OS echo.
+    pub fn echo(&mut self, text: &str) -> Result<String, ClientError> {
+        let body = encode(|e| {
+            e.map(1)?.str("d")?.str(text)?;
+            Ok(())
+        });
+        let r = self.request(Op::Write, group::OS, os::ECHO, &body)?;
+        text_field(&r, "r")?.ok_or_else(|| ClientError::Malformed("echo answer without `r`".into()))
+    }
+
+    /// The device's `buf_size` and `buf_count` (OS command 6).
+    pub fn params(&mut self) -> Result<(u32, u32), ClientError> {
+        let r = self.request(Op::Read, group::OS, os::MCUMGR_PARAMS, &[0xa0])?;
+        let size = uint_field(&r, "buf_size")?
+            .ok_or_else(|| ClientError::Malformed("no buf_size".into()))?;
+        let count = uint_field(&r, "buf_count")?.unwrap_or(1);
+        self.buf_size = usize::try_from(size).ok();
+        let clip = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Ok((clip(size), clip(count)))
+    }
+
+    /// The bootloader's name (OS command 8).
+    pub fn bootloader(&mut self) -> Result<String, ClientError> {
+        let r = self.request(Op::Read, group::OS, os::BOOTLOADER_INFO, &[0xa0])?;
+        Ok(text_field(&r, "bootloader")?.unwrap_or_default())
+    }
+
+    /// Resets the device (it answers first).
+    pub fn reset(&mut self) -> Result<(), ClientError> {
+        self.request(Op::Write, group::OS, os::RESET, &[0xa0])
+            .map(|_| ())
+    }
+
+    /// Image state read.
+    pub fn images(&mut self) -> Result<Vec<ImageState>, ClientError> {
+        let r = self.request(Op::Read, group::IMAGE, image::STATE, &[0xa0])?;
+        parse_images(&r)
+    }
+
+    /// Marks the image with `hash` for a test boot at the next reset.
+    pub fn test(&mut self, hash: &[u8]) -> Result<Vec<ImageState>, ClientError> {
+        self.state_write(Some(hash), false)
+    }
+
+    /// Confirms the running image (`None`) or requests the image with `hash` for good.
+    pub fn confirm(&mut self, hash: Option<&[u8]>) -> Result<Vec<ImageState>, ClientError> {
+        self.state_write(hash, true)
+    }
+
+    fn state_write(
+        &mut self,
+        hash: Option<&[u8]>,
+        confirm: bool,
+    ) -> Result<Vec<ImageState>, ClientError> {
+        let body = encode(|e| {
+            e.map(1 + u64::from(hash.is_some()))?;
+            if let Some(h) = hash {
+                e.str("hash")?.bytes(h)?;
+            }
+            e.str("confirm")?.bool(confirm)?;
+            Ok(())
+        });
+        let r = self.request(Op::Write, group::IMAGE, image::STATE, &body)?;
+        parse_images(&r)
+    }
+
+    /// Erases the staging slot.
+    pub fn erase(&mut self) -> Result<(), ClientError> {
+        self.request(Op::Write, group::IMAGE, image::ERASE, &[0xa0])
+            .map(|_| ())
+    }
+
+    /// Largest data chunk per request for this link and device, a multiple of 32 bytes so
+    /// every write unit stays whole.
+    fn chunk(&mut self, first: bool) -> usize {
+        let limit = self.buf_size.unwrap_or(512).min(self.link.mtu());
+        let overhead = HEADER_LEN + if first { FIRST_OVERHEAD } else { NEXT_OVERHEAD };
+        (limit.saturating_sub(overhead) / 32 * 32).max(32)
+    }
+
+    /// Uploads `image` to the staging slot. `progress(done, total)` is called after every
+    /// answer. A lost answer or a dropped link is retried (the link re-opened); the device
+    /// answers where to carry on, so nothing is sent twice but the chunk in flight.
+    pub fn upload(
+        &mut self,
+        data: &[u8],
+        mut progress: impl FnMut(u32, u32),
+    ) -> Result<UploadReport, ClientError> {
+        let len = u32::try_from(data.len()).map_err(|_| ClientError::BadImage)?;
+        if len == 0 {
+            return Err(ClientError::BadImage);
+        }
+        if self.buf_size.is_none() {
+            // Older servers lack command 6: keep the conservative default.
+            let _ = self.params();
+        }
+        let sha: [u8; 32] = Sha256::digest(data).into();
+        let mut report = UploadReport {
+            len,
+            requests: 0,
+            resumes: 0,
+            matched: None,
+        };
+        let mut off = 0u32;
+        let mut failures = 0;
+        loop {
+            let first = off == 0;
+            let n = self.chunk(first).min((len - off) as usize);
+            let chunk = &data[off as usize..off as usize + n];
+            let body = encode(|e| {
+                e.map(if first { 6 } else { 2 })?;
+                if first {
+                    e.str("image")?
+                        .u8(0)?
+                        .str("len")?
+                        .u32(len)?
+                        .str("sha")?
+                        .bytes(&sha)?
+                        .str("upgrade")?
+                        .bool(false)?;
+                }
+                e.str("off")?.u32(off)?.str("data")?.bytes(chunk)?;
+                Ok(())
+            });
+            report.requests += 1;
+            let r = match self.request(Op::Write, group::IMAGE, image::UPLOAD, &body) {
+                Ok(r) => {
+                    failures = 0;
+                    r
+                }
+                Err(ClientError::Timeout { .. } | ClientError::Io(_)) if failures < 3 => {
+                    // The link is gone for longer than the retries: re-open and restart from
+                    // offset 0 with the same sha; the device says where to resume.
+                    failures += 1;
+                    report.resumes += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                    let _ = self.link.reconnect();
+                    off = 0;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let next = uint_field(&r, "off")?
+                .ok_or_else(|| ClientError::Malformed("upload answer without `off`".into()))?;
+            if next > u64::from(len) {
+                return Err(ClientError::Malformed(format!(
+                    "the device asks for offset {next}, past the image's {len} bytes"
+                )));
+            }
+            off = next as u32;
+            progress(off, len);
+            if off == len {
+                report.matched = bool_field(&r, "match")?;
+                return Ok(report);
+            }
+        }
+    }
+}
+
+/// Encodes a request body (a few hundred bytes at most, but for upload data).
+fn encode(
+    f: impl FnOnce(
+        &mut Encoder<&mut Vec<u8>>,
+    ) -> Result<(), minicbor::encode::Error<std::convert::Infallible>>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = Encoder::new(&mut out);
+    // Writing into a Vec cannot fail.
+    let _ = f(&mut e);
+    out
+}
+
+/// An answer's top-level map entries, each value handed to `f` (which returns whether it
+/// consumed it).
+fn fields<'b>(
+    body: &'b [u8],
+    mut f: impl FnMut(&'b str, &mut Decoder<'b>) -> Result<bool, minicbor::decode::Error>,
+) -> Result<(), ClientError> {
+    let bad = |e: minicbor::decode::Error| ClientError::Malformed(e.to_string());
+    let mut d = Decoder::new(body);
+    let n = d.map().map_err(bad)?;
+    let mut i = 0u64;
+    loop {
+        match n {
+            Some(n) if i == n => return Ok(()),
+            None if d.datatype().map_err(bad)? == Type::Break => return Ok(()),
+            _ => {}
+        }
+        let key = match d.datatype().map_err(bad)? {
+            Type::String => d.str().map_err(bad)?,
+            _ => {
+                d.skip().map_err(bad)?;
+                d.skip().map_err(bad)?;
+                i += 1;
+                continue;
+            }
+        };
+        if !f(key, &mut d).map_err(bad)? {
+            d.skip().map_err(bad)?;
+        }
+        i += 1;
+    }
+}
+
+fn uint_field(body: &[u8], name: &str) -> Result<Option<u64>, ClientError> {
+    let mut v = None;
+    fields(body, |k, d| {
+        if k == name && matches!(d.datatype()?, Type::U8 | Type::U16 | Type::U32 | Type::U64) {
+            v = Some(d.u64()?);
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    Ok(v)
+}
+
+fn int_field(body: &[u8], name: &str) -> Result<Option<i64>, ClientError> {
+    let mut v = None;
+    fields(body, |k, d| {
+        if k == name
+            && matches!(
+                d.datatype()?,
+                Type::U8
+                    | Type::U16
+                    | Type::U32
+                    | Type::U64
+                    | Type::I8
+                    | Type::I16
+                    | Type::I32
+                    | Type::I64
+            )
+        {
+            v = Some(d.i64()?);
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    Ok(v)
+}
+
+fn bool_field(body: &[u8], name: &str) -> Result<Option<bool>, ClientError> {
+    let mut v = None;
+    fields(body, |k, d| {
+        if k == name && d.datatype()? == Type::Bool {
+            v = Some(d.bool()?);
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    Ok(v)
+}
+
+fn text_field(body: &[u8], name: &str) -> Result<Option<String>, ClientError> {
+    let mut v = None;
+    fields(body, |k, d| {
+        if k == name && d.datatype()? == Type::String {
+            v = Some(d.str()?.to_string());
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    Ok(v)
+}
+
+/// Turns an error answer into [`ClientError::Device`]; passes a success body through.
+fn check_error(grp: u16, body: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+    if let Some(rc) = int_field(&body, "rc")? {
+        if rc != 0 {
+            return Err(ClientError::Device {
+                group: grp,
+                rc: u16::try_from(rc).unwrap_or(u16::MAX),
+                v2: false,
+            });
+        }
+    }
+    let mut err = None;
+    fields(&body, |k, d| {
+        if k == "err" && d.datatype()? == Type::Map {
+            let (mut g, mut rc) = (grp, 0u16);
+            let n = d.map()?.unwrap_or(0);
+            for _ in 0..n {
+                match d.str()? {
+                    "group" => g = d.u16()?,
+                    "rc" => rc = d.u16()?,
+                    _ => d.skip()?,
+                }
+            }
+            err = Some((g, rc));
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    match err {
+        Some((g, rc)) if rc != 0 => Err(ClientError::Device {
+            group: g,
+            rc,
+            v2: true,
+        }),
+        _ => Ok(body),
+    }
+}
+
+fn parse_images(body: &[u8]) -> Result<Vec<ImageState>, ClientError> {
+    let mut out = Vec::new();
+    fields(body, |k, d| {
+        if k != "images" {
+            return Ok(false);
+        }
+        let n = d.array()?.unwrap_or(0);
+        for _ in 0..n {
+            let mut s = ImageState::default();
+            let m = d.map()?.unwrap_or(0);
+            for _ in 0..m {
+                let key = d.str()?;
+                match key {
+                    "image" => s.image = d.u32()?,
+                    "slot" => s.slot = d.u32()?,
+                    "version" => s.version = d.str()?.to_string(),
+                    "hash" => s.hash = d.bytes()?.to_vec(),
+                    "bootable" => s.bootable = d.bool()?,
+                    "pending" => s.pending = d.bool()?,
+                    "confirmed" => s.confirmed = d.bool()?,
+                    "active" => s.active = d.bool()?,
+                    "permanent" => s.permanent = d.bool()?,
+                    _ => d.skip()?,
+                }
+            }
+            out.push(s);
+        }
+        Ok(true)
+    })?;
+    Ok(out)
+}

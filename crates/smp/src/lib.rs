@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "std")]
+pub mod client;
+pub mod header;
+pub mod request;
+pub mod serial;
+pub mod server;
+#[cfg(feature = "std")]
+pub mod transport;
+
+pub use header::{Header, ImgErr, MgmtErr, Op, Version, HEADER_LEN};
+pub use server::{Mode, Outcome, Server, ServerConfig};

@@ -1,0 +1,283 @@
+//! Decoding request bodies: CBOR maps with text keys, unknown keys skipped, every value
+//! checked for its type. Borrowed from the packet (no allocation); any malformed input is an
+//! error value, never a panic.
+use minicbor::data::Type;
+use minicbor::Decoder;
+
+/// Why a request body was refused (the server answers `MGMT_ERR_EINVAL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The body is not a CBOR map, or a value is malformed or truncated.
+    Malformed,
+    /// A known key holds a value of the wrong type or out of range.
+    BadField(&'static str),
+    /// A required key is missing.
+    Missing(&'static str),
+}
+
+impl core::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BodyError::Malformed => f.write_str("the request body is not a well-formed CBOR map"),
+            BodyError::BadField(k) => write!(
+                f,
+                "the request field `{k}` has the wrong type or is out of range"
+            ),
+            BodyError::Missing(k) => write!(f, "the request lacks the field `{k}`"),
+        }
+    }
+}
+
+impl core::error::Error for BodyError {}
+
+/// Calls `field(key, decoder)` for each entry of the map in `body`; `field` returns
+/// `Ok(true)` when it consumed the value, `Ok(false)` to have it skipped. An empty body counts
+/// as an empty map (some clients send none with a read).
+fn walk<'b>(
+    body: &'b [u8],
+    mut field: impl FnMut(&'b str, &mut Decoder<'b>) -> Result<bool, BodyError>,
+) -> Result<(), BodyError> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    let mut d = Decoder::new(body);
+    let malformed = |_| BodyError::Malformed;
+    let entries = d.map().map_err(malformed)?;
+    let mut seen = 0u64;
+    loop {
+        match entries {
+            Some(n) if seen == n => break,
+            None if d.datatype().map_err(malformed)? == Type::Break => {
+                d.skip().map_err(malformed)?;
+                break;
+            }
+            _ => {}
+        }
+        let key = match d.datatype().map_err(malformed)? {
+            Type::String => d.str().map_err(malformed)?,
+            _ => {
+                // Not a text key: skip key and value (no known field has one).
+                d.skip().map_err(malformed)?;
+                d.skip().map_err(malformed)?;
+                seen += 1;
+                continue;
+            }
+        };
+        if !field(key, &mut d)? {
+            d.skip().map_err(malformed)?;
+        }
+        seen += 1;
+    }
+    if d.position() != body.len() {
+        return Err(BodyError::Malformed);
+    }
+    Ok(())
+}
+
+fn uint(d: &mut Decoder<'_>, key: &'static str) -> Result<u32, BodyError> {
+    match d.datatype().map_err(|_| BodyError::Malformed)? {
+        Type::U8 | Type::U16 | Type::U32 | Type::U64 => {
+            let v = d.u64().map_err(|_| BodyError::Malformed)?;
+            u32::try_from(v).map_err(|_| BodyError::BadField(key))
+        }
+        _ => Err(BodyError::BadField(key)),
+    }
+}
+
+fn boolean(d: &mut Decoder<'_>, key: &'static str) -> Result<bool, BodyError> {
+    match d.datatype().map_err(|_| BodyError::Malformed)? {
+        Type::Bool => d.bool().map_err(|_| BodyError::Malformed),
+        _ => Err(BodyError::BadField(key)),
+    }
+}
+
+fn bytes<'b>(d: &mut Decoder<'b>, key: &'static str) -> Result<&'b [u8], BodyError> {
+    match d.datatype().map_err(|_| BodyError::Malformed)? {
+        Type::Bytes => d.bytes().map_err(|_| BodyError::Malformed),
+        _ => Err(BodyError::BadField(key)),
+    }
+}
+
+fn text<'b>(d: &mut Decoder<'b>, key: &'static str) -> Result<&'b str, BodyError> {
+    match d.datatype().map_err(|_| BodyError::Malformed)? {
+        Type::String => d.str().map_err(|_| BodyError::Malformed),
+        _ => Err(BodyError::BadField(key)),
+    }
+}
+
+/// Image upload (group 1, command 1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Upload<'b> {
+    /// Image number (0 for a single-image device; 1 also names its staging slot).
+    pub image: Option<u32>,
+    /// Total length of the image; required with `off == 0`.
+    pub len: Option<u32>,
+    /// Offset of `data` in the image.
+    pub off: u32,
+    /// SHA-256 of the whole upload (identifies the session for resume, checked at the end).
+    pub sha: Option<&'b [u8]>,
+    /// The chunk.
+    pub data: &'b [u8],
+    /// Accept only an image newer than the running one.
+    pub upgrade: bool,
+}
+
+impl<'b> Upload<'b> {
+    /// Decodes an upload request body.
+    pub fn decode(body: &'b [u8]) -> Result<Self, BodyError> {
+        let mut r = Upload::default();
+        let (mut off, mut data) = (None, None);
+        walk(body, |k, d| {
+            match k {
+                "image" => r.image = Some(uint(d, "image")?),
+                "len" => r.len = Some(uint(d, "len")?),
+                "off" => off = Some(uint(d, "off")?),
+                "sha" => r.sha = Some(bytes(d, "sha")?),
+                "data" => data = Some(bytes(d, "data")?),
+                "upgrade" => r.upgrade = boolean(d, "upgrade")?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        r.off = off.ok_or(BodyError::Missing("off"))?;
+        r.data = data.ok_or(BodyError::Missing("data"))?;
+        if r.sha.is_some_and(|s| s.len() != 32) {
+            return Err(BodyError::BadField("sha"));
+        }
+        Ok(r)
+    }
+}
+
+/// Image state write (group 1, command 0, write): test or confirm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateWrite<'b> {
+    /// The image's SHA-256 (its hash TLV); absent with `confirm` means the running image.
+    pub hash: Option<&'b [u8]>,
+    /// Keep for good (`true`) or boot once as a test (`false`).
+    pub confirm: bool,
+}
+
+impl<'b> StateWrite<'b> {
+    /// Decodes a state write body.
+    pub fn decode(body: &'b [u8]) -> Result<Self, BodyError> {
+        let mut r = StateWrite::default();
+        walk(body, |k, d| {
+            match k {
+                "hash" => r.hash = Some(bytes(d, "hash")?),
+                "confirm" => r.confirm = boolean(d, "confirm")?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(r)
+    }
+}
+
+/// Echo (group 0, command 0).
+pub fn echo(body: &[u8]) -> Result<&str, BodyError> {
+    let mut out = None;
+    walk(body, |k, d| {
+        if k == "d" {
+            out = Some(text(d, "d")?);
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    out.ok_or(BodyError::Missing("d"))
+}
+
+/// Image erase (group 1, command 5): the slot, 1 when absent.
+pub fn erase_slot(body: &[u8]) -> Result<u32, BodyError> {
+    let mut slot = 1;
+    walk(body, |k, d| {
+        if k == "slot" {
+            slot = uint(d, "slot")?;
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    Ok(slot)
+}
+
+/// Bootloader info (group 0, command 8): the query, if any.
+pub fn bootloader_query(body: &[u8]) -> Result<Option<&str>, BodyError> {
+    let mut q = None;
+    walk(body, |k, d| {
+        if k == "query" {
+            q = Some(text(d, "query")?);
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    Ok(q)
+}
+
+/// Checks that a body is a well-formed map (for commands that take no fields).
+pub fn any_map(body: &[u8]) -> Result<(), BodyError> {
+    walk(body, |_, _| Ok(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_fields_decode_and_unknown_keys_are_skipped() {
+        // {"image":0,"len":100,"off":0,"sha":h'00'*32,"data":h'0102',"upgrade":false,"x":[1]}
+        let mut b = [0u8; 128];
+        let mut e = minicbor::Encoder::new(&mut b[..]);
+        e.map(7).unwrap();
+        e.str("image").unwrap().u8(0).unwrap();
+        e.str("len").unwrap().u32(100).unwrap();
+        e.str("off").unwrap().u8(0).unwrap();
+        e.str("sha").unwrap().bytes(&[0u8; 32]).unwrap();
+        e.str("data").unwrap().bytes(&[1, 2]).unwrap();
+        e.str("upgrade").unwrap().bool(false).unwrap();
+        e.str("x").unwrap().array(1).unwrap().u8(1).unwrap();
+        let n = 128 - e.into_writer().len();
+        let u = Upload::decode(&b[..n]).unwrap();
+        assert_eq!(u.len, Some(100));
+        assert_eq!(u.data, &[1, 2]);
+        assert_eq!(u.sha, Some(&[0u8; 32][..]));
+        assert_eq!(u.image, Some(0));
+        assert!(!u.upgrade);
+    }
+
+    #[test]
+    fn wrong_types_missing_fields_and_garbage_are_errors() {
+        // {"off":"0","data":h''}
+        assert_eq!(
+            Upload::decode(&[
+                0xa2, 0x63, b'o', b'f', b'f', 0x61, b'0', 0x64, b'd', b'a', b't', b'a', 0x40
+            ]),
+            Err(BodyError::BadField("off"))
+        );
+        // {"data":h''}
+        assert_eq!(
+            Upload::decode(&[0xa1, 0x64, b'd', b'a', b't', b'a', 0x40]),
+            Err(BodyError::Missing("off"))
+        );
+        // a map claiming two entries with one present, and trailing bytes
+        assert_eq!(
+            echo(&[0xa2, 0x61, b'd', 0x61, b'x']),
+            Err(BodyError::Malformed)
+        );
+        assert_eq!(
+            echo(&[0xa1, 0x61, b'd', 0x61, b'x', 0x00]),
+            Err(BodyError::Malformed)
+        );
+        assert_eq!(echo(&[0x80]), Err(BodyError::Malformed));
+        assert_eq!(echo(&[0xa1, 0x61, b'd', 0x61, b'x']), Ok("x"));
+        // an indefinite-length map works
+        assert_eq!(echo(&[0xbf, 0x61, b'd', 0x61, b'x', 0xff]), Ok("x"));
+        // a sha of the wrong length
+        assert_eq!(
+            Upload::decode(&[
+                0xa3, 0x63, b'o', b'f', b'f', 0x00, 0x64, b'd', b'a', b't', b'a', 0x40, 0x63, b's',
+                b'h', b'a', 0x41, 0x00
+            ]),
+            Err(BodyError::BadField("sha"))
+        );
+    }
+}
