@@ -6,7 +6,7 @@ use minicbor::data::Type;
 use minicbor::{Decoder, Encoder};
 use sha2::{Digest, Sha256};
 
-use crate::header::{group, image, os, Header, Op, Version, HEADER_LEN};
+use crate::header::{brickless, group, image, os, Header, Op, Version, HEADER_LEN};
 use crate::transport::Transport;
 
 /// What went wrong with a request.
@@ -119,8 +119,14 @@ pub struct UploadReport {
     pub requests: u32,
     /// Times the link was re-opened and the upload resumed.
     pub resumes: u32,
+    /// For each resume, the offset the device said to carry on from (0: from the start).
+    pub resumed_from: Vec<u32>,
     /// The device's `match` (its SHA-256 of the upload equals ours), if it said.
     pub matched: Option<bool>,
+    /// The serial link ran brickless's raw framing.
+    pub raw: bool,
+    /// Upload requests kept in flight.
+    pub window: u32,
 }
 
 /// An SMP client over a transport.
@@ -130,6 +136,7 @@ pub struct Client<T> {
     timeout: Duration,
     retries: u32,
     buf_size: Option<usize>,
+    fast: bool,
 }
 
 /// Bytes an upload request spends on CBOR around its data: a first request carries
@@ -146,6 +153,7 @@ impl<T: Transport> Client<T> {
             timeout: Duration::from_secs(2),
             retries: 3,
             buf_size: None,
+            fast: true,
         }
     }
 
@@ -313,10 +321,14 @@ impl<T: Transport> Client<T> {
         parse_images(&r)
     }
 
-    /// Erases the staging slot.
+    /// Erases the staging slot (waiting at least 40 s for the answer: whole-slot erases are
+    /// slow, seconds per sector on F4/F7/H7).
     pub fn erase(&mut self) -> Result<(), ClientError> {
-        self.request(Op::Write, group::IMAGE, image::ERASE, &[0xa0])
-            .map(|_| ())
+        let normal = self.timeout;
+        self.timeout = normal.max(Duration::from_secs(40));
+        let r = self.request(Op::Write, group::IMAGE, image::ERASE, &[0xa0]);
+        self.timeout = normal;
+        r.map(|_| ())
     }
 
     /// Largest data chunk per request for this link and device, a multiple of 32 bytes so
@@ -327,9 +339,109 @@ impl<T: Transport> Client<T> {
         (limit.saturating_sub(overhead) / 32 * 32).max(32)
     }
 
-    /// Uploads `image` to the staging slot. `progress(done, total)` is called after every
-    /// answer. A lost answer or a dropped link is retried (the link re-opened); the device
-    /// answers where to carry on, so nothing is sent twice but the chunk in flight.
+    /// What the device offers beyond stock SMP (brickless group), `None` from a stock server.
+    pub fn caps(&mut self) -> Result<Option<Caps>, ClientError> {
+        match self.request(Op::Read, group::BRICKLESS, brickless::CAPS, &[0xa0]) {
+            Ok(r) => Ok(Some(Caps {
+                raw: bool_field(&r, "raw")?.unwrap_or(false),
+                resume: bool_field(&r, "resume")?.unwrap_or(false),
+                window: uint_field(&r, "window")?.map_or(1, |w| w.clamp(1, 16) as u32),
+            })),
+            Err(ClientError::Device { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether uploads use the fast path with a brickless device (default: yes). Off, they
+    /// run as a stock mcumgr client does: one request at a time, console framing.
+    pub fn set_fast(&mut self, fast: bool) {
+        self.fast = fast;
+    }
+
+    /// Sends a request without waiting; returns its sequence number.
+    fn send_request(&mut self, op: Op, grp: u16, cmd: u8, body: &[u8]) -> std::io::Result<u8> {
+        let len = u16::try_from(body.len()).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "request body over 64 KiB")
+        })?;
+        self.seq = self.seq.wrapping_add(1);
+        let h = Header {
+            op,
+            version: Version::V2,
+            flags: 0,
+            len,
+            group: grp,
+            seq: self.seq,
+            command: cmd,
+        };
+        let mut packet = h.to_bytes().to_vec();
+        packet.extend_from_slice(body);
+        self.link.send(&packet)?;
+        Ok(self.seq)
+    }
+
+    /// The next well-formed answer to an upload request, `None` on timeout.
+    fn upload_answer(&mut self, timeout: Duration) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let packet = match self.link.recv(left) {
+                Ok(p) => p,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let Ok(h) = Header::parse(&packet) else {
+                continue;
+            };
+            let body = &packet[HEADER_LEN..];
+            if h.group == group::IMAGE
+                && h.command == image::UPLOAD
+                && h.op == Op::WriteRsp
+                && usize::from(h.len) == body.len()
+            {
+                return Ok(Some((h.seq, body.to_vec())));
+            }
+        }
+    }
+
+    /// Asks a brickless device where an interrupted upload of `data` carries on.
+    fn resume_point(
+        &mut self,
+        data: &[u8],
+        sha: &[u8; 32],
+    ) -> Result<(u32, Option<bool>), ClientError> {
+        let len = data.len() as u32;
+        let mut digests = Vec::with_capacity(data.len() / brickless::BLOCK as usize * 8 + 8);
+        for block in data.chunks(brickless::BLOCK as usize) {
+            digests.extend_from_slice(&Sha256::digest(block)[..brickless::DIGEST]);
+        }
+        let body = encode(|e| {
+            e.map(3)?
+                .str("len")?
+                .u32(len)?
+                .str("sha")?
+                .bytes(sha)?
+                .str("digests")?
+                .bytes(&digests)?;
+            Ok(())
+        });
+        let r = self.request(Op::Write, group::BRICKLESS, brickless::RESUME, &body)?;
+        let off = uint_field(&r, "off")?
+            .filter(|o| *o <= u64::from(len))
+            .ok_or_else(|| ClientError::Malformed("resume answer without a valid `off`".into()))?;
+        Ok((off as u32, bool_field(&r, "match")?))
+    }
+
+    /// Uploads `data` to the staging slot; `progress(done, total)` is called as the device
+    /// acknowledges bytes.
+    ///
+    /// With a brickless device (and [`set_fast`](Self::set_fast) on) it keeps the device's
+    /// `buf_count` requests in flight, so the link never idles, switches a serial link to the
+    /// raw framing, and after a power cut or a dropped link resumes from what the device's
+    /// flash holds. With any other device it works as mcumgr does; an interrupted upload
+    /// restarts with the same `sha`, which resumes it while the device kept its session.
     pub fn upload(
         &mut self,
         data: &[u8],
@@ -343,52 +455,100 @@ impl<T: Transport> Client<T> {
             // Older servers lack command 6: keep the conservative default.
             let _ = self.params();
         }
+        let caps = if self.fast { self.caps()? } else { None };
+        let raw = caps.is_some_and(|c| c.raw) && self.link.set_raw(true);
+        let resumable = caps.is_some_and(|c| c.resume);
+        let window = caps.map_or(1, |c| c.window as usize);
         let sha: [u8; 32] = Sha256::digest(data).into();
         let mut report = UploadReport {
             len,
             requests: 0,
             resumes: 0,
+            resumed_from: Vec::new(),
             matched: None,
+            raw,
+            window: window as u32,
         };
-        let mut off = 0u32;
-        let mut failures = 0;
+        // `acked`: what the device confirmed; requests in flight cover `acked..sent_to`.
+        let (mut acked, mut sent_to) = (0u32, 0u32);
+        let mut inflight: std::collections::VecDeque<(u8, u32)> = Default::default();
+        let mut failures = 0u32;
         loop {
-            let first = off == 0;
-            let n = self.chunk(first).min((len - off) as usize);
-            let chunk = &data[off as usize..off as usize + n];
-            let body = encode(|e| {
-                e.map(if first { 6 } else { 2 })?;
-                if first {
-                    e.str("image")?
-                        .u8(0)?
-                        .str("len")?
-                        .u32(len)?
-                        .str("sha")?
-                        .bytes(&sha)?
-                        .str("upgrade")?
-                        .bool(false)?;
+            // The first request starts the session (and may erase): it goes alone.
+            let limit = if acked == 0 { 1 } else { window };
+            while inflight.len() < limit && sent_to < len {
+                let first = sent_to == 0;
+                let n = self.chunk(first).min((len - sent_to) as usize);
+                let chunk = &data[sent_to as usize..sent_to as usize + n];
+                let off = sent_to;
+                let body = encode(|e| {
+                    e.map(if first { 6 } else { 2 })?;
+                    if first {
+                        e.str("image")?.u8(0)?.str("len")?.u32(len)?;
+                        e.str("sha")?.bytes(&sha)?.str("upgrade")?.bool(false)?;
+                    }
+                    e.str("off")?.u32(off)?.str("data")?.bytes(chunk)?;
+                    Ok(())
+                });
+                report.requests += 1;
+                match self.send_request(Op::Write, group::IMAGE, image::UPLOAD, &body) {
+                    Ok(seq) => inflight.push_back((seq, off + n as u32)),
+                    Err(_) => break,
                 }
-                e.str("off")?.u32(off)?.str("data")?.bytes(chunk)?;
-                Ok(())
-            });
-            report.requests += 1;
-            let r = match self.request(Op::Write, group::IMAGE, image::UPLOAD, &body) {
-                Ok(r) => {
-                    failures = 0;
-                    r
-                }
-                Err(ClientError::Timeout { .. } | ClientError::Io(_)) if failures < 3 => {
-                    // The link is gone for longer than the retries: re-open and restart from
-                    // offset 0 with the same sha; the device says where to resume.
-                    failures += 1;
-                    report.resumes += 1;
-                    std::thread::sleep(Duration::from_millis(200));
-                    let _ = self.link.reconnect();
-                    off = 0;
-                    continue;
-                }
-                Err(e) => return Err(e),
+                sent_to = off + n as u32;
+            }
+            let answer = if inflight.is_empty() {
+                None
+            } else {
+                self.upload_answer(self.timeout)?
             };
+            let Some((seq, body)) = answer else {
+                // Nothing came back: the link dropped, the device lost power or a frame was
+                // lost. Re-open if it keeps happening, then ask where to carry on.
+                failures += 1;
+                if failures > self.retries + 2 {
+                    return Err(ClientError::Timeout {
+                        tries: failures,
+                        timeout: self.timeout,
+                    });
+                }
+                inflight.clear();
+                if failures > 1 {
+                    std::thread::sleep(Duration::from_millis(100));
+                    let _ = self.link.reconnect();
+                }
+                report.resumes += 1;
+                if resumable {
+                    match self.resume_point(data, &sha) {
+                        Ok((off, matched)) => {
+                            report.resumed_from.push(off);
+                            (acked, sent_to) = (off, off);
+                            if off == len {
+                                report.matched = matched;
+                                progress(len, len);
+                                return Ok(report);
+                            }
+                        }
+                        Err(ClientError::Timeout { .. } | ClientError::Io(_)) => {
+                            (acked, sent_to) = (0, 0);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    // A stock device resumes an upload restarted with the same sha.
+                    report.resumed_from.push(0);
+                    (acked, sent_to) = (0, 0);
+                }
+                continue;
+            };
+            // Answers come in order: those before this one were lost.
+            let Some(pos) = inflight.iter().position(|(s, _)| *s == seq) else {
+                continue;
+            };
+            let (_, end) = inflight[pos];
+            inflight.drain(..=pos);
+            let r = check_error(group::IMAGE, body)?;
+            failures = 0;
             let next = uint_field(&r, "off")?
                 .ok_or_else(|| ClientError::Malformed("upload answer without `off`".into()))?;
             if next > u64::from(len) {
@@ -396,14 +556,46 @@ impl<T: Transport> Client<T> {
                     "the device asks for offset {next}, past the image's {len} bytes"
                 )));
             }
-            off = next as u32;
-            progress(off, len);
-            if off == len {
-                report.matched = bool_field(&r, "match")?;
-                return Ok(report);
+            let next = next as u32;
+            if next == end {
+                acked = end;
+                progress(acked, len);
+                if acked == len {
+                    report.matched = bool_field(&r, "match")?;
+                    return Ok(report);
+                }
+                continue;
             }
+            // The device wants another offset: a chunk was lost or cut to whole write
+            // units, or the device restarted and lost its session (it says 0).
+            inflight.clear();
+            if next == 0 && acked > 0 && resumable {
+                report.resumes += 1;
+                let (off, matched) = self.resume_point(data, &sha)?;
+                report.resumed_from.push(off);
+                (acked, sent_to) = (off, off);
+                if off == len {
+                    report.matched = matched;
+                    progress(len, len);
+                    return Ok(report);
+                }
+            } else {
+                (acked, sent_to) = (next, next);
+            }
+            progress(acked, len);
         }
     }
+}
+
+/// What a brickless device offers beyond stock SMP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    /// It takes the raw serial framing.
+    pub raw: bool,
+    /// It resumes an upload from its flash content.
+    pub resume: bool,
+    /// Upload requests it buffers: the window a client may keep in flight.
+    pub window: u32,
 }
 
 /// Encodes a request body (a few hundred bytes at most, but for upload data).

@@ -157,6 +157,22 @@ pub mod os {
     pub const BOOTLOADER_INFO: u8 = 8;
 }
 
+/// brickless group commands (group [`group::BRICKLESS`]): what the fast path needs, invisible
+/// to stock clients (a stock server answers `MGMT_ERR_ENOTSUP`, and the client falls back).
+pub mod brickless {
+    /// Read: `{"raw": bool, "resume": bool, "window": uint, "block": uint}`: the raw framing,
+    /// resume by content, requests the device buffers, the resume block size.
+    pub const CAPS: u8 = 0;
+    /// Write `{"len", "sha", "digests"}` (8 bytes of SHA-256 per block of the upload):
+    /// answers `{"off"}`, where an interrupted upload of the same image carries on, judged
+    /// from what the staging slot holds (it survives a power cut; RAM does not).
+    pub const RESUME: u8 = 1;
+    /// Bytes per resume block.
+    pub const BLOCK: u32 = 4096;
+    /// Bytes of each block's digest (a truncated SHA-256).
+    pub const DIGEST: usize = 8;
+}
+
 /// Image group commands.
 pub mod image {
     /// Read (OP 0) or set test/confirm (OP 2) image states.

@@ -5,6 +5,7 @@
 #[cfg(feature = "std")]
 pub mod client;
 pub mod header;
+pub mod raw;
 pub mod request;
 pub mod serial;
 pub mod server;

@@ -174,6 +174,46 @@ impl<'b> StateWrite<'b> {
     }
 }
 
+/// brickless resume (group 64, command 1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resume<'b> {
+    /// Total length of the upload.
+    pub len: u32,
+    /// SHA-256 of the whole upload.
+    pub sha: &'b [u8],
+    /// A truncated SHA-256 per block of the upload, in order.
+    pub digests: &'b [u8],
+}
+
+impl<'b> Resume<'b> {
+    /// Decodes a resume body.
+    pub fn decode(body: &'b [u8]) -> Result<Self, BodyError> {
+        let (mut len, mut sha, mut digests) = (None, None, None);
+        walk(body, |k, d| {
+            match k {
+                "len" => len = Some(uint(d, "len")?),
+                "sha" => sha = Some(bytes(d, "sha")?),
+                "digests" => digests = Some(bytes(d, "digests")?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        let r = Resume {
+            len: len.ok_or(BodyError::Missing("len"))?,
+            sha: sha.ok_or(BodyError::Missing("sha"))?,
+            digests: digests.ok_or(BodyError::Missing("digests"))?,
+        };
+        if r.sha.len() != 32 {
+            return Err(BodyError::BadField("sha"));
+        }
+        let blocks = r.len.div_ceil(crate::header::brickless::BLOCK) as usize;
+        if r.digests.len() != blocks * crate::header::brickless::DIGEST {
+            return Err(BodyError::BadField("digests"));
+        }
+        Ok(r)
+    }
+}
+
 /// Echo (group 0, command 0).
 pub fn echo(body: &[u8]) -> Result<&str, BodyError> {
     let mut out = None;

@@ -15,8 +15,10 @@ use minicbor::encode::write::Cursor;
 use minicbor::Encoder;
 use sha2::{Digest, Sha256};
 
-use crate::header::{group, image, os, Header, ImgErr, MgmtErr, Op, Version, HEADER_LEN};
-use crate::request::{self, BodyError, StateWrite, Upload};
+use crate::header::{
+    brickless, group, image, os, Header, ImgErr, MgmtErr, Op, Version, HEADER_LEN,
+};
+use crate::request::{self, BodyError, Resume, StateWrite, Upload};
 
 /// Whether the device runs its application or the bootloader's recovery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +57,26 @@ struct Session {
     erased_to: u32,
     sha: Option<[u8; 32]>,
     hasher: Sha256,
+}
+
+impl Session {
+    /// `{"off": next}`, with `"match"` once the upload is complete and its sha was given.
+    fn answer(&self, enc: &mut Enc<'_>) -> EncResult {
+        match self.sha.filter(|_| self.next == self.len) {
+            Some(sha) => {
+                let digest: [u8; 32] = self.hasher.clone().finalize().into();
+                enc.map(2)?
+                    .str("off")?
+                    .u32(self.next)?
+                    .str("match")?
+                    .bool(sha == digest)?;
+            }
+            None => {
+                enc.map(1)?.str("off")?.u32(self.next)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Smallest response buffer [`Server::handle`] needs for everything but echo: a state read
@@ -106,6 +128,11 @@ impl Server {
             config,
             upload: None,
         }
+    }
+
+    /// The upload in progress: (bytes received, total), `None` when there is none.
+    pub fn upload_progress(&self) -> Option<(u32, u32)> {
+        self.upload.as_ref().map(|s| (s.next, s.len))
     }
 
     /// The configuration it advertises.
@@ -220,6 +247,22 @@ impl Server {
             (group::IMAGE, image::SLOT_INFO) if !write => {
                 request::any_map(body)?;
                 slot_info(updater, enc).map_err(full)?;
+            }
+            (group::BRICKLESS, brickless::CAPS) if !write => {
+                request::any_map(body)?;
+                enc.map(4)
+                    .and_then(|e| e.str("raw")?.bool(true))
+                    .and_then(|e| e.str("resume")?.bool(true))
+                    .and_then(|e| e.str("window")?.u32(self.config.buf_count))
+                    .and_then(|e| e.str("block")?.u32(brickless::BLOCK))
+                    .map_err(full)?;
+            }
+            (group::BRICKLESS, brickless::RESUME) if write => {
+                let r = Resume::decode(body)?;
+                self.resume(updater, &r)?;
+                if let Some(session) = &self.upload {
+                    session.answer(enc).map_err(full)?;
+                }
             }
             _ => return Err(Fail::Mgmt(MgmtErr::NotSup)),
         }
@@ -356,10 +399,8 @@ impl Server {
         if r.off == 0 {
             let len = r.len.ok_or(Fail::Image(ImgErr::InvalidLength))?;
             if let Some(s) = self.resumable(r, len) {
-                // The same upload again: carry on where it stopped.
-                enc.map(1)
-                    .and_then(|e| e.str("off")?.u32(s))
-                    .map_err(full)?;
+                // The same upload again: carry on where it stopped (or say it is complete).
+                s.answer(enc).map_err(full)?;
                 return Ok(());
             }
             self.start(updater, r, len)?;
@@ -371,9 +412,7 @@ impl Server {
         };
         if r.off != s.next || s.next == s.len {
             // Out of order or a duplicate: say where we are, write nothing.
-            enc.map(1)
-                .and_then(|e| e.str("off")?.u32(s.next))
-                .map_err(full)?;
+            s.answer(enc).map_err(full)?;
             return Ok(());
         }
         let room = s.len - s.next;
@@ -418,37 +457,95 @@ impl Server {
             s.hasher.update(data);
             s.next += take;
         }
-        let next = s.next;
-        if next == s.len {
-            let digest: [u8; 32] = s.hasher.clone().finalize().into();
-            if self.config.mode == Mode::Recovery {
-                // Recovery takes an image as MCUboot's serial recovery does (upload, reset),
-                // but through the engine: verified now, installed at the next reset.
-                updater
-                    .request_upgrade(UpgradeMode::Permanent)
-                    .map_err(|e| engine_fail(e, updater, ImgErr::FlashWriteFailed))?;
-            }
-            match s.sha {
-                Some(sha) => enc
-                    .map(2)
-                    .and_then(|e| e.str("off")?.u32(next))
-                    .and_then(|e| e.str("match")?.bool(sha == digest)),
-                None => enc.map(1).and_then(|e| e.str("off")?.u32(next)),
-            }
-            .map_err(full)?;
-        } else {
-            enc.map(1)
-                .and_then(|e| e.str("off")?.u32(next))
-                .map_err(full)?;
+        if s.next == s.len && self.config.mode == Mode::Recovery {
+            // Recovery takes an image as MCUboot's serial recovery does (upload, reset),
+            // but through the engine: verified now, installed at the next reset.
+            updater
+                .request_upgrade(UpgradeMode::Permanent)
+                .map_err(|e| engine_fail(e, updater, ImgErr::FlashWriteFailed))?;
         }
-        Ok(())
+        s.answer(enc).map_err(full)
     }
 
-    /// The offset to resume from when `r` restarts the upload in progress.
-    fn resumable(&self, r: &Upload<'_>, len: u32) -> Option<u32> {
+    /// Picks up an interrupted upload from what the staging slot holds: the blocks whose
+    /// digests match, rounded down to a sector edge (the sector after it may hold a torn
+    /// write and is erased again). Starts a session there and answers its offset.
+    fn resume<F: NorFlash, C: ImageCheck<F>>(
+        &mut self,
+        updater: &mut Updater<F, C>,
+        r: &Resume<'_>,
+    ) -> Result<u32, Fail> {
+        if let Some(s) = &self.upload {
+            if s.len == r.len && s.sha.as_ref().map(|h| &h[..]) == Some(r.sha) {
+                return Ok(s.next);
+            }
+        }
+        let capacity = updater
+            .layout()
+            .staging()
+            .size
+            .min(updater.layout().max_image_size());
+        if r.len == 0 || r.len > capacity {
+            return Err(Fail::Image(ImgErr::InvalidImageTooLarge));
+        }
+        match updater.state().phase {
+            Phase::Idle => {}
+            Phase::Trial => return Err(Fail::Image(ImgErr::NoFreeSlot)),
+            Phase::Pending | Phase::Swapping => {
+                return Err(Fail::Image(ImgErr::ImageAlreadyPending))
+            }
+        }
+        let staging = updater.layout().staging();
+        let at = updater.layout().offset(staging.start);
+        let mut buf = [0u8; 256];
+        // Blocks that hold exactly the upload's bytes.
+        let mut good = 0u32;
+        for want in r.digests.chunks(brickless::DIGEST) {
+            let end = (good + brickless::BLOCK).min(r.len);
+            let mut h = Sha256::new();
+            if !hash_flash(updater, at + good, end - good, &mut buf, &mut h) {
+                break;
+            }
+            let digest: [u8; 32] = h.finalize().into();
+            if digest[..brickless::DIGEST] != *want {
+                break;
+            }
+            good = end;
+        }
+        let off = if good == r.len {
+            good
+        } else {
+            // The start of the sector holding the first byte not known good.
+            let abs = staging.start + good;
+            updater
+                .layout()
+                .geometry()
+                .sectors()
+                .find(|s| s.addr <= abs && abs < s.end())
+                .map_or(0, |s| s.addr.max(staging.start) - staging.start)
+        };
+        let mut hasher = Sha256::new();
+        if !hash_flash(updater, at, off, &mut buf, &mut hasher) {
+            return Err(Fail::Image(ImgErr::FlashReadFailed));
+        }
+        let mut sha = [0u8; 32];
+        sha.copy_from_slice(r.sha);
+        self.upload = Some(Session {
+            len: r.len,
+            next: off,
+            // A resumed sector is erased again before its first write.
+            erased_to: off,
+            sha: Some(sha),
+            hasher,
+        });
+        Ok(off)
+    }
+
+    /// The session `r` restarts, if it is the upload in progress (or just completed).
+    fn resumable(&self, r: &Upload<'_>, len: u32) -> Option<&Session> {
         let s = self.upload.as_ref()?;
         let same = s.len == len && r.sha.is_some() && s.sha.as_ref().map(|h| &h[..]) == r.sha;
-        (same && s.next > 0 && s.next < s.len).then_some(s.next)
+        (same && s.next > 0).then_some(s)
     }
 
     fn start<F: NorFlash, C: ImageCheck<F>>(
@@ -503,6 +600,26 @@ impl Server {
         });
         Ok(())
     }
+}
+
+/// Feeds `len` bytes of flash from `at` into `h`; `false` if any read fails (a torn unit).
+fn hash_flash<F: NorFlash, C>(
+    updater: &mut Updater<F, C>,
+    at: u32,
+    len: u32,
+    buf: &mut [u8],
+    h: &mut Sha256,
+) -> bool {
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len() as u32) as usize;
+        if updater.flash_mut().read(at + done, &mut buf[..n]).is_err() {
+            return false;
+        }
+        h.update(&buf[..n]);
+        done += n as u32;
+    }
+    true
 }
 
 /// Maps an engine refusal to the answer a client understands; a staging lock names what

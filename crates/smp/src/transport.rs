@@ -1,7 +1,7 @@
 //! Host-side links that carry whole SMP packets (header and CBOR, opaque here): UDP, and the
 //! serial console framing of [`crate::serial`] over any byte stream.
 
-use crate::serial::{self, Decoder};
+use crate::raw::{self, AnyDecoder, Framing};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
@@ -18,6 +18,11 @@ pub trait Transport: Send {
     fn mtu(&self) -> usize;
     /// Re-opens the link after a disconnect (serial port re-open; UDP no-op).
     fn reconnect(&mut self) -> io::Result<()>;
+    /// Switches to brickless's raw framing ([`crate::raw`]) once the device said it takes
+    /// it; `false` when this link has no such framing (UDP needs none).
+    fn set_raw(&mut self, _on: bool) -> bool {
+        false
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -32,6 +37,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn reconnect(&mut self) -> io::Result<()> {
         (**self).reconnect()
+    }
+    fn set_raw(&mut self, on: bool) -> bool {
+        (**self).set_raw(on)
     }
 }
 
@@ -170,7 +178,8 @@ type Reopen<S> = Box<dyn FnMut() -> io::Result<S> + Send>;
 pub struct SerialTransport<S: Read + Write + Send> {
     /// `None` after a failed re-open.
     stream: Option<S>,
-    decoder: Box<Decoder<SERIAL_RECV_MAX>>,
+    decoder: Box<AnyDecoder<SERIAL_RECV_MAX>>,
+    framing: Framing,
     /// Bytes read but not yet fed to the decoder (they follow a completed packet).
     rx: Box<[u8; 512]>,
     rx_pos: usize,
@@ -196,7 +205,8 @@ impl<S: Read + Write + Send> SerialTransport<S> {
     pub fn new(stream: S) -> Self {
         Self {
             stream: Some(stream),
-            decoder: Box::new(Decoder::new()),
+            decoder: Box::new(AnyDecoder::new()),
+            framing: Framing::Console,
             rx: Box::new([0; 512]),
             rx_pos: 0,
             rx_end: 0,
@@ -283,8 +293,8 @@ impl<S: Read + Write + Send> Transport for SerialTransport<S> {
         if packet.len() > self.mtu {
             return Err(too_long(packet.len(), self.mtu));
         }
-        let mut wire = vec![0u8; serial::encoded_len(packet.len())];
-        let n = serial::encode(packet, &mut wire)
+        let mut wire = vec![0u8; raw::encoded_len(self.framing, packet.len())];
+        let n = raw::encode_as(self.framing, packet, &mut wire)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let stream = self.stream()?;
         stream.write_all(&wire[..n])?;
@@ -338,11 +348,17 @@ impl<S: Read + Write + Send> Transport for SerialTransport<S> {
         self.rx_end = 0;
         Ok(())
     }
+
+    fn set_raw(&mut self, on: bool) -> bool {
+        self.framing = if on { Framing::Raw } else { Framing::Console };
+        true
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serial::{self, Decoder};
     use std::os::unix::net::UnixStream;
     use std::thread;
 

@@ -41,12 +41,58 @@ pub enum SimCommand {
   brickless sim campaign --exhaustive --json > rows.jsonl  one JSON object per row
   brickless sim campaign --bench                           flash ops and time vs MCUboot")]
     Campaign(campaign::CampaignArgs),
+    /// Cut the power of a running virtual device (`brickless sim`) on command.
+    ///
+    /// The device answers, then loses power inside the Nth flash operation from now (0: the
+    /// next one): a torn write or a partly erased sector, as a pulled cable leaves it. It
+    /// restarts from its flash at the next request. Only virtual devices take this command.
+    #[command(after_help = "Examples:
+  brickless sim cut --udp 127.0.0.1:1337                 inside the next flash operation
+  brickless sim cut --udp 127.0.0.1:1337 --after-ops 40  40 operations from now")]
+    Cut(CutArgs),
+}
+
+/// Arguments of `brickless sim cut`.
+#[derive(Args, Debug)]
+pub struct CutArgs {
+    /// Flash operations to let through first.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub after_ops: u64,
+    /// The virtual device.
+    #[command(flatten)]
+    pub conn: crate::commands::smp::Connection,
 }
 
 /// Runs `brickless sim`.
 pub fn run(args: SimArgs) -> miette::Result<()> {
     match args.command {
         Some(SimCommand::Campaign(c)) => campaign::run(c),
+        Some(SimCommand::Cut(c)) => cut(c),
         None => device::run(args.device),
     }
+}
+
+/// Sends the virtual device its power-cut command.
+fn cut(args: CutArgs) -> miette::Result<()> {
+    use brickless_smp::header::group;
+    use brickless_smp::Op;
+    let mut c = crate::commands::smp::connect(&args.conn)?;
+    let body = brickless_devices::mcu::sim_cut_body(args.after_ops);
+    c.request(
+        Op::Write,
+        group::BRICKLESS,
+        brickless_devices::mcu::SIM_CUT_POWER,
+        &body,
+    )
+    .map_err(|e| {
+        miette::miette!(
+            help = "only `brickless sim` devices take this command",
+            "{e}"
+        )
+    })?;
+    println!(
+        "power will be cut inside flash operation {} from now",
+        args.after_ops
+    );
+    Ok(())
 }

@@ -37,6 +37,11 @@ pub struct Connection {
     /// Print results as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Upload as a stock mcumgr client does (one request at a time, console framing), even
+    /// when the device offers brickless's fast path (requests in flight, raw framing,
+    /// resume from flash).
+    #[arg(long, global = true)]
+    pub standard: bool,
 }
 
 /// `brickless smp` subcommands.
@@ -136,6 +141,7 @@ pub fn connect(conn: &Connection) -> Result<Client<Box<dyn Transport>>> {
     };
     let mut c = Client::new(link);
     c.set_timeout(Duration::from_secs_f64(conn.timeout.max(0.05)));
+    c.set_fast(!conn.standard);
     Ok(c)
 }
 
@@ -255,11 +261,13 @@ fn upload_with_progress(
     }
     if !json {
         println!(
-            "uploaded {} bytes in {:.1} s ({:.0} B/s, {} requests{})",
+            "uploaded {} bytes in {:.1} s ({:.0} B/s, {} requests, {} in flight, {} framing{})",
             report.len,
             secs,
             f64::from(report.len) / secs,
             report.requests,
+            report.window,
+            if report.raw { "raw" } else { "standard" },
             if report.resumes > 0 {
                 format!(", resumed {} times", report.resumes)
             } else {

@@ -3,6 +3,7 @@
 
 use std::net::{TcpListener, TcpStream};
 
+pub mod faults;
 pub mod pty;
 
 /// Accepts connections on `listener` in a thread, and serves each in a thread of its own.

@@ -9,6 +9,9 @@
 
 pub mod serve;
 
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
 use brickless_boot::mcuboot::McubootCheck;
 use brickless_boot::{BootDecision, BootEvent, BootLoader, ImageInfo, Layout, Updater};
 use brickless_flash_model::{CutPhase, CutPoint, SimFlash};
@@ -60,6 +63,52 @@ pub struct VirtualMcu {
     self_confirm: SelfConfirm,
     boots: u64,
     changed: bool,
+    flash_time: Option<FlashTime>,
+    random_cuts: Option<RandomCuts>,
+}
+
+/// Power cuts at random flash operations: after each power-up, one within the next `span`.
+#[derive(Clone, Copy, Debug)]
+struct RandomCuts {
+    span: u64,
+    state: u64,
+}
+
+impl RandomCuts {
+    /// 1..=span, from a seeded xorshift (reproducible runs; no dependency needed).
+    fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        1 + self.state % self.span.max(1)
+    }
+}
+
+/// The brickless group command a virtual device takes to cut its own power
+/// (`{"after_ops": N}`: inside the Nth flash operation from now, 0 the next one). Real
+/// devices do not answer it.
+pub const SIM_CUT_POWER: u8 = 0x7F;
+
+/// The body of a [`SIM_CUT_POWER`] request.
+pub fn sim_cut_body(after_ops: u64) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut e = minicbor::Encoder::new(&mut body);
+    // Writing into a Vec cannot fail.
+    let _ = e
+        .map(1)
+        .and_then(|e| e.str("after_ops"))
+        .and_then(|e| e.u64(after_ops));
+    body
+}
+
+/// The modelled time of flash work: operations run one after another, and an upload chunk
+/// is answered once it sits in one of the device's `buf_count` buffers (the one it takes
+/// is free when the chunk `buf_count` places earlier has been programmed), everything else
+/// once all flash work is done.
+#[derive(Debug, Default)]
+struct FlashTime {
+    busy_until: Option<Instant>,
+    ends: VecDeque<Instant>,
 }
 
 impl VirtualMcu {
@@ -79,6 +128,8 @@ impl VirtualMcu {
             self_confirm,
             boots: 0,
             changed: false,
+            flash_time: None,
+            random_cuts: None,
         }
     }
 
@@ -88,6 +139,10 @@ impl VirtualMcu {
     pub fn reset(&mut self) -> &Booted {
         self.flash.power_cycle();
         self.boots += 1;
+        if let Some(r) = self.random_cuts.as_mut() {
+            let op = self.flash.op_count() + r.next();
+            self.flash.arm_cut(CutPoint::new(op, CutPhase::Torn));
+        }
         let before = self.flash.op_count();
         let mut buf = [0u8; 4096];
         let check = McubootCheck { keys: &self.keys };
@@ -145,6 +200,9 @@ impl VirtualMcu {
         if !self.flash.is_powered() {
             return None;
         }
+        if let Some(out) = self.sim_command(packet, response) {
+            return Some(out);
+        }
         let before = self.flash.op_count();
         let mut u = Updater::new(
             &mut self.flash,
@@ -155,6 +213,100 @@ impl VirtualMcu {
         self.changed |= self.flash.op_count() != before;
         // A request cut by a power loss gets no answer.
         out.filter(|_| self.flash.is_powered())
+    }
+
+    /// Charges flash work its modelled time (the part's typical erase and program times):
+    /// [`handle_at`](Self::handle_at) then says when each answer may go out.
+    pub fn set_flash_time(&mut self, on: bool) {
+        self.flash_time = on.then(FlashTime::default);
+    }
+
+    /// Like [`handle`](Self::handle) for a request that arrived at `now`; also returns when
+    /// the answer may leave (after the flash work it waits for, when flash time is modelled).
+    pub fn handle_at(
+        &mut self,
+        packet: &[u8],
+        response: &mut [u8],
+        now: Instant,
+    ) -> Option<(Outcome, Instant)> {
+        let spent_before = self.flash.elapsed_us();
+        let out = self.handle(packet, response)?;
+        let spent = self.flash.elapsed_us().saturating_sub(spent_before);
+        let buffers = self.server.config().buf_count.max(1) as usize;
+        use brickless_smp::header::{group, image};
+        // A chunk of an upload still going on (the last one waits for all flash work).
+        let uploading = self
+            .server
+            .upload_progress()
+            .is_some_and(|(next, len)| next < len)
+            && brickless_smp::Header::parse(packet)
+                .is_ok_and(|h| h.group == group::IMAGE && h.command == image::UPLOAD);
+        let Some(t) = self.flash_time.as_mut() else {
+            return Some((out, now));
+        };
+        while t.ends.front().is_some_and(|e| *e <= now) {
+            t.ends.pop_front();
+        }
+        if spent > 0 {
+            let start = t.busy_until.map_or(now, |b| b.max(now));
+            let end = start + Duration::from_micros(spent);
+            t.busy_until = Some(end);
+            t.ends.push_back(end);
+        }
+        let ready = if uploading {
+            // A buffer is free once the chunk `buffers` places back is programmed.
+            let n = t.ends.len();
+            if n > buffers {
+                t.ends[n - 1 - buffers]
+            } else {
+                now
+            }
+        } else {
+            t.busy_until.map_or(now, |b| b.max(now))
+        };
+        Some((out, ready.max(now)))
+    }
+
+    /// Answers [`SIM_CUT_POWER`]: arms the cut and answers `{}`.
+    fn sim_command(&mut self, packet: &[u8], response: &mut [u8]) -> Option<Outcome> {
+        use brickless_smp::header::{group, Op};
+        let h = brickless_smp::Header::parse(packet).ok()?;
+        if h.group != group::BRICKLESS || h.command != SIM_CUT_POWER || h.op != Op::Write {
+            return None;
+        }
+        let body = packet.get(brickless_smp::HEADER_LEN..)?;
+        let mut after = 0u64;
+        let mut d = minicbor::Decoder::new(body);
+        if let Ok(Some(n)) = d.map() {
+            for _ in 0..n {
+                match (d.str(), d.u64()) {
+                    (Ok("after_ops"), Ok(v)) => after = v,
+                    _ => break,
+                }
+            }
+        }
+        self.cut_after_ops(after);
+        let rsp = brickless_smp::Header {
+            op: Op::WriteRsp,
+            len: 1,
+            ..h
+        };
+        let out = response.get_mut(..brickless_smp::HEADER_LEN + 1)?;
+        out[..brickless_smp::HEADER_LEN].copy_from_slice(&rsp.to_bytes());
+        out[brickless_smp::HEADER_LEN] = 0xa0;
+        Some(Outcome {
+            len: brickless_smp::HEADER_LEN + 1,
+            reset: false,
+        })
+    }
+
+    /// Cuts power at a random flash operation within the next `span` after every power-up
+    /// (the first from the next reset), reproducibly from `seed`.
+    pub fn set_random_cuts(&mut self, span: u64, seed: u64) {
+        self.random_cuts = Some(RandomCuts {
+            span,
+            state: seed | 1,
+        });
     }
 
     /// Whether power is on (off after a cut fired, until the next reset).

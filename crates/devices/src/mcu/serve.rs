@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use brickless_smp::serial::{self, Decoder};
+use brickless_smp::raw::{self, AnyDecoder};
 
 use super::{Booted, VirtualMcu};
+use crate::link::faults::{Delivery, FaultSpec, Faults};
 use crate::link::pty;
 use crate::rom::serve::ServeError;
 use crate::rom::usart::LogFn;
@@ -36,6 +37,11 @@ pub struct McuOptions {
     pub baud: Option<u32>,
     /// Device latency before each answer.
     pub turnaround: Duration,
+    /// Charge flash work its modelled time (erases and programs of the part), with the
+    /// device's buffers letting programming overlap the transfer.
+    pub flash_time: bool,
+    /// Faults injected on what the device receives (UDP and pty).
+    pub faults: FaultSpec,
     /// One line per notable event (boot, reset, power cut).
     pub log: LogFn,
 }
@@ -103,6 +109,8 @@ impl McuService {
         flash_path: Option<PathBuf>,
         opts: &McuOptions,
     ) -> Result<McuService, ServeError> {
+        let mut mcu = mcu;
+        mcu.set_flash_time(opts.flash_time);
         let device = Arc::new(Mutex::new(mcu));
         {
             let mut d = lock(&device);
@@ -119,7 +127,8 @@ impl McuService {
             let device = device.clone();
             let log = opts.log.clone();
             let turnaround = opts.turnaround;
-            std::thread::spawn(move || serve_udp(sock, &device, turnaround, &log));
+            let faults = Faults::new(opts.faults);
+            std::thread::spawn(move || serve_udp(sock, &device, turnaround, faults, &log));
         }
         let mut pty_thread = None;
         if opts.pty {
@@ -187,13 +196,17 @@ impl McuService {
 
 /// Handles one packet; resets after the answer when asked to, and restarts a device whose
 /// power was cut (it lost the request).
-fn answer(device: &Mutex<VirtualMcu>, packet: &[u8], log: &LogFn) -> (Option<Vec<u8>>, bool) {
+fn answer(
+    device: &Mutex<VirtualMcu>,
+    packet: &[u8],
+    log: &LogFn,
+) -> (Option<(Vec<u8>, Instant)>, bool) {
     let mut d = lock(device);
     let mut out = vec![0u8; super::BUF_SIZE as usize + 512];
-    match d.handle(packet, &mut out) {
-        Some(o) => {
+    match d.handle_at(packet, &mut out, Instant::now()) {
+        Some((o, ready)) => {
             out.truncate(o.len);
-            (Some(out), o.reset)
+            (Some((out, ready)), o.reset)
         }
         None if !d.is_powered() => {
             log("power cut: the device restarts from its flash");
@@ -212,23 +225,37 @@ fn reset(device: &Mutex<VirtualMcu>, log: &LogFn) {
     log(&describe_boot(&b));
 }
 
-fn serve_udp(sock: UdpSocket, device: &Mutex<VirtualMcu>, turnaround: Duration, log: &LogFn) {
+fn serve_udp(
+    sock: UdpSocket,
+    device: &Mutex<VirtualMcu>,
+    turnaround: Duration,
+    mut faults: Faults,
+    log: &LogFn,
+) {
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, peer)) = sock.recv_from(&mut buf) else {
             continue;
         };
-        let (rsp, do_reset) = answer(device, &buf[..n], log);
-        // The answer was made before the reset; sending it after the reboot is as if the
-        // device restarted at once, and a client that sees it finds the device back up.
-        if do_reset {
-            reset(device, log);
-        }
-        if let Some(rsp) = rsp {
-            if !turnaround.is_zero() {
-                std::thread::sleep(turnaround);
+        // UDP has no SMP-level check: a flipped bit reaches the server as sent.
+        faults.corrupt(&mut buf[..n]);
+        let times = match faults.deliver() {
+            Delivery::Dropped => continue,
+            Delivery::Once => 1,
+            Delivery::Twice => 2,
+        };
+        for _ in 0..times {
+            let (rsp, do_reset) = answer(device, &buf[..n], log);
+            // The answer was made before the reset; sending it after the reboot is as if
+            // the device restarted at once, and a client that sees it finds it back up.
+            if do_reset {
+                reset(device, log);
             }
-            let _ = sock.send_to(&rsp, peer);
+            if let Some((rsp, ready)) = rsp {
+                let at = ready.max(Instant::now() + turnaround);
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                let _ = sock.send_to(&rsp, peer);
+            }
         }
     }
 }
@@ -262,7 +289,8 @@ fn serve_serial(p: pty::Pty, device: &Mutex<VirtualMcu>, opts: &McuOptions) {
             }
         }
     });
-    let mut decoder: Box<Decoder<SERIAL_PACKET_MAX>> = Box::default();
+    let mut decoder: Box<AnyDecoder<SERIAL_PACKET_MAX>> = Box::default();
+    let mut faults = Faults::new(opts.faults);
     let mut buf = [0u8; 4096];
     let mut line_t = Instant::now();
     loop {
@@ -277,11 +305,12 @@ fn serve_serial(p: pty::Pty, device: &Mutex<VirtualMcu>, opts: &McuOptions) {
         if baud.is_some() {
             line_t = line_t.max(Instant::now() - byte_time(baud.unwrap_or(1)) * n as u32);
         }
+        faults.corrupt(&mut buf[..n]);
         for &byte in &buf[..n] {
             if let Some(b) = baud {
                 line_t += byte_time(b);
             }
-            let Some(Ok(len)) = decoder.push(byte) else {
+            let Some(Ok((len, framing))) = decoder.push(byte) else {
                 continue;
             };
             if baud.is_some() {
@@ -290,15 +319,22 @@ fn serve_serial(p: pty::Pty, device: &Mutex<VirtualMcu>, opts: &McuOptions) {
             }
             let packet = decoder.packet().to_vec();
             debug_assert_eq!(packet.len(), len);
-            let (rsp, do_reset) = answer(device, &packet, &opts.log);
-            if do_reset {
-                reset(device, &opts.log);
-            }
-            if let Some(rsp) = rsp {
-                let mut framed = vec![0u8; serial::encoded_len(rsp.len())];
-                if let Ok(m) = serial::encode(&rsp, &mut framed) {
+            let times = match faults.deliver() {
+                Delivery::Dropped => continue,
+                Delivery::Once => 1,
+                Delivery::Twice => 2,
+            };
+            for _ in 0..times {
+                let (rsp, do_reset) = answer(device, &packet, &opts.log);
+                if do_reset {
+                    reset(device, &opts.log);
+                }
+                let Some((rsp, ready)) = rsp else { continue };
+                // The answer goes out in the framing its request came in.
+                let mut framed = vec![0u8; raw::encoded_len(framing, rsp.len())];
+                if let Ok(m) = raw::encode_as(framing, &rsp, &mut framed) {
                     framed.truncate(m);
-                    let _ = tx.send((Instant::now() + opts.turnaround, framed));
+                    let _ = tx.send((ready.max(Instant::now() + opts.turnaround), framed));
                 }
             }
         }

@@ -51,6 +51,37 @@ pub struct DeviceArgs {
     #[arg(long)]
     pub no_self_confirm: bool,
 
+    /// Charge flash erases and programs the part's typical times (an H7 sector erase takes
+    /// about a second); the device buffers upload chunks, so programming overlaps the
+    /// transfer.
+    #[arg(long)]
+    pub flash_time: bool,
+
+    /// Cut power at a random flash operation within the next N, after every power-up
+    /// (reproducible with --fault-seed); the device restarts from its flash each time.
+    #[arg(long, value_name = "N")]
+    pub cut_random: Option<u64>,
+
+    /// Probability that a byte (or datagram byte) the device receives has a bit flipped.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub bit_error_rate: f64,
+
+    /// Probability that a request the device receives is lost.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub drop_rate: f64,
+
+    /// Probability that a request the device receives arrives twice.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub duplicate_rate: f64,
+
+    /// Every N requests the link goes down for three requests (a pulled cable).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub disconnect_every: u32,
+
+    /// Seed of the injected faults and random cuts.
+    #[arg(long, value_name = "SEED", default_value_t = 1)]
+    pub fault_seed: u64,
+
     /// Cut power inside the Nth flash operation from start (a torn write or a partly erased
     /// sector); the device restarts from its flash.
     #[arg(long, value_name = "N")]
@@ -195,12 +226,33 @@ fn run_mcu(args: DeviceArgs) -> miette::Result<()> {
     if let Some(n) = args.cut_at_op {
         mcu.cut_after_ops(n);
     }
+    if let Some(span) = args.cut_random {
+        mcu.set_random_cuts(span, args.fault_seed);
+    }
+    for (name, p) in [
+        ("--bit-error-rate", args.bit_error_rate),
+        ("--drop-rate", args.drop_rate),
+        ("--duplicate-rate", args.duplicate_rate),
+    ] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(miette!("{name} is a probability: between 0 and 1, not {p}"));
+        }
+    }
+    let faults = brickless_devices::link::faults::FaultSpec {
+        bit_error_rate: args.bit_error_rate,
+        drop_rate: args.drop_rate,
+        duplicate_rate: args.duplicate_rate,
+        disconnect_every: args.disconnect_every,
+        seed: args.fault_seed,
+    };
     let opts = McuOptions {
         udp: Some(args.udp.clone()),
         pty: !args.no_pty,
         link: args.link.clone(),
         baud: args.line_rate.then_some(args.baud),
         turnaround: Duration::from_millis(args.turnaround_ms),
+        flash_time: args.flash_time,
+        faults,
         log: Arc::new(|line: &str| eprintln!("[device] {line}")),
     };
     let service = McuService::start(mcu, Some(flash_path.clone()), &opts).into_diagnostic()?;
