@@ -456,7 +456,9 @@ impl<T: Transport> Client<T> {
             let _ = self.params();
         }
         let caps = if self.fast { self.caps()? } else { None };
-        let raw = caps.is_some_and(|c| c.raw) && self.link.set_raw(true);
+        let want_raw = caps.is_some_and(|c| c.raw);
+        // A serial link says whether it switched; back to console framing when not wanted.
+        let raw = self.link.set_raw(want_raw) && want_raw;
         let resumable = caps.is_some_and(|c| c.resume);
         let window = caps.map_or(1, |c| c.window as usize);
         let sha: [u8; 32] = Sha256::digest(data).into();
@@ -557,13 +559,15 @@ impl<T: Transport> Client<T> {
                 )));
             }
             let next = next as u32;
+            if next == len {
+                // Complete: with this chunk, or already (the same upload done before).
+                progress(len, len);
+                report.matched = bool_field(&r, "match")?;
+                return Ok(report);
+            }
             if next == end {
                 acked = end;
                 progress(acked, len);
-                if acked == len {
-                    report.matched = bool_field(&r, "match")?;
-                    return Ok(report);
-                }
                 continue;
             }
             // The device wants another offset: a chunk was lost or cut to whole write

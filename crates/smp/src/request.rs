@@ -31,6 +31,119 @@ impl core::fmt::Display for BodyError {
 
 impl core::error::Error for BodyError {}
 
+/// Containers a request body may nest (arrays, maps); deeper is refused.
+const MAX_NESTING: usize = 16;
+
+/// One open container while skipping.
+#[derive(Clone, Copy)]
+struct Open {
+    /// Items still due; `None`: indefinite, until its break.
+    due: Option<u64>,
+    /// An indefinite map: items seen so far must be even at its break.
+    map_items: Option<u64>,
+}
+
+/// Skips one well-formed data item (RFC 8949 section 5.3.1). minicbor's `Decoder::skip`
+/// takes a break where an item is due and one-byte simple values below 32, and without
+/// `alloc` refuses indefinite arrays and maps inside definite ones: this one refuses the
+/// former and takes the latter, with or without `alloc`.
+fn skip_item(d: &mut Decoder<'_>) -> Result<(), BodyError> {
+    let bad = |_| BodyError::Malformed;
+    let mut open = [Open {
+        due: None,
+        map_items: None,
+    }; MAX_NESTING];
+    let mut depth = 0usize;
+    // A tag was just read: its content is due, not a break.
+    let mut tagged = false;
+    loop {
+        let ty = d.datatype().map_err(bad)?;
+        if core::mem::replace(&mut tagged, ty == Type::Tag) && ty == Type::Break {
+            return Err(BodyError::Malformed);
+        }
+        let container = match ty {
+            Type::Break => {
+                let top = depth.checked_sub(1).map(|i| open[i]);
+                match top {
+                    Some(Open {
+                        due: None,
+                        map_items,
+                    }) if map_items.is_none_or(|n| n % 2 == 0) => {
+                        d.set_position(d.position() + 1);
+                        depth -= 1;
+                    }
+                    _ => return Err(BodyError::Malformed),
+                }
+                None
+            }
+            Type::Array => d.array().map_err(bad)?.map(|n| (Some(n), None)),
+            Type::Map => d
+                .map()
+                .map_err(bad)?
+                .map(|n| (Some(n.saturating_mul(2)), None)),
+            Type::ArrayIndef => {
+                d.array().map_err(bad)?;
+                Some((None, None))
+            }
+            Type::MapIndef => {
+                d.map().map_err(bad)?;
+                Some((None, Some(0)))
+            }
+            Type::Tag => {
+                // The tagged item follows and is the item.
+                d.tag().map_err(bad)?;
+                continue;
+            }
+            Type::Simple => {
+                if d.input()[d.position()] == 0xf8
+                    && d.input().get(d.position() + 1).is_some_and(|&v| v < 32)
+                {
+                    return Err(BodyError::Malformed);
+                }
+                d.skip().map_err(bad)?;
+                None
+            }
+            Type::Unknown(_) => return Err(BodyError::Malformed),
+            // Numbers, booleans, null, undefined, floats, strings (minicbor checks the chunks
+            // of an indefinite one and the UTF-8 of text).
+            _ => {
+                d.skip().map_err(bad)?;
+                None
+            }
+        };
+        match container {
+            Some((Some(0), _)) | None => {}
+            Some((due, map_items)) => {
+                let slot = open.get_mut(depth).ok_or(BodyError::Malformed)?;
+                *slot = Open { due, map_items };
+                depth += 1;
+                continue;
+            }
+        }
+        // An item is complete: count it in its container, closing the ones it completes.
+        loop {
+            let Some(top) = depth.checked_sub(1).map(|i| &mut open[i]) else {
+                return Ok(());
+            };
+            match top.due.as_mut() {
+                Some(n) => {
+                    *n -= 1;
+                    if *n > 0 {
+                        break;
+                    }
+                    depth -= 1;
+                }
+                None => {
+                    if let Some(m) = top.map_items.as_mut() {
+                        *m += 1;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Calls `field(key, decoder)` for each entry of the map in `body`; `field` returns
 /// `Ok(true)` when it consumed the value, `Ok(false)` to have it skipped. An empty body counts
 /// as an empty map (some clients send none with a read).
@@ -49,7 +162,7 @@ fn walk<'b>(
         match entries {
             Some(n) if seen == n => break,
             None if d.datatype().map_err(malformed)? == Type::Break => {
-                d.skip().map_err(malformed)?;
+                d.set_position(d.position() + 1);
                 break;
             }
             _ => {}
@@ -58,14 +171,14 @@ fn walk<'b>(
             Type::String => d.str().map_err(malformed)?,
             _ => {
                 // Not a text key: skip key and value (no known field has one).
-                d.skip().map_err(malformed)?;
-                d.skip().map_err(malformed)?;
+                skip_item(&mut d)?;
+                skip_item(&mut d)?;
                 seen += 1;
                 continue;
             }
         };
         if !field(key, &mut d)? {
-            d.skip().map_err(malformed)?;
+            skip_item(&mut d)?;
         }
         seen += 1;
     }
@@ -311,6 +424,26 @@ mod tests {
         assert_eq!(echo(&[0xa1, 0x61, b'd', 0x61, b'x']), Ok("x"));
         // an indefinite-length map works
         assert_eq!(echo(&[0xbf, 0x61, b'd', 0x61, b'x', 0xff]), Ok("x"));
+        // end markers where an item is due, found by fuzzing: refused
+        assert_eq!(any_map(&[0xa1, 0xff, 0xff]), Err(BodyError::Malformed));
+        assert_eq!(
+            echo(&[0xa2, 0x61, b'd', 0x61, b'y', 0x61, b'x', 0xff]),
+            Err(BodyError::Malformed)
+        );
+        assert_eq!(
+            any_map(&[0xa1, 0x61, b'x', 0x82, 0x01, 0xff]),
+            Err(BodyError::Malformed)
+        );
+        assert_eq!(
+            any_map(&[0xa1, 0x61, b'x', 0xc1, 0xff]),
+            Err(BodyError::Malformed)
+        );
+        assert_eq!(
+            any_map(&[0xa1, 0x61, b'x', 0xf8, 0x10]),
+            Err(BodyError::Malformed)
+        );
+        // and an open-ended array inside a definite one is taken, with or without `alloc`
+        assert_eq!(any_map(&[0xa1, 0x61, b'x', 0x82, 0x9f, 0xff, 0x01]), Ok(()));
         // a sha of the wrong length
         assert_eq!(
             Upload::decode(&[

@@ -1,6 +1,7 @@
 //! `brickless` subcommands. Each group lives in its own module with an `Args` type and a `run`.
 use clap::{Parser, Subcommand};
 
+pub mod demo;
 pub mod image;
 pub mod keys;
 pub mod rom;
@@ -19,6 +20,8 @@ pub struct Cli {
 /// The top-level subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// See an update survive power cuts on a virtual STM32: no board needed (start here).
+    Demo(demo::DemoArgs),
     /// Generate a signing key (PEM, as imgtool writes it).
     Keygen(keys::KeygenArgs),
     /// Print the public half of a key (C array, Rust array, PEM or raw).
@@ -30,8 +33,24 @@ pub enum Command {
     #[command(subcommand)]
     Rom(rom::RomCommand),
     /// Manage a device over SMP (mcumgr): echo, image list/upload/test/confirm, reset.
+    #[command(after_help = "Examples:
+  brickless smp --udp 192.0.2.7 image list            a Zephyr device on the network (port 1337)
+  brickless smp --port /dev/ttyACM0 image upload app.signed.bin
+  brickless smp --port /dev/ttyACM0 image test 3ea7bbda…   (the hash `image list` shows)
+  brickless smp --port /dev/ttyACM0 reset
+  brickless smp --port /dev/ttyACM0 image confirm     keep the running trial image")]
     Smp(smp::SmpArgs),
     /// Upload a signed image, test-boot it, wait for it and confirm it (over SMP).
+    ///
+    /// The one-shot update: upload into the staging slot (resuming after a dropped link),
+    /// mark it for a test boot, reset, wait until the device runs it, then confirm it. If the
+    /// device comes back with another image (it refused or reverted the update), it says so
+    /// and exits 1. With --no-confirm the image is left as a trial: the next reset reverts it
+    /// unless the application confirms itself.
+    #[command(after_help = "Examples:
+  brickless upgrade --port /dev/ttyACM0 app-v2.signed.bin
+  brickless upgrade --udp 127.0.0.1 --json app-v2.signed.bin
+  brickless upgrade --port ./ttySMP --no-confirm app-v3.signed.bin")]
     Upgrade(smp::UpgradeArgs),
     /// Virtual devices and the power-cut campaign.
     Sim(sim::SimArgs),
@@ -41,6 +60,7 @@ pub enum Command {
 pub fn run() -> miette::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Keygen(args) => keys::keygen(args),
         Command::Getpub(args) => keys::getpub(args),
         Command::Image(cmd) => image::run(cmd),

@@ -1,9 +1,11 @@
-//! `brickless sim …`: virtual devices (`--rom` for the ST ROM bootloader) and `campaign`.
+//! `brickless sim …`: virtual devices (the MCU running brickless; `--rom` for the ST ROM
+//! bootloader), `campaign`, `cut` and `smp-bench`.
 use clap::{Args, Subcommand};
 
 pub mod campaign;
 mod campaign_print;
 pub mod device;
+pub mod smp_bench;
 
 /// Arguments of `brickless sim`: a subcommand, or the flags of a virtual device.
 #[derive(Args, Debug)]
@@ -50,6 +52,18 @@ pub enum SimCommand {
   brickless sim cut --udp 127.0.0.1:1337                 inside the next flash operation
   brickless sim cut --udp 127.0.0.1:1337 --after-ops 40  40 operations from now")]
     Cut(CutArgs),
+    /// Measure SMP upload rates against a virtual device on a modelled serial line.
+    ///
+    /// For each baud rate: one virtual STM32 (flash time modelled), our client's fast path
+    /// (requests in flight, raw framing), our client as a stock mcumgr client (one request at
+    /// a time, console framing) and smpmgr, each uploading an image of the same size; the
+    /// payload rate as a share of the line rate (baud / 10 bytes per second at 8N1) and
+    /// against smpmgr. Then one upgrade end to end (upload, test, reset and swap, confirm)
+    /// against max(transfer time, modelled erase + program time).
+    #[command(after_help = "Examples:
+  brickless sim smp-bench                          115200 and 921600 baud, largest image
+  brickless sim smp-bench --baud 115200 --size 262144 --no-smpmgr")]
+    SmpBench(smp_bench::SmpBenchArgs),
 }
 
 /// Arguments of `brickless sim cut`.
@@ -68,6 +82,7 @@ pub fn run(args: SimArgs) -> miette::Result<()> {
     match args.command {
         Some(SimCommand::Campaign(c)) => campaign::run(c),
         Some(SimCommand::Cut(c)) => cut(c),
+        Some(SimCommand::SmpBench(a)) => smp_bench::run(a),
         None => device::run(args.device),
     }
 }

@@ -101,14 +101,23 @@ pub fn sim_cut_body(after_ops: u64) -> Vec<u8> {
     body
 }
 
-/// The modelled time of flash work: operations run one after another, and an upload chunk
-/// is answered once it sits in one of the device's `buf_count` buffers (the one it takes
-/// is free when the chunk `buf_count` places earlier has been programmed), everything else
-/// once all flash work is done.
+/// The modelled time of flash work: operations run one after another; an upload chunk is
+/// answered once it fits the RAM the device sets aside for upload data (the chunks ahead
+/// of it still waiting for flash take the rest), so erasing and programming overlap the
+/// transfer; everything else is answered once all flash work is done.
 #[derive(Debug, Default)]
 struct FlashTime {
     busy_until: Option<Instant>,
-    ends: VecDeque<Instant>,
+    /// Chunks not yet programmed: when their flash work ends, and their bytes.
+    pending: VecDeque<(Instant, usize)>,
+    /// Bytes of RAM for chunks waiting for flash.
+    ram: usize,
+}
+
+/// RAM a device sets aside for upload data waiting for flash: up to 128 KiB of the part's
+/// modelled RAM (STM32H7s have more SRAM still, beside the DTCM modelled).
+fn upload_ram(part: &brickless_flash::Part) -> usize {
+    (part.ram_size as usize).min(128 * 1024)
 }
 
 impl VirtualMcu {
@@ -139,6 +148,7 @@ impl VirtualMcu {
     pub fn reset(&mut self) -> &Booted {
         self.flash.power_cycle();
         self.boots += 1;
+        let spent_before = self.flash.elapsed_us();
         if let Some(r) = self.random_cuts.as_mut() {
             let op = self.flash.op_count() + r.next();
             self.flash.arm_cut(CutPoint::new(op, CutPhase::Torn));
@@ -180,6 +190,13 @@ impl VirtualMcu {
         };
         self.server = Server::new(config(mode));
         self.changed |= self.flash.op_count() != before;
+        // The boot's flash work (an install, a revert) delays the device's first answers.
+        let spent = self.flash.elapsed_us().saturating_sub(spent_before);
+        if let Some(t) = self.flash_time.as_mut() {
+            let now = Instant::now();
+            let start = t.busy_until.map_or(now, |b| b.max(now));
+            t.busy_until = Some(start + Duration::from_micros(spent));
+        }
         &self.booted
     }
 
@@ -218,7 +235,11 @@ impl VirtualMcu {
     /// Charges flash work its modelled time (the part's typical erase and program times):
     /// [`handle_at`](Self::handle_at) then says when each answer may go out.
     pub fn set_flash_time(&mut self, on: bool) {
-        self.flash_time = on.then(FlashTime::default);
+        let ram = upload_ram(self.flash.part());
+        self.flash_time = on.then(|| FlashTime {
+            ram,
+            ..FlashTime::default()
+        });
     }
 
     /// Like [`handle`](Self::handle) for a request that arrived at `now`; also returns when
@@ -232,7 +253,6 @@ impl VirtualMcu {
         let spent_before = self.flash.elapsed_us();
         let out = self.handle(packet, response)?;
         let spent = self.flash.elapsed_us().saturating_sub(spent_before);
-        let buffers = self.server.config().buf_count.max(1) as usize;
         use brickless_smp::header::{group, image};
         // A chunk of an upload still going on (the last one waits for all flash work).
         let uploading = self
@@ -244,23 +264,28 @@ impl VirtualMcu {
         let Some(t) = self.flash_time.as_mut() else {
             return Some((out, now));
         };
-        while t.ends.front().is_some_and(|e| *e <= now) {
-            t.ends.pop_front();
+        while t.pending.front().is_some_and(|(e, _)| *e <= now) {
+            t.pending.pop_front();
         }
         if spent > 0 {
             let start = t.busy_until.map_or(now, |b| b.max(now));
             let end = start + Duration::from_micros(spent);
             t.busy_until = Some(end);
-            t.ends.push_back(end);
+            t.pending.push_back((end, packet.len()));
         }
         let ready = if uploading {
-            // A buffer is free once the chunk `buffers` places back is programmed.
-            let n = t.ends.len();
-            if n > buffers {
-                t.ends[n - 1 - buffers]
-            } else {
-                now
+            // Answered once the chunks still waiting (this one included) fit the RAM: the
+            // newest that do not are those whose flash work must end first.
+            let mut held = 0;
+            let mut ready = now;
+            for (end, bytes) in t.pending.iter().rev() {
+                held += bytes;
+                if held > t.ram {
+                    ready = *end;
+                    break;
+                }
             }
+            ready
         } else {
             t.busy_until.map_or(now, |b| b.max(now))
         };
@@ -307,6 +332,11 @@ impl VirtualMcu {
             span,
             state: seed | 1,
         });
+    }
+
+    /// Modelled busy time of all flash work so far (the part's typical figures), in µs.
+    pub fn flash_busy_us(&self) -> u64 {
+        self.flash.elapsed_us()
     }
 
     /// Whether power is on (off after a cut fired, until the next reset).
