@@ -226,12 +226,7 @@ fn device_with(part: &str, kit: &McubootKit, pty: bool, faults: FaultSpec) -> Mc
 }
 
 fn serial_client(svc: &McuService) -> Client<impl brickless_smp::transport::Transport> {
-    let path = svc
-        .places()
-        .iter()
-        .find_map(|p| p.strip_prefix("serial "))
-        .unwrap()
-        .to_string();
+    let path = svc.pty_path().unwrap().display().to_string();
     let t = SerialTransport::open(&path, 115_200)
         .unwrap()
         .with_mtu(SERIAL_RECV_MAX);

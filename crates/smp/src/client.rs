@@ -42,6 +42,13 @@ pub enum ClientError {
     BadImage,
 }
 
+/// A version as mcumgr tools show it ("1.2.3", "1.2.3.4" with a build number).
+pub fn version_text(v: brickless_image::ImageVersion) -> String {
+    let mut s = String::new();
+    let _ = crate::server::write_version(&mut s, v);
+    s
+}
+
 /// Words for an error code, as mcumgr tools name them.
 pub fn describe(group: u16, rc: u16, v2: bool) -> String {
     let name = if v2 && group == group::IMAGE {
@@ -186,18 +193,6 @@ impl<T: Transport> Client<T> {
             .map_err(|_| ClientError::Malformed("request too large".into()))?;
         let mut last_io = None;
         for attempt in 0..=self.retries {
-            self.seq = self.seq.wrapping_add(1);
-            let h = Header {
-                op,
-                version: Version::V2,
-                flags: 0,
-                len,
-                group: grp,
-                seq: self.seq,
-                command: cmd,
-            };
-            let mut packet = h.to_bytes().to_vec();
-            packet.extend_from_slice(body);
             if attempt > 0 {
                 if let Err(e) = self.link.reconnect() {
                     last_io = Some(e);
@@ -205,10 +200,21 @@ impl<T: Transport> Client<T> {
                     continue;
                 }
             }
-            if let Err(e) = self.link.send(&packet) {
-                last_io = Some(e);
-                continue;
-            }
+            let h = match self.send_request(op, grp, cmd, body) {
+                Ok(seq) => Header {
+                    op,
+                    version: Version::V2,
+                    flags: 0,
+                    len,
+                    group: grp,
+                    seq,
+                    command: cmd,
+                },
+                Err(e) => {
+                    last_io = Some(e);
+                    continue;
+                }
+            };
             match self.answer(&h) {
                 Ok(Some(body)) => return check_error(grp, body),
                 Ok(None) => {}

@@ -6,7 +6,6 @@
 //! error and changes nothing. What would lose a revert (an upload or erase while a trial
 //! runs, or over a pending update) is refused by the engine and answered with the error
 //! mcumgr tools name ("no free slot", "image already pending").
-use core::fmt::Write as _;
 
 use brickless_boot::{Error as EngineError, ImageCheck, ImageInfo, Phase, Updater, UpgradeMode};
 use brickless_image::{ImageHeader, ImageVersion};
@@ -651,16 +650,7 @@ fn slot_entry(enc: &mut Enc<'_>, slot: u8, img: &ImageInfo, f: Flags) -> EncResu
     let set = [f.pending, f.confirmed, f.active, f.permanent];
     let n = 5 + set.iter().filter(|b| **b).count() as u64;
     let mut version = VersionText::default();
-    let v = img.version;
-    let _ = if v.build != 0 {
-        write!(
-            version,
-            "{}.{}.{}.{}",
-            v.major, v.minor, v.revision, v.build
-        )
-    } else {
-        write!(version, "{}.{}.{}", v.major, v.minor, v.revision)
-    };
+    let _ = write_version(&mut version, img.version);
     enc.map(n)?
         .str("image")?
         .u8(0)?
@@ -728,6 +718,16 @@ fn encode_error(out: &mut [u8], version: Version, grp: u16, fail: Fail) -> usize
         Ok(()) => enc.into_writer().position(),
         Err(_) => 0,
     }
+}
+
+/// Writes a version as mcumgr tools show it: `major.minor.revision`, and `.build` when the
+/// build number is not 0.
+pub fn write_version(w: &mut impl core::fmt::Write, v: ImageVersion) -> core::fmt::Result {
+    write!(w, "{}.{}.{}", v.major, v.minor, v.revision)?;
+    if v.build != 0 {
+        write!(w, ".{}", v.build)?;
+    }
+    Ok(())
 }
 
 /// A version string without allocation ("255.255.65535.4294967295" fits).

@@ -335,3 +335,93 @@ fn an_upload_cut_by_power_resumes_from_the_flash_at_a_sector_edge() {
         Some("0")
     );
 }
+
+#[test]
+fn parameters_bootloader_and_slot_info_say_what_the_device_is() {
+    let mut rig = Rig::new("stm32h753zi", Mode::Application);
+    let b = rig.request(Op::Read, group::OS, os::MCUMGR_PARAMS, &[0xa0]);
+    assert_eq!(field(&b, "buf_size").as_deref(), Some("4096"));
+    assert_eq!(field(&b, "buf_count").as_deref(), Some("4"));
+    let b = rig.request(Op::Read, group::OS, os::BOOTLOADER_INFO, &[0xa0]);
+    assert!(b.windows(9).any(|w| w == b"brickless"), "{b:?}");
+    let mut q = Vec::new();
+    Encoder::new(&mut q)
+        .map(1)
+        .unwrap()
+        .str("query")
+        .unwrap()
+        .str("mode")
+        .unwrap();
+    let b = rig.request(Op::Read, group::OS, os::BOOTLOADER_INFO, &q);
+    assert_eq!(field(&b, "mode").as_deref(), Some("3"), "a revertible swap");
+    let b = rig.request(Op::Read, group::IMAGE, image::SLOT_INFO, &[0xa0]);
+    let staging = rig.layout.staging().size;
+    let max = staging.min(rig.layout.max_image_size());
+    let mut want = Vec::new();
+    Encoder::new(&mut want)
+        .str("max_image_size")
+        .unwrap()
+        .u32(max)
+        .unwrap();
+    assert!(
+        b.windows(want.len()).any(|w| w == want),
+        "slot info names the largest image: {b:?}"
+    );
+    let b = rig.request(
+        Op::Write,
+        group::OS,
+        os::ECHO,
+        &[0xa1, 0x61, b'd', 0x62, b'h', b'i'],
+    );
+    assert_eq!(b, [0xa1, 0x61, b'r', 0x62, b'h', b'i']);
+}
+
+#[test]
+fn an_upload_flagged_upgrade_is_refused_when_not_newer_than_the_running_image() {
+    let mut rig = Rig::new("stm32l475vg", Mode::Application);
+    // Install v2 as the running image through the engine.
+    let v2 = rig.image(2, 8_000);
+    let start = rig.layout.offset(rig.layout.spec().primary.start);
+    embedded_storage::nor_flash::NorFlash::erase(&mut rig.flash, start, start + 8192).unwrap();
+    embedded_storage::nor_flash::NorFlash::write(&mut rig.flash, start, &v2[..v2.len() / 8 * 8])
+        .unwrap();
+    let mut tail = [0xffu8; 8];
+    tail[..v2.len() % 8].copy_from_slice(&v2[v2.len() / 8 * 8..]);
+    embedded_storage::nor_flash::NorFlash::write(
+        &mut rig.flash,
+        start + (v2.len() / 8 * 8) as u32,
+        &tail,
+    )
+    .unwrap();
+    assert_eq!(
+        rig.updater().check_primary().map(|i| i.version.major),
+        Some(2)
+    );
+    let ops = rig.flash.op_count();
+    for (major, refused) in [(1u8, true), (2, true), (3, false)] {
+        let img = rig.image(major, 8_000);
+        let sha: [u8; 32] = Sha256::digest(&img).into();
+        let mut body = Vec::new();
+        let mut e = Encoder::new(&mut body);
+        e.map(5).unwrap();
+        e.str("len").unwrap().u32(img.len() as u32).unwrap();
+        e.str("sha").unwrap().bytes(&sha).unwrap();
+        e.str("upgrade").unwrap().bool(true).unwrap();
+        e.str("off").unwrap().u32(0).unwrap();
+        e.str("data").unwrap().bytes(&img[..1024]).unwrap();
+        let b = rig.request(Op::Write, group::IMAGE, image::UPLOAD, &body);
+        if refused {
+            assert!(
+                field(&b, "err").is_some(),
+                "v{major} over a running v2: {b:?}"
+            );
+            assert_eq!(rig.flash.op_count(), ops, "nothing written for v{major}");
+        } else {
+            assert_eq!(
+                field(&b, "off").as_deref(),
+                Some("1024"),
+                "v3 is newer: {b:?}"
+            );
+        }
+    }
+}

@@ -354,15 +354,12 @@ fn booted_app(b: &Booted) -> Option<(String, BootEvent, bool, bool)> {
             trial,
             event,
             confirmed_now,
-        } => {
-            let v = image.version;
-            Some((
-                format!("{}.{}.{}", v.major, v.minor, v.revision),
-                *event,
-                *trial,
-                *confirmed_now,
-            ))
-        }
+        } => Some((
+            brickless_smp::client::version_text(image.version),
+            *event,
+            *trial,
+            *confirmed_now,
+        )),
         _ => None,
     }
 }
@@ -650,11 +647,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
     .map_err(|e| miette!("cannot start the virtual device: {e}"))?;
     let device = service.device();
     let pty = service
-        .places()
-        .iter()
-        .find_map(|p| p.strip_prefix("serial "))
-        .and_then(|p| p.split_whitespace().next())
+        .pty_path()
         .ok_or_else(|| miette!("the virtual device serves no pty"))?
+        .display()
         .to_string();
     match baud {
         Some(b) => println!(

@@ -339,8 +339,7 @@ pub fn upgrade(args: UpgradeArgs) -> Result<()> {
     let json = args.conn.json;
     let (bytes, info) = read_image(&args.file)?;
     let hash = info.computed_hash;
-    let v = info.header.version;
-    let version = format!("{}.{}.{}", v.major, v.minor, v.revision);
+    let version = brickless_smp::client::version_text(info.header.version);
     let mut c = connect(&args.conn)?;
     let say = |s: &str| {
         if !json {

@@ -51,6 +51,7 @@ pub struct McuService {
     device: Arc<Mutex<VirtualMcu>>,
     flash_path: Option<PathBuf>,
     places: Vec<String>,
+    pty_path: Option<PathBuf>,
     pty_thread: Option<JoinHandle<()>>,
     log: LogFn,
 }
@@ -68,17 +69,9 @@ pub fn describe_boot(b: &Booted) -> String {
             event,
             confirmed_now,
         } => {
-            let v = image.version;
             let mut s = format!(
-                "booted {}.{}.{}{}",
-                v.major,
-                v.minor,
-                v.revision,
-                if v.build != 0 {
-                    format!("+{}", v.build)
-                } else {
-                    String::new()
-                }
+                "booted {}",
+                brickless_smp::client::version_text(image.version)
             );
             s.push_str(match event {
                 brickless_boot::BootEvent::None => "",
@@ -131,8 +124,10 @@ impl McuService {
             std::thread::spawn(move || serve_udp(sock, &device, turnaround, faults, &log));
         }
         let mut pty_thread = None;
+        let mut pty_path = None;
         if opts.pty {
             let p = pty::open().map_err(ServeError::Pty)?;
+            pty_path = Some(p.slave_path.clone());
             let mut shown = p.slave_path.display().to_string();
             if let Some(link) = &opts.link {
                 let _ = std::fs::remove_file(link);
@@ -153,6 +148,7 @@ impl McuService {
             device,
             flash_path,
             places,
+            pty_path,
             pty_thread,
             log: opts.log.clone(),
         })
@@ -161,6 +157,11 @@ impl McuService {
     /// Where it serves: `udp ADDR:PORT`, `serial PATH (link L)`.
     pub fn places(&self) -> &[String] {
         &self.places
+    }
+
+    /// The pty's path (what a client opens as its serial port), when serving one.
+    pub fn pty_path(&self) -> Option<&std::path::Path> {
+        self.pty_path.as_deref()
     }
 
     /// The device, for in-process control (tests, the demo).

@@ -64,13 +64,7 @@ fn sign(
 }
 
 fn client(svc: &McuService, baud: u32) -> Result<Client<Box<dyn Transport>>> {
-    let path = svc
-        .places()
-        .iter()
-        .find_map(|p| p.strip_prefix("serial "))
-        .and_then(|p| p.split_whitespace().next())
-        .ok_or_else(|| miette!("the device has no pty"))?
-        .to_string();
+    let path = pty_path(svc)?;
     let t = SerialTransport::open(&path, baud)
         .into_diagnostic()?
         .with_mtu(SERIAL_RECV_MAX);
@@ -196,11 +190,8 @@ pub fn run(args: SmpBenchArgs) -> Result<()> {
 }
 
 fn pty_path(svc: &McuService) -> Result<String> {
-    svc.places()
-        .iter()
-        .find_map(|p| p.strip_prefix("serial "))
-        .and_then(|p| p.split_whitespace().next())
-        .map(str::to_string)
+    svc.pty_path()
+        .map(|p| p.display().to_string())
         .ok_or_else(|| miette!("the device has no pty"))
 }
 
