@@ -3,6 +3,8 @@
 pub mod boot_path;
 pub mod input;
 pub mod rom_frames;
+pub mod smp_request_decoder;
+pub mod smp_server;
 
 /// Whether `BRICKLESS_FUZZ_TRACE` is set: the targets then print what they do (for replaying
 /// one input by hand; never while fuzzing).

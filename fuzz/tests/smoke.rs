@@ -74,3 +74,45 @@ fn rom_frames_reaches_both_sides() {
         );
     }
 }
+
+#[test]
+fn smp_request_decoder_smoke() {
+    for data in inputs(20000, 4) {
+        check(
+            "smp_request_decoder",
+            &data,
+            brickless_fuzz::smp_request_decoder::run,
+        );
+    }
+}
+
+#[test]
+fn smp_server_smoke() {
+    for data in inputs(2000, 5) {
+        check("smp_server", &data, brickless_fuzz::smp_server::run);
+    }
+}
+
+/// The checks are not vacuous: pseudo-random inputs get malformed requests refused (and
+/// checked), flash programmed, uploads matched against the staging area, and reboots into
+/// a trial.
+#[test]
+fn smp_server_reaches_both_sides() {
+    let mut total = brickless_fuzz::smp_server::Report::default();
+    for data in inputs(2000, 6) {
+        let r = brickless_fuzz::smp_server::run_report(&data);
+        total.packets += r.packets;
+        total.answered += r.answered;
+        total.bad_checked += r.bad_checked;
+        total.flash_changes += r.flash_changes;
+        total.matched += r.matched;
+        total.reboots += r.reboots;
+        total.trials += r.trials;
+    }
+    eprintln!("{total:?}");
+    assert!(total.bad_checked > 20, "{total:?}");
+    assert!(total.flash_changes > 100, "{total:?}");
+    assert!(total.matched > 20, "{total:?}");
+    assert!(total.reboots > 20, "{total:?}");
+    assert!(total.trials > 2, "{total:?}");
+}

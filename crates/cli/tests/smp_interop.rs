@@ -253,4 +253,14 @@ fn brickless_upgrade_over_udp_and_pty_and_a_refused_upload_during_a_trial() {
     let images: serde_json::Value = serde_json::from_str(list.trim()).unwrap();
     assert_eq!(images[0]["version"], "2.0.0", "{list}");
     assert_eq!(images[0]["confirmed"], true, "{list}");
+
+    // The flash lives in its file: a new process boots what the last one left.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(sim);
+    let sim = Sim::start(dir.path(), "127.0.0.63:0", &["--no-pty"]);
+    let udp = ["--udp", sim.udp.as_str()];
+    let list = brickless(&[&["smp", "image", "list", "--json"][..], &udp].concat());
+    let images: serde_json::Value = serde_json::from_str(list.trim()).unwrap();
+    assert_eq!(images[0]["version"], "2.0.0", "after a restart: {list}");
+    assert!(sim.log().contains("booted 2.0.0"), "{}", sim.log());
 }
