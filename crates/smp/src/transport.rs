@@ -166,7 +166,8 @@ const IDLE_PAUSE: Duration = Duration::from_millis(2);
 
 type Reopen<S> = Box<dyn FnMut() -> io::Result<S> + Send>;
 
-/// SMP over the serial console framing ([`serial::encode`], [`serial::Decoder`]) on any byte
+/// SMP over the serial console framing ([`crate::serial`]), or brickless's raw framing
+/// ([`crate::raw`]) once [`Transport::set_raw`] switched it, on any byte
 /// stream: a serial port, a pty, a socket, a test pipe. Bytes outside frames (console
 /// text) are skipped, as are frames that fail their checks (counted by
 /// [`dropped_frames`](Self::dropped_frames)).
