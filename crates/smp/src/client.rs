@@ -232,7 +232,24 @@ impl<T: Transport> Client<T> {
 
     /// Waits for the answer to `req`: `None` on timeout.
     fn answer(&mut self, req: &Header) -> std::io::Result<Option<Vec<u8>>> {
-        let deadline = std::time::Instant::now() + self.timeout;
+        let timeout = self.timeout;
+        let wanted = |h: &Header| {
+            h.seq == req.seq
+                && h.group == req.group
+                && h.command == req.command
+                && Some(h.op) == req.op.response()
+        };
+        Ok(self.next_answer(timeout, wanted)?.map(|(_, body)| body))
+    }
+
+    /// The next well-formed answer `wanted` accepts (others are dropped: answers to
+    /// requests given up on), `None` on timeout.
+    fn next_answer(
+        &mut self,
+        timeout: Duration,
+        wanted: impl Fn(&Header) -> bool,
+    ) -> std::io::Result<Option<(Header, Vec<u8>)>> {
+        let deadline = std::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
@@ -246,18 +263,10 @@ impl<T: Transport> Client<T> {
             let Ok(h) = Header::parse(&packet) else {
                 continue;
             };
-            if h.seq != req.seq
-                || h.group != req.group
-                || h.command != req.command
-                || Some(h.op) != req.op.response()
-            {
-                continue;
-            }
             let body = &packet[HEADER_LEN..];
-            if usize::from(h.len) != body.len() {
-                continue;
+            if usize::from(h.len) == body.len() && wanted(&h) {
+                return Ok(Some((h, body.to_vec())));
             }
-            return Ok(Some(body.to_vec()));
         }
     }
 
@@ -385,31 +394,14 @@ impl<T: Transport> Client<T> {
         Ok(self.seq)
     }
 
-    /// The next well-formed answer to an upload request, `None` on timeout.
+    /// The next answer to an upload request, `None` on timeout.
     fn upload_answer(&mut self, timeout: Duration) -> std::io::Result<Option<(u8, Vec<u8>)>> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            let packet = match self.link.recv(left) {
-                Ok(p) => p,
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let Ok(h) = Header::parse(&packet) else {
-                continue;
-            };
-            let body = &packet[HEADER_LEN..];
-            if h.group == group::IMAGE
-                && h.command == image::UPLOAD
-                && h.op == Op::WriteRsp
-                && usize::from(h.len) == body.len()
-            {
-                return Ok(Some((h.seq, body.to_vec())));
-            }
-        }
+        let wanted = |h: &Header| {
+            h.group == group::IMAGE && h.command == image::UPLOAD && h.op == Op::WriteRsp
+        };
+        Ok(self
+            .next_answer(timeout, wanted)?
+            .map(|(h, body)| (h.seq, body)))
     }
 
     /// Asks a brickless device where an interrupted upload of `data` carries on.
