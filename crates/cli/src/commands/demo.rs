@@ -172,7 +172,24 @@ fn short_hash(h: &[u8]) -> String {
 }
 
 /// A pseudo-random payload (an LCG: reproducible, incompressible enough).
-fn payload(len: usize, seed: u64) -> Vec<u8> {
+/// Signs a stand-in application as version `major.0.0` (header 0x400, padded; align 32, so
+/// every STM32 write unit fits).
+pub(crate) fn sign_stand_in(
+    key: &SigningKey,
+    major: u8,
+    raw: &[u8],
+) -> std::result::Result<Vec<u8>, brickless_image::sign::SignError> {
+    let opts = SignOptions {
+        version: ImageVersion::new(major, 0, 0, 0),
+        header_size: 0x400,
+        pad_header: true,
+        align: 32,
+        ..SignOptions::default()
+    };
+    sign_image(raw, Some(key), &opts)
+}
+
+pub(crate) fn payload(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
@@ -229,15 +246,8 @@ fn sign_versions(dir: &Path, max_image: u32) -> Result<(PublicKey, Vec<Signed>)>
     println!("ed25519 key: {}", key_path.display());
     let mut out = Vec::new();
     for (major, len) in VERSIONS {
-        let opts = SignOptions {
-            version: ImageVersion::new(major, 0, 0, 0),
-            header_size: 0x400,
-            pad_header: true,
-            align: 32,
-            ..SignOptions::default()
-        };
         let raw = payload(len, u64::from(major));
-        let bytes = sign_image(&raw, Some(&key), &opts)
+        let bytes = sign_stand_in(&key, major, &raw)
             .map_err(|e| miette!("cannot sign version {major}: {e}"))?;
         let info = brickless_image::inspect::inspect(&bytes, 0xff)
             .map_err(|e| fail("1", format!("the signed v{major} does not parse: {e}")))?;

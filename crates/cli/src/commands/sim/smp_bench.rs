@@ -10,8 +10,6 @@ use brickless_boot::{default_layout, StrategyKind};
 use brickless_devices::mcu::serve::{McuOptions, McuService};
 use brickless_devices::mcu::{SelfConfirm, VirtualMcu};
 use brickless_flash_model::SimFlash;
-use brickless_image::sign::{sign_image, SignOptions};
-use brickless_image::ImageVersion;
 use brickless_smp::client::Client;
 use brickless_smp::transport::{SerialTransport, Transport, SERIAL_RECV_MAX};
 use clap::Args;
@@ -37,30 +35,19 @@ pub struct SmpBenchArgs {
     pub no_smpmgr: bool,
 }
 
+/// A signed stand-in image of about `size` bytes; distinct seeds give distinct images (and
+/// so distinct uploads).
 fn sign(
     key: &brickless_image::keys::LoadedKey,
     major: u8,
     size: u32,
     seed: u64,
 ) -> Result<Vec<u8>> {
-    let opts = SignOptions {
-        version: ImageVersion::new(major, 0, 0, 0),
-        header_size: 0x400,
-        pad_header: true,
-        align: 32,
-        ..SignOptions::default()
-    };
-    // Distinct seeds give distinct images (and so distinct uploads).
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let payload: Vec<u8> = (0..size.saturating_sub(0x400 + 512))
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    sign_image(&payload, key.signing_key(), &opts).map_err(|e| miette!("signing: {e}"))
+    let key = key
+        .signing_key()
+        .ok_or_else(|| miette!("the development key has no private half"))?;
+    let raw = crate::commands::demo::payload(size.saturating_sub(0x400 + 512) as usize, seed);
+    crate::commands::demo::sign_stand_in(key, major, &raw).map_err(|e| miette!("signing: {e}"))
 }
 
 fn client(svc: &McuService, baud: u32) -> Result<Client<Box<dyn Transport>>> {
