@@ -35,6 +35,16 @@ if [ -n "$apt_pkgs" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $apt_pkgs >/dev/null
 fi
 
+# QEMU 10 (STM32 boards b-l475e-iot01a and netduinoplus2) for the bootloader's boot tests,
+# and the Arm GCC toolchain for the C example application.
+bash "$(dirname "$0")/install-qemu-arm.sh" >/dev/null
+if ! command -v arm-none-eabi-gcc >/dev/null 2>&1; then
+  log "apt-get install gcc-arm-none-eabi"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    gcc-arm-none-eabi libnewlib-arm-none-eabi >/dev/null
+fi
+
 # Python peers: imgtool (MCUboot signing), stm32loader, smpmgr/smpclient, pyserial.
 py_missing=""
 python3 -c 'import imgtool' 2>/dev/null || py_missing="$py_missing imgtool"

@@ -388,11 +388,38 @@ pub const DEFAULT_BOOTLOADER_SIZE: u32 = 32 * 1024;
 /// Smallest unit of the default layouts (keeps plans short on parts with tiny pages).
 pub const DEFAULT_MIN_UNIT: u32 = 2 * 1024;
 
+/// Flash the brickless bootloader binaries (`firmware/`) reserve for themselves: ed25519
+/// verification, swap and revert, SMP recovery and the boot log take more than
+/// [`DEFAULT_BOOTLOADER_SIZE`] today (`scripts/firmware.sh size` prints each build).
+pub const FIRMWARE_BOOTLOADER_SIZE: u32 = 128 * 1024;
+
 /// A sensible layout for a part: bootloader first (at least 32 KiB), then two state copies,
 /// then the slots made of equal units (the secondary as large as the strategy needs).
 pub fn default_layout(geometry: &Geometry, strategy: StrategyKind) -> Result<Layout, LayoutError> {
+    layout_with_bootloader(geometry, strategy, DEFAULT_BOOTLOADER_SIZE)
+}
+
+/// The image header size applications for the brickless bootloader binaries are signed with
+/// (imgtool `--header-size 0x400`): the vector table follows it, and VTOR needs the table
+/// aligned to its size rounded up to a power of two, 1 KiB on parts with up to 240 vectors.
+pub const FIRMWARE_APP_HEADER: u32 = 0x400;
+
+/// The layout the brickless bootloader binaries use: the swap strategy, with
+/// [`FIRMWARE_BOOTLOADER_SIZE`] for the bootloader. The bootloader, the applications' linker
+/// scripts and the host tools that prepare a device's flash all call this one function.
+pub fn firmware_layout(geometry: &Geometry) -> Result<Layout, LayoutError> {
+    layout_with_bootloader(geometry, StrategyKind::Swap, FIRMWARE_BOOTLOADER_SIZE)
+}
+
+/// [`default_layout`] with at least `bootloader` bytes (rounded up to a sector edge) for the
+/// bootloader.
+pub fn layout_with_bootloader(
+    geometry: &Geometry,
+    strategy: StrategyKind,
+    bootloader: u32,
+) -> Result<Layout, LayoutError> {
     let base = geometry.base();
-    let boot_end = boundary_at_or_after(geometry, base + DEFAULT_BOOTLOADER_SIZE);
+    let boot_end = boundary_at_or_after(geometry, base.saturating_add(bootloader));
     // Guess the unit from the sectors after the bootloader, then grow it until the plan fits
     // a reasonable state copy.
     let max_sector = geometry

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bootloader;
+pub mod handoff;
 pub mod layout;
 #[cfg(feature = "mcuboot")]
 pub mod mcuboot;
@@ -14,7 +15,10 @@ pub mod updater;
 pub use bootloader::{
     BootDecision, BootEvent, BootLoader, BootTarget, RecoveryReason, VerifyPolicy,
 };
-pub use layout::{default_layout, Layout, LayoutError, LayoutSpec, Region};
+pub use layout::{
+    default_layout, firmware_layout, layout_with_bootloader, Layout, LayoutError, LayoutSpec,
+    Region,
+};
 pub use state::{BootState, Phase};
 pub use strategy::StrategyKind;
 pub use updater::{NoCheck, Updater, UpgradeMode};

@@ -1,0 +1,87 @@
+//! The example application: what a product's firmware does with `brickless-app`. It prints
+//! the boot info the bootloader handed over, and on the console takes `r` (enter recovery)
+//! and `i` (print the boot info again).
+#![no_std]
+#![no_main]
+
+use brickless_app::mailbox;
+use brickless_stm32::{board_io, uart::Uart};
+use core::fmt::Write;
+
+include!(concat!(env!("OUT_DIR"), "/board.rs"));
+
+struct Console(Uart);
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for line in s.split_inclusive('\n') {
+            match line.strip_suffix('\n') {
+                Some(text) => {
+                    self.0.write(text.as_bytes());
+                    self.0.write(b"\r\n");
+                }
+                None => self.0.write(line.as_bytes()),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "board-b-l475e-iot01a")]
+fn console() -> Console {
+    Console(board_io::console_usart1_l4(4_000_000, 115_200))
+}
+#[cfg(feature = "board-netduinoplus2")]
+fn console() -> Console {
+    Console(board_io::console_usart1_f4(16_000_000, 115_200))
+}
+
+fn print_boot_info(con: &mut Console) {
+    match mailbox::boot_info() {
+        Some(i) => {
+            let v = i.image_version;
+            let b = i.bootloader_version;
+            let _ = writeln!(
+                con,
+                "app: boot info: image {}.{}.{}+{} at {:#010x} ({} B), trial {}, event {:?}, reset {:?}, bootloader {}.{}.{}",
+                v.major, v.minor, v.revision, v.build, i.slot, i.image_size,
+                if i.trial { "yes" } else { "no" }, i.event, i.reset_cause, b.major, b.minor, b.revision
+            );
+        }
+        None => {
+            let _ = writeln!(
+                con,
+                "app: no boot info (not started by the brickless bootloader)"
+            );
+        }
+    }
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let mut con = console();
+    let _ = writeln!(
+        con,
+        "app: hello from the brickless example application on {BOARD}"
+    );
+    print_boot_info(&mut con);
+    let _ = writeln!(con, "app: keys: r = enter recovery, i = boot info");
+    loop {
+        match con.0.read_byte() {
+            Some(b'r') => {
+                let _ = writeln!(con, "app: entering recovery");
+                con.0.flush();
+                mailbox::enter_recovery()
+            }
+            Some(b'i') => print_boot_info(&mut con),
+            _ => {}
+        }
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
