@@ -7,6 +7,7 @@
 #   scripts/firmware.sh size     .text + .rodata (and all flash) of each bootloader build
 #   scripts/firmware.sh header   regenerates firmware/app-c/brickless_app.h with cbindgen
 #   scripts/firmware.sh check-header   fails if the committed header is stale
+#   scripts/firmware.sh lint     clippy (warnings are errors) for every board
 #
 # BRICKLESS_KEY=path/to/key.pem embeds your public key (default: the insecure dev key).
 set -euo pipefail
@@ -64,6 +65,17 @@ case "$cmd" in
           $1 == ".vector_table" || $1 == ".data" { other += $2 }
           END { printf "%-18s %-9s %9d %9d %9d %9d\n", b, c, text, ro, text + ro, text + ro + other }'
       done
+    done
+    ;;
+  lint)
+    for bt in $boards; do
+      b="${bt%%:*}"; t="${bt##*:}"
+      feats="brickless-bootloader/board-$b,brickless-app-c/board-$b"
+      pkgs="-p brickless-bootloader -p brickless-app-c -p brickless-stm32"
+      case " $qemu_boards " in *" $b "*) feats="$feats,brickless-example-app/board-$b"; pkgs="$pkgs -p brickless-example-app";; esac
+      echo "== clippy $b"
+      # shellcheck disable=SC2086
+      cargo clippy --release --locked -q $pkgs --features "$feats" --target "$t" -- -D warnings
     done
     ;;
   header)

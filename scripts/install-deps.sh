@@ -45,6 +45,13 @@ if ! command -v arm-none-eabi-gcc >/dev/null 2>&1; then
     gcc-arm-none-eabi libnewlib-arm-none-eabi >/dev/null
 fi
 
+# cbindgen generates the C header of the application library (firmware/app-c); pinned so
+# the committed header stays byte for byte what it prints.
+if ! cbindgen --version 2>/dev/null | grep -q '0\.29\.'; then
+  log "cargo install cbindgen"
+  cargo install -q --locked cbindgen --version '^0.29'
+fi
+
 # Python peers: imgtool (MCUboot signing), stm32loader, smpmgr/smpclient, pyserial.
 py_missing=""
 python3 -c 'import imgtool' 2>/dev/null || py_missing="$py_missing imgtool"

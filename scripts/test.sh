@@ -15,6 +15,9 @@ for target in thumbv6m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf
   cargo build --locked -q --target "$target" -p brickless-boot --no-default-features \
     --features brickless-boot/mcuboot,brickless-image/ed25519
 done
+echo "== firmware: every board's bootloader, the example applications, the C library"
+bash scripts/firmware.sh build
+bash scripts/firmware.sh check-header
 echo "== signature algorithms as features (a bootloader links one verifier)"
 cargo test --locked -q -p brickless-image --no-default-features --features ed25519 --test algorithm_features
 echo "== tests"

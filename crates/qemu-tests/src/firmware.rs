@@ -16,10 +16,11 @@ pub fn target_dir() -> PathBuf {
 /// board's build writes the same output path.
 static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
 
-/// Builds `package`'s binary `bin` in release mode with `features` (one of them the board)
-/// for `target`, and returns a copy of the ELF that later builds will not overwrite.
-pub fn build(package: &str, bin: &str, features: &[&str], target: &str) -> PathBuf {
-    let key = format!("{package}/{bin}/{}/{target}", features.join(","));
+/// Builds `package` in release mode with `features` (one of them the board) for `target`,
+/// and returns a copy of `artifact` (a binary's name, or a library file) that later builds
+/// will not overwrite.
+pub fn build(package: &str, artifact: &str, features: &[&str], target: &str) -> PathBuf {
+    let key = format!("{package}/{artifact}/{}/{target}", features.join(","));
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(p) = built.get(&key) {
@@ -32,23 +33,14 @@ pub fn build(package: &str, bin: &str, features: &[&str], target: &str) -> PathB
         // The host build's settings must not leak into the thumb build.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "-q",
-            "-p",
-            package,
-            "--bin",
-            bin,
-        ])
+        .args(["build", "--release", "--locked", "-q", "-p", package])
         .args(["--no-default-features", "--features", &features.join(",")])
         .args(["--target", target]);
     let status = cmd.status().expect("cargo runs");
     assert!(status.success(), "firmware build failed: {key}");
-    let elf = dir.join(target).join("release").join(bin);
-    let keep = dir.join(format!("{}.elf", key.replace(['/', ','], "_")));
-    std::fs::copy(&elf, &keep).expect("copy the ELF");
+    let built_file = dir.join(target).join("release").join(artifact);
+    let keep = dir.join(format!("{}.out", key.replace(['/', ','], "_")));
+    std::fs::copy(&built_file, &keep).expect("copy the build output");
     built.insert(key, keep.clone());
     keep
 }
@@ -74,6 +66,17 @@ pub fn example_app(machine: &Machine) -> PathBuf {
     build(
         "brickless-example-app",
         "brickless-example-app",
+        &[&board],
+        machine.target,
+    )
+}
+
+/// The C library (`libbrickless_app.a`) for `machine`.
+pub fn c_library(machine: &Machine) -> PathBuf {
+    let board = format!("board-{}", machine.board);
+    build(
+        "brickless-app-c",
+        "libbrickless_app.a",
         &[&board],
         machine.target,
     )

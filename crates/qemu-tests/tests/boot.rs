@@ -193,3 +193,25 @@ fn l475_app_requests_recovery_and_smpmgr_talks_to_the_real_bootloader() {
         "image state from the real bootloader: {state}"
     );
 }
+
+#[test]
+fn f405_double_reset_enters_recovery_and_a_single_reset_boots() {
+    if !qemu_present() {
+        return;
+    }
+    let (flash, _) = device(&F405, ImageVersion::new(1, 0, 0, 0), 1);
+    let mut q = Qemu::start(&F405, &flash.bytes());
+    // A reset after the window has closed is an ordinary reset.
+    q.wait_for("press reset again within 500 ms for recovery", BOOT);
+    q.wait_for("app: hello", BOOT);
+    q.reset();
+    q.wait_for("press reset again within 500 ms for recovery", BOOT);
+    q.wait_for("boot: image 1.0.0+0", BOOT);
+    q.wait_for("app: hello", BOOT);
+    // A second reset inside the window (the counter lives in the RAM mailbox, which a reset
+    // keeps) stays in the bootloader.
+    q.reset();
+    q.wait_for("press reset again within 500 ms for recovery", BOOT);
+    q.reset();
+    q.wait_for("recovery (double reset): SMP on this port", BOOT);
+}

@@ -38,8 +38,9 @@ mod chosen {
 }
 #[cfg(feature = "board-netduinoplus2")]
 mod chosen {
-    /// HSI at reset on silicon; QEMU's model does not pace the USART by the clock.
-    pub const CLOCK_HZ: u32 = 16_000_000;
+    /// QEMU's netduinoplus2 machine runs the core (and SysTick) at a fixed 168 MHz whatever
+    /// the RCC says; its USART model ignores the baud rate.
+    pub const CLOCK_HZ: u32 = 168_000_000;
     pub fn uart() -> brickless_stm32::uart::Uart {
         super::board_io::console_usart1_f4(CLOCK_HZ, super::BAUD)
     }

@@ -83,6 +83,13 @@ fn main() -> ! {
         Err(_) => halt(&mut con, "the firmware layout does not fit this part"),
     };
 
+    let bl_region = layout.spec().bootloader;
+    let protection = brickless_stm32::protection::read(part, bl_region.start, bl_region.end());
+    let _ = writeln!(
+        con,
+        "protection: read-out {}, bootloader sectors {}",
+        protection.readout, protection.range_write_protection
+    );
     let entry = entry_request(&mut con, cause);
     let flash = Flash::new(part);
     let Some(entry) = entry else {

@@ -3,7 +3,7 @@
 //!
 //! How: `guarded_read` sets a flag, reads with one `ldr`/`ldrb` per access and checks a
 //! "faulted" flag after each one. The binary's fault handlers call the building blocks
-//! here ([`on_bus_fault`], [`on_nmi`]); when a guarded read is in progress and the fault's
+//! here (`on_bus_fault`, and `on_nmi` on L4); when a guarded read is in progress and the fault's
 //! address lies in the range being read, they record the address, set the flag and return:
 //! - BusFault (H7 double ECC on the AXI, any precise bus error on M4/M7): the stacked PC is
 //!   moved past the faulting load (16- or 32-bit Thumb instruction), so the load is skipped.
@@ -12,7 +12,7 @@
 //!   handler clears ECCD and returns to the next instruction. `guarded_read` issues DSB+ISB
 //!   after each load on L4 so the NMI is taken before the flag check.
 //!
-//! Install with [`install_fault_handlers!`] in the binary and call [`init`] once (it enables
+//! Install with `install_fault_handlers!` in the binary and call `init` once (it enables
 //! the BusFault exception; otherwise the fault escalates to HardFault, which cannot return).
 //!
 //! L0 (Cortex-M0+): no BusFault exception and no double-error signal (the L0 ECC corrects

@@ -33,6 +33,7 @@ compile_error!("choose one chip feature, e.g. --features stm32h753zi");
 pub mod board_io;
 pub mod flash;
 pub mod guard;
+pub mod protection;
 pub mod uart;
 
 #[doc(hidden)]
