@@ -63,3 +63,31 @@ pub fn qemu_present() -> bool {
     }
     ok
 }
+
+/// The repository's insecure development key, which the firmware embeds by default.
+pub fn dev_key() -> brickless_image::keys::LoadedKey {
+    let path = repo_root().join("keys/insecure-dev-ed25519.pem");
+    let pem = std::fs::read_to_string(&path).expect("the development key");
+    brickless_image::keys::load_pem(&pem).expect("a valid key")
+}
+
+/// `payload` (an application linked after the header) signed with the development key as
+/// imgtool would (`--header-size 0x400 --pad-header`, TLVs aligned to the layout's write
+/// unit) with `version` and security counter `counter`.
+pub fn sign_app(
+    payload: &[u8],
+    layout: &brickless_boot::Layout,
+    version: brickless_image::ImageVersion,
+    counter: u32,
+) -> Vec<u8> {
+    use brickless_image::sign::{sign_image, SecurityCounter, SignOptions};
+    let opts = SignOptions {
+        version,
+        header_size: brickless_boot::layout::FIRMWARE_APP_HEADER,
+        pad_header: true,
+        align: layout.write_unit(),
+        security_counter: Some(SecurityCounter::Value(counter)),
+        ..SignOptions::default()
+    };
+    sign_image(payload, dev_key().signing_key(), &opts).expect("sign the application")
+}

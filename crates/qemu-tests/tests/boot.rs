@@ -3,26 +3,18 @@
 //! downgrade and says why on USART1; recovery answers smpmgr; the example application reads
 //! its boot info through `brickless-app`.
 use brickless_boot::layout::FIRMWARE_APP_HEADER;
-use brickless_image::keys::load_pem;
-use brickless_image::sign::{sign_image, SecurityCounter, SignOptions};
 use brickless_image::{ImageVersion, PublicKey};
 use brickless_qemu_tests::firmware::{bootloader, elf_bytes, example_app};
 use brickless_qemu_tests::flash::FlashImage;
 use brickless_qemu_tests::qemu::Qemu;
-use brickless_qemu_tests::{qemu_present, repo_root, Machine, F405, L475};
+use brickless_qemu_tests::{dev_key, qemu_present, sign_app, Machine, F405, L475};
 use std::process::Command;
 use std::time::Duration;
 
 const BOOT: Duration = Duration::from_secs(20);
 
-fn dev_key() -> brickless_image::keys::LoadedKey {
-    let pem = std::fs::read_to_string(repo_root().join("keys/insecure-dev-ed25519.pem"))
-        .expect("the development key");
-    load_pem(&pem).expect("a valid key")
-}
-
-/// The example application for `machine`, signed as imgtool would (`--header-size 0x400
-/// --pad-header`) with version `version` and security counter `counter`.
+/// The example application for `machine`, signed with version `version` and security
+/// counter `counter`.
 fn signed_app(
     machine: &Machine,
     flash: &FlashImage,
@@ -31,16 +23,7 @@ fn signed_app(
 ) -> Vec<u8> {
     let app_at = flash.layout.spec().primary.start + FIRMWARE_APP_HEADER;
     let payload = elf_bytes(&example_app(machine), app_at, 0xFF);
-    let key = dev_key();
-    let opts = SignOptions {
-        version,
-        header_size: FIRMWARE_APP_HEADER,
-        pad_header: true,
-        align: flash.layout.write_unit(),
-        security_counter: Some(SecurityCounter::Value(counter)),
-        ..SignOptions::default()
-    };
-    sign_image(&payload, key.signing_key(), &opts).expect("sign the application")
+    sign_app(&payload, &flash.layout, version, counter)
 }
 
 fn keys() -> Vec<PublicKey> {

@@ -2,13 +2,11 @@
 //! the static library, signed and installed like any image: the real bootloader starts it in
 //! QEMU and it prints the boot info it reads through the library.
 use brickless_boot::layout::FIRMWARE_APP_HEADER;
-use brickless_image::keys::load_pem;
-use brickless_image::sign::{sign_image, SecurityCounter, SignOptions};
 use brickless_image::ImageVersion;
 use brickless_qemu_tests::firmware::{bootloader, c_library, elf_bytes};
 use brickless_qemu_tests::flash::FlashImage;
 use brickless_qemu_tests::qemu::Qemu;
-use brickless_qemu_tests::{qemu_present, repo_root, L475};
+use brickless_qemu_tests::{dev_key, qemu_present, repo_root, sign_app, L475};
 use std::process::Command;
 use std::time::Duration;
 
@@ -79,18 +77,8 @@ fn the_c_example_boots_and_prints_its_boot_info_read_through_the_library() {
     );
 
     let payload = elf_bytes(&elf, slot.start + FIRMWARE_APP_HEADER, 0xFF);
-    let pem = std::fs::read_to_string(root.join("keys/insecure-dev-ed25519.pem")).expect("key");
-    let key = load_pem(&pem).expect("key");
-    let opts = SignOptions {
-        version: ImageVersion::new(3, 1, 4, 15),
-        header_size: FIRMWARE_APP_HEADER,
-        pad_header: true,
-        align: flash.layout.write_unit(),
-        security_counter: Some(SecurityCounter::Value(1)),
-        ..SignOptions::default()
-    };
-    let image = sign_image(&payload, key.signing_key(), &opts).expect("sign");
-    flash.install(&image, &[key.public_key()]);
+    let image = sign_app(&payload, &flash.layout, ImageVersion::new(3, 1, 4, 15), 1);
+    flash.install(&image, &[dev_key().public_key()]);
 
     let mut q = Qemu::start(&machine, &flash.bytes());
     let wait = Duration::from_secs(20);

@@ -246,6 +246,34 @@ impl NorFlash for Flash {
 }
 
 /// The little-endian word in a 4-byte chunk (callers pass `chunks_exact(4)` items).
+/// Runs a program or erase with the flash's instruction and data caches off (a line cached
+/// before the operation must not be served after it), resets them while off, then restores
+/// the enables as they were.
+#[cfg(any(feature = "family-f4", feature = "family-l4"))]
+fn without_caches<R>(op: impl FnOnce() -> R) -> R {
+    use stm32_metapac::FLASH;
+    let acr = FLASH.acr().read();
+    FLASH.acr().modify(|w| {
+        w.set_dcen(false);
+        w.set_icen(false);
+    });
+    let result = op();
+    // The reset bits work only while the caches are off.
+    FLASH.acr().modify(|w| {
+        w.set_dcrst(true);
+        w.set_icrst(true);
+    });
+    FLASH.acr().modify(|w| {
+        w.set_dcrst(false);
+        w.set_icrst(false);
+    });
+    FLASH.acr().modify(|w| {
+        w.set_dcen(acr.dcen());
+        w.set_icen(acr.icen());
+    });
+    result
+}
+
 fn word(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }

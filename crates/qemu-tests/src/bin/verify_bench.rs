@@ -6,12 +6,10 @@
 //!
 //! Run: `cargo run --release -p brickless-qemu-tests --bin verify-bench`
 use brickless_boot::layout::FIRMWARE_APP_HEADER;
-use brickless_image::keys::load_pem;
-use brickless_image::sign::{sign_image, SecurityCounter, SignOptions};
 use brickless_image::ImageVersion;
 use brickless_qemu_tests::firmware::{bootloader, elf_bytes, example_app, target_dir};
 use brickless_qemu_tests::flash::FlashImage;
-use brickless_qemu_tests::{repo_root, L475};
+use brickless_qemu_tests::{dev_key, repo_root, sign_app, L475};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -73,9 +71,7 @@ fn count(flash: &[u8], plugin: &Path, stop: u32) -> u64 {
 
 fn main() {
     let machine = L475;
-    let pem = std::fs::read_to_string(repo_root().join("keys/insecure-dev-ed25519.pem"))
-        .expect("the development key");
-    let key = load_pem(&pem).expect("key");
+    let key = dev_key();
     let plugin = plugin();
     let bl = elf_bytes(&bootloader(&machine, true), 0x0800_0000, 0xFF);
     let probe = FlashImage::new(machine.part);
@@ -94,15 +90,7 @@ fn main() {
         let mut payload = app.clone();
         // Bytes after the application's end: hashed and signed like code, never executed.
         payload.resize(payload_len as usize, 0xA5);
-        let opts = SignOptions {
-            version: ImageVersion::new(1, 0, 0, 0),
-            header_size: FIRMWARE_APP_HEADER,
-            pad_header: true,
-            align: probe.layout.write_unit(),
-            security_counter: Some(SecurityCounter::Value(1)),
-            ..SignOptions::default()
-        };
-        let image = sign_image(&payload, key.signing_key(), &opts).expect("sign");
+        let image = sign_app(&payload, &probe.layout, ImageVersion::new(1, 0, 0, 0), 1);
         let mut flash = FlashImage::new(machine.part);
         flash.bootloader(&bl);
         flash.install(&image, &[key.public_key()]);

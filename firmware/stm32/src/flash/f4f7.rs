@@ -76,18 +76,17 @@ fn sr_errors() -> u32 {
     FLASH.sr().read().0 & err_mask()
 }
 
-/// Unlocks, clears stale flags and waits for idle before, and locks after, `op`.
+/// Unlocks, clears stale flags and waits for idle before, and locks after, `op`; on F4 with
+/// the flash caches off around it.
 fn with_unlocked(op: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
-    wait_idle();
     #[cfg(feature = "family-f4")]
-    let acr = {
-        let acr = FLASH.acr().read();
-        FLASH.acr().modify(|w| {
-            w.set_dcen(false);
-            w.set_icen(false);
-        });
-        acr
-    };
+    return super::without_caches(|| unlocked(op));
+    #[cfg(not(feature = "family-f4"))]
+    unlocked(op)
+}
+
+fn unlocked(op: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
+    wait_idle();
     // Keys only while locked: a wrong sequence locks until reset and raises a bus error.
     if FLASH.cr().read().lock() {
         FLASH.keyr().write_value(KEY1);
@@ -102,22 +101,6 @@ fn with_unlocked(op: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
         w.set_ser(false);
         w.set_lock(true);
     });
-    #[cfg(feature = "family-f4")]
-    {
-        // Reset works only while the cache is off; then restore the old enables.
-        FLASH.acr().modify(|w| {
-            w.set_dcrst(true);
-            w.set_icrst(true);
-        });
-        FLASH.acr().modify(|w| {
-            w.set_dcrst(false);
-            w.set_icrst(false);
-        });
-        FLASH.acr().modify(|w| {
-            w.set_dcen(acr.dcen());
-            w.set_icen(acr.icen());
-        });
-    }
     match result {
         Ok(()) if sr != 0 => Err(Error::Controller(sr)),
         other => other,

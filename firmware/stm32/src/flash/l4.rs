@@ -55,44 +55,28 @@ fn sr_errors() -> u32 {
 }
 
 fn with_unlocked(op: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
-    wait_idle();
-    let acr = FLASH.acr().read();
-    FLASH.acr().modify(|w| {
-        w.set_dcen(false);
-        w.set_icen(false);
-    });
-    // Keys only while locked: a wrong sequence locks until reset.
-    if FLASH.cr().read().lock() {
-        FLASH.keyr().write_value(KEY1);
-        FLASH.keyr().write_value(KEY2);
-    }
-    clear_errors();
-    let result = op();
-    let sr = sr_errors();
-    clear_errors();
-    FLASH.cr().modify(|w| {
-        w.set_pg(false);
-        w.set_per(false);
-        w.set_bker(false);
-        w.set_lock(true);
-    });
-    // Cache resets work only while the caches are off; then the old enables come back.
-    FLASH.acr().modify(|w| {
-        w.set_dcrst(true);
-        w.set_icrst(true);
-    });
-    FLASH.acr().modify(|w| {
-        w.set_dcrst(false);
-        w.set_icrst(false);
-    });
-    FLASH.acr().modify(|w| {
-        w.set_dcen(acr.dcen());
-        w.set_icen(acr.icen());
-    });
-    match result {
-        Ok(()) if sr != 0 => Err(Error::Controller(sr)),
-        other => other,
-    }
+    super::without_caches(|| {
+        wait_idle();
+        // Keys only while locked: a wrong sequence locks until reset.
+        if FLASH.cr().read().lock() {
+            FLASH.keyr().write_value(KEY1);
+            FLASH.keyr().write_value(KEY2);
+        }
+        clear_errors();
+        let result = op();
+        let sr = sr_errors();
+        clear_errors();
+        FLASH.cr().modify(|w| {
+            w.set_pg(false);
+            w.set_per(false);
+            w.set_bker(false);
+            w.set_lock(true);
+        });
+        match result {
+            Ok(()) if sr != 0 => Err(Error::Controller(sr)),
+            other => other,
+        }
+    })
 }
 
 pub(super) fn program(g: &Geometry, addr: u32, data: &[u8]) -> Result<(), Error> {
