@@ -23,6 +23,7 @@
 //! cause codes: PowerOn 0, Pin 1, Software 2, Watchdog 3, LowPower 4, Unknown 5. Words 2..=15
 //! decode only when the magic, the CRC, every code and every reserved bit and word are as
 //! [`BootInfo::encode`] writes them: a later format changes the magic.
+use crate::state::CRC32;
 use crate::{BootEvent, BootTarget, ImageVersion};
 
 /// Words in the mailbox.
@@ -48,7 +49,6 @@ const CRC_WORD: usize = HANDOFF_WORDS - 1;
 const FLAG_TRIAL: u32 = 1;
 /// Flag bits that must be zero: 1..8 and 24..32.
 const FLAGS_RESERVED: u32 = 0xFF00_00FE;
-static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// What the application asks of the bootloader for the next reset (word 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

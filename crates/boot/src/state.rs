@@ -27,7 +27,8 @@ use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind};
 const MAGIC: u32 = 0x7453_4C42; // "BLSt"
 const FORMAT: u8 = 2;
 const HEADER_LEN: usize = (RECORD_FIXED_LEN - 4) as usize;
-static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// CRC-32 (ISO-HDLC) of state records and of the handoff mailbox: one table in flash.
+pub(crate) static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// What the engine is doing, as recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

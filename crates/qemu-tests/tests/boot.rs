@@ -198,3 +198,22 @@ fn f405_double_reset_enters_recovery_and_a_single_reset_boots() {
     q.reset();
     q.wait_for("recovery (double reset): SMP on this port", BOOT);
 }
+
+#[test]
+fn f405_and_l475_guarded_reads_turn_a_bus_fault_into_an_error() {
+    if !qemu_present() {
+        return;
+    }
+    for machine in [F405, L475] {
+        let mut q = boots_and_the_app_reads_its_boot_info(&machine);
+        q.wait_for("app: keys:", BOOT);
+        q.send(b"g");
+        q.wait_for(
+            "app: guarded read of 0x08100000: bus fault at 0x08100000, returned as an error",
+            BOOT,
+        );
+        // The application runs on.
+        q.send(b"i");
+        q.wait_for("app: boot info: image 1.2.3+0", BOOT);
+    }
+}

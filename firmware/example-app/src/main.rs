@@ -1,6 +1,7 @@
 //! The example application: what a product's firmware does with `brickless-app`. It prints
-//! the boot info the bootloader handed over, and on the console takes `r` (enter recovery)
-//! and `i` (print the boot info again).
+//! the boot info the bootloader handed over, and on the console takes `r` (enter recovery),
+//! `i` (print the boot info again) and `g` (a guarded read of unmapped memory: the bus
+//! fault comes back as a value, as a double-ECC fault in flash would).
 #![no_std]
 #![no_main]
 
@@ -57,15 +58,46 @@ fn print_boot_info(con: &mut Console) {
     }
 }
 
+/// Past the end of the 1 MiB flash of both QEMU boards: reads there raise a BusFault.
+const UNMAPPED: u32 = 0x0810_0000;
+
+fn fatal_fault() -> ! {
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
+brickless_stm32::install_fault_handlers!(fatal_fault);
+
+fn guarded_read_demo(con: &mut Console) {
+    let mut buf = [0u8; 8];
+    // SAFETY: reading has no side effect there; a fault is what this demonstrates.
+    match unsafe { brickless_stm32::guard::guarded_read(UNMAPPED, &mut buf) } {
+        Ok(()) => {
+            let _ = writeln!(con, "app: guarded read of {UNMAPPED:#010x}: no fault");
+        }
+        Err(f) => {
+            let _ = writeln!(
+                con,
+                "app: guarded read of {UNMAPPED:#010x}: bus fault at {:#010x}, returned as an error",
+                f.addr
+            );
+        }
+    }
+}
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
+    brickless_stm32::guard::init();
     let mut con = console();
     let _ = writeln!(
         con,
         "app: hello from the brickless example application on {BOARD}"
     );
     print_boot_info(&mut con);
-    let _ = writeln!(con, "app: keys: r = enter recovery, i = boot info");
+    let _ = writeln!(
+        con,
+        "app: keys: r = enter recovery, i = boot info, g = guarded read"
+    );
     loop {
         match con.0.read_byte() {
             Some(b'r') => {
@@ -74,6 +106,7 @@ fn main() -> ! {
                 mailbox::enter_recovery()
             }
             Some(b'i') => print_boot_info(&mut con),
+            Some(b'g') => guarded_read_demo(&mut con),
             _ => {}
         }
     }
