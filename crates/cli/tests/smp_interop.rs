@@ -264,3 +264,30 @@ fn brickless_upgrade_over_udp_and_pty_and_a_refused_upload_during_a_trial() {
     assert_eq!(images[0]["version"], "2.0.0", "after a restart: {list}");
     assert!(sim.log().contains("booted 2.0.0"), "{}", sim.log());
 }
+
+#[test]
+fn protect_reports_and_sets_write_protection_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), "127.0.0.64:0", &[]);
+    let udp = ["--udp", sim.udp.as_str()];
+    let out = brickless(&[&["smp", "protect"][..], &udp].concat());
+    assert!(
+        out.contains("read-out protection: level 0")
+            && out.contains("bootloader sectors: not write-protected"),
+        "{out}"
+    );
+    // Reading twice changes nothing.
+    let again = brickless(&[&["smp", "protect", "--json"][..], &udp].concat());
+    let j: serde_json::Value = serde_json::from_str(again.trim()).unwrap();
+    assert_eq!(
+        (j["rdp"].as_u64(), j["wrp"].as_str()),
+        (Some(0), Some("none")),
+        "{again}"
+    );
+    let set = brickless(&[&["smp", "protect", "--set", "--json"][..], &udp].concat());
+    let j: serde_json::Value = serde_json::from_str(set.trim()).unwrap();
+    assert_eq!(j["wrp"], "full", "{set}");
+    assert_eq!(j["reset"], false, "{set}");
+    let out = brickless(&[&["smp", "protect"][..], &udp].concat());
+    assert!(out.contains("bootloader sectors: write-protected"), "{out}");
+}

@@ -8,6 +8,8 @@ use brickless_qemu_tests::firmware::{bootloader, elf_bytes, example_app};
 use brickless_qemu_tests::flash::FlashImage;
 use brickless_qemu_tests::qemu::Qemu;
 use brickless_qemu_tests::{dev_key, qemu_present, sign_app, Machine, F405, L475};
+use brickless_smp::client::Client;
+use brickless_smp::transport::SerialTransport;
 use std::process::Command;
 use std::time::Duration;
 
@@ -174,6 +176,26 @@ fn l475_app_requests_recovery_and_smpmgr_talks_to_the_real_bootloader() {
     assert!(
         state.contains("version='1.2.3") && state.contains("slot=0"),
         "image state from the real bootloader: {state}"
+    );
+
+    // The protect command reads the same registers the boot log reported (QEMU's flash
+    // interface reads 0, whatever that decodes to).
+    let link = SerialTransport::open(&port, 115_200).expect("open the pty");
+    let mut client = Client::new(link);
+    let p = client.protection().expect("the protect command answers");
+    let wrp = match p.wrp.as_str() {
+        "full" => "write-protected",
+        "partial" => "partly write-protected",
+        _ => "not write-protected",
+    };
+    let logged = format!(
+        "protection: read-out level {}, bootloader sectors {wrp}",
+        p.rdp
+    );
+    assert!(
+        q.output().contains(&logged),
+        "{logged:?} not in the boot log:\n{}",
+        q.output()
     );
 }
 

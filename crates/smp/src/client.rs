@@ -367,6 +367,22 @@ impl<T: Transport> Client<T> {
         }
     }
 
+    /// The device's read-out protection level and its bootloader's write protection
+    /// (brickless group). A device that cannot tell answers with an error.
+    pub fn protection(&mut self) -> Result<Protection, ClientError> {
+        let r = self.request(Op::Read, group::BRICKLESS, brickless::PROTECT, &[0xa0])?;
+        protection_of(&r)
+    }
+
+    /// Write-protects the device's bootloader sectors (option bytes) and returns the new
+    /// state. When `reset` is true in the answer, the device resets to apply it.
+    pub fn protect(&mut self) -> Result<Protection, ClientError> {
+        // {"wrp": true}
+        let body = [0xa1, 0x63, b'w', b'r', b'p', 0xf5];
+        let r = self.request(Op::Write, group::BRICKLESS, brickless::PROTECT, &body)?;
+        protection_of(&r)
+    }
+
     /// Whether uploads use the fast path with a brickless device (default: yes). Off, they
     /// run as a stock mcumgr client does: one request at a time, console framing.
     pub fn set_fast(&mut self, fast: bool) {
@@ -598,6 +614,28 @@ pub struct Caps {
     pub resume: bool,
     /// Upload requests it buffers: the window a client may keep in flight.
     pub window: u32,
+}
+
+/// A device's self-protection, as the protect command reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Protection {
+    /// Read-out protection level (0, 1 or 2).
+    pub rdp: u8,
+    /// Write protection of the bootloader's sectors: `none`, `partial` or `full`.
+    pub wrp: String,
+    /// The device resets to apply a change (only in a protect answer).
+    pub reset: bool,
+}
+
+fn protection_of(body: &[u8]) -> Result<Protection, ClientError> {
+    let missing = |what: &str| ClientError::Malformed(format!("no \"{what}\" in the answer"));
+    let rdp = uint_field(body, "rdp")?.ok_or_else(|| missing("rdp"))?;
+    Ok(Protection {
+        rdp: u8::try_from(rdp)
+            .map_err(|_| ClientError::Malformed(format!("\"rdp\" {rdp} is not a level")))?,
+        wrp: text_field(body, "wrp")?.ok_or_else(|| missing("wrp"))?,
+        reset: bool_field(body, "reset")?.unwrap_or(false),
+    })
 }
 
 /// Encodes a request body (a few hundred bytes at most, but for upload data).

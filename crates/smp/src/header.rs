@@ -167,6 +167,12 @@ pub mod brickless {
     /// answers `{"off"}`, where an interrupted upload of the same image carries on, judged
     /// from what the staging slot holds (it survives a power cut; RAM does not).
     pub const RESUME: u8 = 1;
+    /// Read: `{"rdp": 0|1|2, "wrp": "none"|"partial"|"full"}`, the read-out protection
+    /// level and the write protection of the bootloader's own sectors. Write `{"wrp": true}`:
+    /// write-protects them (option bytes), answers the new state and `"reset": true` when it
+    /// takes effect only after the reset that follows the answer. Never done unasked; a
+    /// device that cannot tell answers ENOTSUP.
+    pub const PROTECT: u8 = 2;
     /// Bytes per resume block.
     pub const BLOCK: u32 = 4096;
     /// Bytes of each block's digest (a truncated SHA-256).

@@ -13,4 +13,7 @@ pub mod server;
 pub mod transport;
 
 pub use header::{Header, ImgErr, MgmtErr, Op, Version, HEADER_LEN};
-pub use server::{Mode, Outcome, Server, ServerConfig};
+pub use server::{
+    Board, Mode, NoBoard, Outcome, ProtectFailure, ProtectionStatus, Server, ServerConfig,
+    WriteProtection,
+};

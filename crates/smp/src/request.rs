@@ -366,6 +366,24 @@ pub fn bootloader_query(body: &[u8]) -> Result<Option<&str>, BodyError> {
     Ok(q)
 }
 
+/// Protect (brickless group, write): `{"wrp": true}` is the only request; `false` or a
+/// missing field is refused (write protection is never removed or set by accident).
+pub fn protect(body: &[u8]) -> Result<(), BodyError> {
+    let mut wrp = None;
+    walk(body, |k, d| {
+        if k == "wrp" {
+            wrp = Some(boolean(d, "wrp")?);
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    match wrp {
+        Some(true) => Ok(()),
+        Some(false) => Err(BodyError::BadField("wrp")),
+        None => Err(BodyError::Missing("wrp")),
+    }
+}
+
 /// Checks that a body is a well-formed map (for commands that take no fields).
 pub fn any_map(body: &[u8]) -> Result<(), BodyError> {
     walk(body, |_, _| Ok(false))

@@ -48,6 +48,69 @@ pub struct Outcome {
     pub reset: bool,
 }
 
+/// Write protection of a flash range, as a device reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteProtection {
+    /// No sector of the range is write-protected.
+    None,
+    /// Some sectors are.
+    Partial,
+    /// Every sector is.
+    Full,
+}
+
+impl WriteProtection {
+    /// The word the protect command uses: `none`, `partial` or `full`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteProtection::None => "none",
+            WriteProtection::Partial => "partial",
+            WriteProtection::Full => "full",
+        }
+    }
+}
+
+/// The device's self-protection: read-out level and its bootloader's write protection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProtectionStatus {
+    /// Read-out protection level: 0, 1 or 2.
+    pub readout_level: u8,
+    /// Write protection of the bootloader's own sectors.
+    pub bootloader: WriteProtection,
+}
+
+/// What only the device itself can do, for the commands that need it (today: protection).
+/// [`NoBoard`] for servers with none.
+pub trait Board {
+    /// The current protection, or `None` when the device cannot tell.
+    fn protection(&mut self) -> Option<ProtectionStatus>;
+    /// Write-protects the bootloader's sectors. `Ok(true)` when it takes effect only after a
+    /// reset (the server answers, then resets).
+    fn protect_bootloader(&mut self) -> Result<bool, ProtectFailure>;
+}
+
+/// Why write protection was not set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtectFailure {
+    /// This device cannot set it (answered ENOTSUP).
+    Unsupported,
+    /// The flash controller refused or the option bytes did not take (answered EUNKNOWN).
+    Failed,
+}
+
+/// A server without board services: the protect command answers ENOTSUP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoBoard;
+
+impl Board for NoBoard {
+    fn protection(&mut self) -> Option<ProtectionStatus> {
+        None
+    }
+    fn protect_bootloader(&mut self) -> Result<bool, ProtectFailure> {
+        Err(ProtectFailure::Unsupported)
+    }
+}
+
 /// An upload in progress (lost at reset, as RAM is).
 #[derive(Clone, Debug)]
 struct Session {
@@ -148,6 +211,17 @@ impl Server {
         packet: &[u8],
         response: &mut [u8],
     ) -> Option<Outcome> {
+        self.handle_with(updater, &mut NoBoard, packet, response)
+    }
+
+    /// Like [`Server::handle`], with the device's own services (protection) from `board`.
+    pub fn handle_with<F: NorFlash, C: ImageCheck<F>>(
+        &mut self,
+        updater: &mut Updater<F, C>,
+        board: &mut dyn Board,
+        packet: &[u8],
+        response: &mut [u8],
+    ) -> Option<Outcome> {
         let req = Header::parse(packet).ok()?;
         let rsp_op = req.op.response()?;
         if response.len() < HEADER_LEN + 16 {
@@ -160,7 +234,7 @@ impl Server {
             Err(Fail::Mgmt(MgmtErr::Inval))
         } else {
             let mut enc = Encoder::new(Cursor::new(&mut *out));
-            match self.dispatch(updater, &req, body, &mut enc, &mut reset) {
+            match self.dispatch(updater, board, &req, body, &mut enc, &mut reset) {
                 Ok(()) => Ok(enc.into_writer().position()),
                 Err(f) => Err(f),
             }
@@ -187,6 +261,7 @@ impl Server {
     fn dispatch<F: NorFlash, C: ImageCheck<F>>(
         &mut self,
         updater: &mut Updater<F, C>,
+        board: &mut dyn Board,
         req: &Header,
         body: &[u8],
         enc: &mut Enc<'_>,
@@ -255,6 +330,35 @@ impl Server {
                     .and_then(|e| e.str("window")?.u32(self.config.buf_count))
                     .and_then(|e| e.str("block")?.u32(brickless::BLOCK))
                     .map_err(full)?;
+            }
+            (group::BRICKLESS, brickless::PROTECT) => {
+                let mut after_reset = false;
+                if write {
+                    request::protect(body)?;
+                } else {
+                    request::any_map(body)?;
+                }
+                let mut status = board.protection().ok_or(Fail::Mgmt(MgmtErr::NotSup))?;
+                if write {
+                    // Asked explicitly: set it, then report what the registers say now.
+                    after_reset = board.protect_bootloader().map_err(|f| {
+                        Fail::Mgmt(match f {
+                            ProtectFailure::Unsupported => MgmtErr::NotSup,
+                            ProtectFailure::Failed => MgmtErr::Unknown,
+                        })
+                    })?;
+                    status = board.protection().ok_or(Fail::Mgmt(MgmtErr::NotSup))?;
+                }
+                enc.map(if write { 3 } else { 2 })
+                    .and_then(|e| e.str("rdp")?.u8(status.readout_level))
+                    .and_then(|e| e.str("wrp")?.str(status.bootloader.as_str()))
+                    .map_err(full)?;
+                if write {
+                    enc.str("reset")
+                        .and_then(|e| e.bool(after_reset))
+                        .map_err(full)?;
+                    *reset = after_reset;
+                }
             }
             (group::BRICKLESS, brickless::RESUME) if write => {
                 let r = Resume::decode(body)?;

@@ -7,7 +7,10 @@ use brickless_campaign::kit::McubootKit;
 use brickless_flash_model::SimFlash;
 use brickless_image::ImageVersion;
 use brickless_smp::header::{brickless, group, image, os};
-use brickless_smp::{Header, Mode, Op, Server, ServerConfig, Version, HEADER_LEN};
+use brickless_smp::{
+    Board, Header, Mode, Op, Outcome, ProtectFailure, ProtectionStatus, Server, ServerConfig,
+    Version, WriteProtection, HEADER_LEN,
+};
 use minicbor::Encoder;
 use sha2::{Digest, Sha256};
 
@@ -106,6 +109,7 @@ fn field(body: &[u8], key: &str) -> Option<String> {
         let k = d.str().ok()?;
         let v = match d.datatype().ok()? {
             minicbor::data::Type::Bool => d.bool().ok()?.to_string(),
+            minicbor::data::Type::String => d.str().ok()?.to_string(),
             minicbor::data::Type::Map => {
                 let start = d.position();
                 d.skip().ok()?;
@@ -950,5 +954,133 @@ fn engine_refusals_and_flash_failures_get_the_codes_clients_know() {
         .unwrap()
         .computed_hash;
     let b = state_write(&mut rig, Some(&h), false);
+    assert_eq!(field(&b, "rc").as_deref(), Some("8"), "{b:?}");
+}
+
+/// A board whose protection the tests control, counting the protect calls.
+struct FakeBoard {
+    status: Option<ProtectionStatus>,
+    result: Result<bool, ProtectFailure>,
+    protect_calls: u32,
+}
+
+impl Board for FakeBoard {
+    fn protection(&mut self) -> Option<ProtectionStatus> {
+        self.status
+    }
+    fn protect_bootloader(&mut self) -> Result<bool, ProtectFailure> {
+        self.protect_calls += 1;
+        if self.result.is_ok() {
+            if let Some(s) = &mut self.status {
+                s.bootloader = WriteProtection::Full;
+            }
+        }
+        self.result
+    }
+}
+
+/// One protect-group request through `handle_with`: the outcome and the answer's body.
+fn protect_request(
+    rig: &mut Rig,
+    board: &mut FakeBoard,
+    op: Op,
+    body: &[u8],
+) -> (Outcome, Vec<u8>) {
+    let h = Header {
+        op,
+        version: Version::V2,
+        flags: 0,
+        len: body.len() as u16,
+        group: group::BRICKLESS,
+        seq: 7,
+        command: brickless::PROTECT,
+    };
+    let mut p = h.to_bytes().to_vec();
+    p.extend_from_slice(body);
+    let keys = rig.kit.keys;
+    let mut u = Updater::new(&mut rig.flash, rig.layout, McubootCheck { keys });
+    let mut out = vec![0u8; 1024];
+    let o = rig
+        .server
+        .handle_with(&mut u, board, &p, &mut out)
+        .expect("an answer");
+    (o, out[HEADER_LEN..o.len].to_vec())
+}
+
+#[test]
+fn protection_is_reported_and_set_only_on_an_explicit_request() {
+    let mut rig = Rig::new("stm32l475vg", Mode::Recovery);
+    let ops = rig.flash.op_count();
+    let mut board = FakeBoard {
+        status: Some(ProtectionStatus {
+            readout_level: 0,
+            bootloader: WriteProtection::None,
+        }),
+        result: Ok(true),
+        protect_calls: 0,
+    };
+    let (o, b) = protect_request(&mut rig, &mut board, Op::Read, &[0xa0]);
+    assert_eq!(field(&b, "rdp").as_deref(), Some("0"), "{b:?}");
+    assert_eq!(field(&b, "wrp").as_deref(), Some("none"), "{b:?}");
+    assert!(!o.reset);
+    // {"wrp": false}, {} and a malformed body change nothing.
+    for body in [
+        &[0xa1, 0x63, b'w', b'r', b'p', 0xf4][..],
+        &[0xa0],
+        &[0xa1, 0x63],
+    ] {
+        let (o, b) = protect_request(&mut rig, &mut board, Op::Write, body);
+        assert_eq!(field(&b, "rc").as_deref(), Some("3"), "{body:?}: {b:?}");
+        assert!(!o.reset);
+    }
+    assert_eq!(
+        board.protect_calls, 0,
+        "no protection without {{\"wrp\": true}}"
+    );
+    // {"wrp": true}: set, reported as the registers now say, reset asked for.
+    let (o, b) = protect_request(
+        &mut rig,
+        &mut board,
+        Op::Write,
+        &[0xa1, 0x63, b'w', b'r', b'p', 0xf5],
+    );
+    assert_eq!(board.protect_calls, 1);
+    assert_eq!(field(&b, "wrp").as_deref(), Some("full"), "{b:?}");
+    assert_eq!(field(&b, "reset").as_deref(), Some("true"), "{b:?}");
+    assert!(
+        o.reset,
+        "the device resets after answering when the change needs it"
+    );
+    assert_eq!(
+        rig.flash.op_count(),
+        ops,
+        "the engine's flash is not touched"
+    );
+}
+
+#[test]
+fn protection_failures_and_boards_without_it_answer_errors() {
+    let mut rig = Rig::new("stm32h753zi", Mode::Recovery);
+    let set = [0xa1, 0x63, b'w', b'r', b'p', 0xf5];
+    let status = Some(ProtectionStatus {
+        readout_level: 1,
+        bootloader: WriteProtection::Partial,
+    });
+    for (board_status, result, rc) in [
+        (None, Ok(false), "8"),
+        (status, Err(ProtectFailure::Unsupported), "8"),
+        (status, Err(ProtectFailure::Failed), "1"),
+    ] {
+        let mut board = FakeBoard {
+            status: board_status,
+            result,
+            protect_calls: 0,
+        };
+        let (o, b) = protect_request(&mut rig, &mut board, Op::Write, &set);
+        assert_eq!(field(&b, "rc").as_deref(), Some(rc), "{result:?}: {b:?}");
+        assert!(!o.reset);
+    }
+    // The plain handler has no board: ENOTSUP for read and write.
+    let b = rig.request(Op::Read, group::BRICKLESS, brickless::PROTECT, &[0xa0]);
     assert_eq!(field(&b, "rc").as_deref(), Some("8"), "{b:?}");
 }

@@ -9,7 +9,9 @@ use brickless_boot::{Layout, Updater};
 use brickless_image::PublicKey;
 use brickless_smp::raw::{self, AnyDecoder};
 use brickless_smp::server::{Mode, Server, ServerConfig};
+use brickless_smp::{Board, ProtectFailure, ProtectionStatus, WriteProtection};
 use brickless_stm32::flash::Flash;
+use brickless_stm32::protection::{self, ReadoutLevel};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -46,6 +48,45 @@ fn start_millis() {
 /// A console-framed answer of `SMP_BUF` bytes: base64 (4/3) plus line markers and CRC.
 const FRAME_BUF: usize = SMP_BUF * 3 / 2 + 64;
 
+/// The protect command on this chip: the bootloader's own sectors, through the option bytes.
+struct SelfProtection {
+    part: &'static brickless_flash::Part,
+    start: u32,
+    end: u32,
+    /// The change waits for an option-byte reload (L4): the reset after the answer must be
+    /// that reload.
+    reload_pending: bool,
+}
+
+impl Board for SelfProtection {
+    fn protection(&mut self) -> Option<ProtectionStatus> {
+        let p = protection::read(self.part, self.start, self.end);
+        Some(ProtectionStatus {
+            readout_level: match p.readout {
+                ReadoutLevel::Level0 => 0,
+                ReadoutLevel::Level1 => 1,
+                ReadoutLevel::Level2 => 2,
+            },
+            bootloader: match p.range_write_protection {
+                protection::WriteProtection::None => WriteProtection::None,
+                protection::WriteProtection::Partial => WriteProtection::Partial,
+                protection::WriteProtection::Full => WriteProtection::Full,
+            },
+        })
+    }
+
+    fn protect_bootloader(&mut self) -> Result<bool, ProtectFailure> {
+        match protection::protect(self.part, self.start, self.end) {
+            Ok(reload) => {
+                self.reload_pending |= reload;
+                Ok(reload)
+            }
+            Err(protection::ProtectError::Unsupported) => Err(ProtectFailure::Unsupported),
+            Err(_) => Err(ProtectFailure::Failed),
+        }
+    }
+}
+
 pub fn run(mut con: Console, flash: Flash, layout: Layout, entry: Entry, keys: &[PublicKey]) -> ! {
     let why = match entry {
         Entry::NoImage => "no image to start",
@@ -60,6 +101,13 @@ pub fn run(mut con: Console, flash: Flash, layout: Layout, entry: Entry, keys: &
         board::BAUD
     );
     con.flush();
+    let bl = layout.spec().bootloader;
+    let mut board = SelfProtection {
+        part: flash.part(),
+        start: bl.start,
+        end: bl.end(),
+        reload_pending: false,
+    };
     let mut updater = Updater::new(flash, layout, McubootCheck { keys });
     let mut server = Server::new(ServerConfig {
         buf_size: SMP_BUF as u32,
@@ -84,7 +132,9 @@ pub fn run(mut con: Console, flash: Flash, layout: Layout, entry: Entry, keys: &
         let Some(Ok((_, framing))) = decoder.push(byte) else {
             continue;
         };
-        let Some(out) = server.handle(&mut updater, decoder.packet(), &mut response) else {
+        let Some(out) =
+            server.handle_with(&mut updater, &mut board, decoder.packet(), &mut response)
+        else {
             continue;
         };
         let Some(answer) = response.get(..out.len) else {
@@ -97,6 +147,9 @@ pub fn run(mut con: Console, flash: Flash, layout: Layout, entry: Entry, keys: &
         }
         if out.reset {
             con.flush();
+            if board.reload_pending {
+                protection::apply_and_reset();
+            }
             cortex_m::peripheral::SCB::sys_reset();
         }
     }

@@ -59,6 +59,17 @@ pub enum SmpCommand {
     Reset,
     /// Print the device's request buffer size and count, and its bootloader.
     Info,
+    /// Show the device's read-out protection and its bootloader's write protection, or with
+    /// --set, write-protect the bootloader's own sectors (a brickless device only).
+    ///
+    /// Write protection stops anything (a bug, a hostile image) from erasing the
+    /// bootloader; removing it takes the chip's option bytes (e.g. STM32CubeProgrammer).
+    /// The device may reset to apply it.
+    Protect {
+        /// Write-protect the bootloader's sectors (asks nothing: this flag is the request).
+        #[arg(long)]
+        set: bool,
+    },
 }
 
 /// `brickless smp image` subcommands.
@@ -307,6 +318,31 @@ pub fn run(args: SmpArgs) -> Result<()> {
                 );
             } else {
                 println!("buffer: {size} bytes x {count}\nbootloader: {name}");
+            }
+        }
+        SmpCommand::Protect { set } => {
+            let p = if set {
+                c.protect().map_err(device_error)?
+            } else {
+                c.protection().map_err(device_error)?
+            };
+            if json {
+                println!("{}", serde_json::json!(p));
+            } else {
+                let wrp = match p.wrp.as_str() {
+                    "full" => "write-protected",
+                    "partial" => "partly write-protected",
+                    "none" => "not write-protected",
+                    other => other,
+                };
+                println!(
+                    "read-out protection: level {}
+bootloader sectors: {wrp}",
+                    p.rdp
+                );
+                if p.reset {
+                    println!("the device resets to apply the change");
+                }
             }
         }
         SmpCommand::Image(cmd) => match cmd {

@@ -16,7 +16,9 @@ use brickless_boot::mcuboot::McubootCheck;
 use brickless_boot::{BootDecision, BootEvent, BootLoader, ImageInfo, Layout, Updater};
 use brickless_flash_model::{CutPhase, CutPoint, SimFlash};
 use brickless_image::PublicKey;
-use brickless_smp::{Mode, Outcome, Server, ServerConfig};
+use brickless_smp::{
+    Board, Mode, Outcome, ProtectFailure, ProtectionStatus, Server, ServerConfig, WriteProtection,
+};
 
 /// The request size the device advertises (`buf_size`): a large buffer, so a stock client
 /// sends few, large chunks.
@@ -65,6 +67,34 @@ pub struct VirtualMcu {
     changed: bool,
     flash_time: Option<FlashTime>,
     random_cuts: Option<RandomCuts>,
+    protection: ModelledProtection,
+}
+
+/// The device's self-protection as the protect command sees it: read-out level 0, and the
+/// bootloader's write protection, off until a client sets it. Effective at once (as on
+/// F4/F7/H7); kept in RAM only: a restarted process starts unprotected (the flash model has
+/// no option bytes yet).
+#[derive(Clone, Copy, Debug, Default)]
+struct ModelledProtection {
+    bootloader_protected: bool,
+}
+
+impl Board for ModelledProtection {
+    fn protection(&mut self) -> Option<ProtectionStatus> {
+        Some(ProtectionStatus {
+            readout_level: 0,
+            bootloader: if self.bootloader_protected {
+                WriteProtection::Full
+            } else {
+                WriteProtection::None
+            },
+        })
+    }
+
+    fn protect_bootloader(&mut self) -> Result<bool, ProtectFailure> {
+        self.bootloader_protected = true;
+        Ok(false)
+    }
 }
 
 /// Power cuts at random flash operations: after each power-up, one within the next `span`.
@@ -139,6 +169,7 @@ impl VirtualMcu {
             changed: false,
             flash_time: None,
             random_cuts: None,
+            protection: ModelledProtection::default(),
         }
     }
 
@@ -226,7 +257,9 @@ impl VirtualMcu {
             self.layout,
             McubootCheck { keys: &self.keys },
         );
-        let out = self.server.handle(&mut u, packet, response);
+        let out = self
+            .server
+            .handle_with(&mut u, &mut self.protection, packet, response);
         self.changed |= self.flash.op_count() != before;
         // A request cut by a power loss gets no answer.
         out.filter(|_| self.flash.is_powered())
