@@ -343,6 +343,9 @@ fn boot_info_round_trips_through_the_mailbox_as_the_bootloader_writes_it() {
     assert_eq!(mailbox.bump_reset_count(), 1);
     assert_eq!(mailbox.bump_reset_count(), 2);
     mailbox.clear_reset_count();
+    assert_eq!(mailbox.reset_count(), 0, "cleared after the window");
+    assert_eq!(mailbox.bump_reset_count(), 1, "counting starts over");
+    mailbox.clear_reset_count();
     let bootloader = ImageVersion::new(0, 1, 0, 0);
     let info = BootInfo::new(bootloader, &target, ResetCause::Software);
     mailbox.write_boot_info(&info);

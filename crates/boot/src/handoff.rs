@@ -265,6 +265,12 @@ impl BootInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mailbox_is_sixteen_words_the_linker_scripts_reserve_64_bytes_for() {
+        assert_eq!(HANDOFF_BYTES, 64);
+        assert_eq!(HANDOFF_BYTES, core::mem::size_of::<[u32; HANDOFF_WORDS]>());
+    }
     use proptest::prelude::*;
 
     fn sample() -> BootInfo {

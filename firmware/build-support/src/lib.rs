@@ -45,7 +45,7 @@ pub const BOARDS: &[Board] = &[
 
 /// Bytes at the top of RAM shared by the bootloader and the application (the handoff
 /// mailbox of `brickless_boot::handoff`).
-pub const HANDOFF_BYTES: u32 = 64;
+pub const HANDOFF_BYTES: u32 = brickless_boot::handoff::HANDOFF_BYTES as u32;
 
 /// Room the application's image header takes before its vector table.
 pub use brickless_boot::layout::FIRMWARE_APP_HEADER as APP_HEADER;
