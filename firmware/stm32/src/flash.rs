@@ -26,16 +26,16 @@ use crate::guard::guarded_read;
 
 #[cfg(any(feature = "family-f4", feature = "family-f7"))]
 #[path = "flash/f4f7.rs"]
-mod imp;
+pub(crate) mod imp;
 #[cfg(feature = "family-h7")]
 #[path = "flash/h7.rs"]
-mod imp;
+pub(crate) mod imp;
 #[cfg(feature = "family-l0")]
 #[path = "flash/l0.rs"]
-mod imp;
+pub(crate) mod imp;
 #[cfg(feature = "family-l4")]
 #[path = "flash/l4.rs"]
-mod imp;
+pub(crate) mod imp;
 
 /// The chip this build is for, as `brickless-flash` names it.
 #[cfg(feature = "stm32h753zi")]

@@ -267,26 +267,8 @@ mod optcr {
 
     use super::{ProtectError, OPTKEY1, OPTKEY2};
 
-    /// SR error flags (F7 names PGSERR "ERSERR" and adds RDERR), as `flash/f4f7.rs`.
-    fn err_mask() -> u32 {
-        let mut m = Sr(0);
-        m.set_operr(true);
-        m.set_wrperr(true);
-        m.set_pgaerr(true);
-        m.set_pgperr(true);
-        #[cfg(feature = "family-f4")]
-        m.set_pgserr(true);
-        #[cfg(feature = "family-f7")]
-        {
-            m.set_erserr(true);
-            m.set_rderr(true);
-        }
-        m.0
-    }
-
-    fn wait_idle() {
-        while FLASH.sr().read().bsy() {}
-    }
+    // The flash driver's error flags and busy wait: one definition per family.
+    use crate::flash::imp::{err_mask, wait_idle};
 
     pub(super) fn clear_nwrp(mask: u32) -> Result<(), ProtectError> {
         let field = (mask & 0x0FFF) << 16;
@@ -653,25 +635,15 @@ mod imp {
         }
     }
 
-    /// SR flags that fail an option change (HAL-L4 `FLASH_FLAG_SR_ERRORS`: the program/erase
-    /// errors plus RDERR and OPTVERR).
+    use crate::flash::imp::wait_idle;
+
+    /// SR flags that fail an option change (HAL-L4 `FLASH_FLAG_SR_ERRORS`): the driver's
+    /// program/erase errors plus RDERR and OPTVERR.
     fn err_mask() -> u32 {
-        let mut m = Sr(0);
-        m.set_operr(true);
-        m.set_progerr(true);
-        m.set_wrperr(true);
-        m.set_pgaerr(true);
-        m.set_sizerr(true);
-        m.set_pgserr(true);
-        m.set_miserr(true);
-        m.set_fasterr(true);
+        let mut m = Sr(crate::flash::imp::err_mask());
         m.set_rderr(true);
         m.set_optverr(true);
         m.0
-    }
-
-    fn wait_idle() {
-        while FLASH.sr().read().bsy() {}
     }
 
     /// Opens CR (KEYR), then the option bytes (OPTKEYR); `false` if either stays locked.

@@ -46,7 +46,7 @@ pub(super) fn detect_part() -> Option<&'static Part> {
 }
 
 /// The error flags of SR (F7 names PGSERR "ERSERR" and adds RDERR).
-fn err_mask() -> u32 {
+pub(crate) fn err_mask() -> u32 {
     let mut m = Sr(0);
     m.set_operr(true);
     m.set_wrperr(true);
@@ -68,7 +68,7 @@ fn clear_errors() {
     FLASH.sr().write_value(m);
 }
 
-fn wait_idle() {
+pub(crate) fn wait_idle() {
     while FLASH.sr().read().bsy() {}
 }
 

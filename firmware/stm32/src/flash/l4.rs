@@ -24,7 +24,7 @@ pub(super) fn detect_part() -> Option<&'static Part> {
     None
 }
 
-fn err_mask() -> u32 {
+pub(crate) fn err_mask() -> u32 {
     let mut m = Sr(0);
     m.set_operr(true);
     m.set_progerr(true);
@@ -46,7 +46,7 @@ fn clear_errors() {
     FLASH.sr().write_value(m);
 }
 
-fn wait_idle() {
+pub(crate) fn wait_idle() {
     while FLASH.sr().read().bsy() {}
 }
 
