@@ -18,6 +18,14 @@
 //!   [`flash::Error::EccFault`] carrying the address.
 //! - The USART is driven with 32-bit register accesses only (QEMU's L4 model faults on
 //!   narrower ones).
+//!
+//! Why our own drivers on stm32-metapac's register definitions rather than embassy-stm32's:
+//! its HAL is built around `embassy_stm32::init` (clock tree set-up, time driver), which a
+//! bootloader that hands the chip over in reset state does not want, and its flash API takes
+//! its own region table rather than the part table the engine shares with the host; its L4
+//! USART reads RDR and writes TDR through byte pointers, which QEMU's L4 model turns into a
+//! BusFault (measured), so the boot tests could not run; and this bootloader needs reads that
+//! survive an ECC fault, which no HAL read does. (Binary size was not compared.)
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
