@@ -92,13 +92,13 @@ fn erase_staged_rounds_out_to_sectors_clips_to_the_area_and_refuses_bad_ranges()
     // 2 KiB pages: bytes 0..2048 are the first page exactly, 1..2049 touch two.
     assert_eq!(u.erase_staged(0, 2048), Ok(2048));
     assert!(erased(
-        &flash_peek(&mut u),
+        flash_peek(&mut u),
         staging.start,
         2048,
         erased_value
     ));
     assert!(
-        erased(&flash_peek(&mut u), staging.start + 2048, 2048, 0x33),
+        erased(flash_peek(&mut u), staging.start + 2048, 2048, 0x33),
         "page 2 kept"
     );
     assert_eq!(u.erase_staged(1, 2049), Ok(4096));
