@@ -52,9 +52,8 @@ use brickless_boot::{
 use brickless_campaign::{reduced_layout, reduced_part, CAMPAIGN_PARTS};
 use brickless_flash::Part;
 use brickless_flash_model::SimFlash;
-use brickless_image::header::flags;
 use brickless_image::sign::{sign_image, SecurityCounter, SignOptions};
-use brickless_image::{verify_image, ImageHeader, SliceFlash};
+use brickless_image::{verify_image, SliceFlash};
 use brickless_smp::header::{brickless, group, image, os};
 use brickless_smp::request::{self, Resume, StateWrite, Upload};
 use brickless_smp::server::MIN_RESPONSE;
@@ -93,25 +92,8 @@ impl<F: ReadNorFlash> ImageCheck<F> for HashOnly {
             security_counter: v.security_counter.unwrap_or(0),
             size: v.tlv_end,
             hash: v.hash,
-            exec: exec_of(&v.header),
+            exec: Exec::from_header(&v.header),
         })
-    }
-}
-
-/// As `brickless_boot::mcuboot` reads the header flags.
-fn exec_of(h: &ImageHeader) -> Exec {
-    if h.flags & (flags::ENCRYPTED_AES128 | flags::ENCRYPTED_AES256) != 0 {
-        Exec::Encrypted
-    } else if h.flags & flags::NON_BOOTABLE != 0 {
-        Exec::NonBootable
-    } else if h.flags & flags::RAM_LOAD != 0 {
-        Exec::RamLoad
-    } else if h.flags & (flags::COMPRESSED_LZMA1 | flags::COMPRESSED_LZMA2) != 0 {
-        Exec::Compressed
-    } else if h.flags & flags::ROM_FIXED != 0 {
-        Exec::FixedAt(h.load_addr)
-    } else {
-        Exec::InPlace
     }
 }
 

@@ -86,6 +86,25 @@ pub enum NotRunnable {
 }
 
 impl Exec {
+    /// How an image header's flags (and load address) say the image runs. The engine refuses
+    /// all but in-place execution at the primary slot's address.
+    pub fn from_header(h: &brickless_image::ImageHeader) -> Exec {
+        use brickless_image::header::flags;
+        if h.flags & (flags::ENCRYPTED_AES128 | flags::ENCRYPTED_AES256) != 0 {
+            Exec::Encrypted
+        } else if h.flags & flags::NON_BOOTABLE != 0 {
+            Exec::NonBootable
+        } else if h.flags & flags::RAM_LOAD != 0 {
+            Exec::RamLoad
+        } else if h.flags & (flags::COMPRESSED_LZMA1 | flags::COMPRESSED_LZMA2) != 0 {
+            Exec::Compressed
+        } else if h.flags & flags::ROM_FIXED != 0 {
+            Exec::FixedAt(h.load_addr)
+        } else {
+            Exec::InPlace
+        }
+    }
+
     /// Whether an image with these properties runs from a primary slot at `slot`.
     pub fn runs_at(self, slot: u32) -> Result<(), NotRunnable> {
         match self {

@@ -1,8 +1,7 @@
 //! The real [`ImageCheck`]: MCUboot image format, SHA-256 and a signature by one of the given
 //! keys (ed25519 or ECDSA P-256), through `brickless-image`'s streaming verifier.
 use crate::{Exec, ImageCheck, ImageInfo};
-use brickless_image::header::flags;
-use brickless_image::{verify_image, ImageHeader, PublicKey};
+use brickless_image::{verify_image, PublicKey};
 use embedded_storage::nor_flash::ReadNorFlash;
 
 /// Accepts an image only if its hash matches and a signature by one of `keys` verifies.
@@ -25,33 +24,16 @@ impl<F: ReadNorFlash> ImageCheck<F> for McubootCheck<'_> {
             security_counter: v.security_counter.unwrap_or(0),
             size: v.tlv_end,
             hash: v.hash,
-            exec: exec_of(&v.header),
+            exec: Exec::from_header(&v.header),
         })
-    }
-}
-
-/// How the header says the image runs; the engine refuses all but in-place execution at
-/// the primary slot's address.
-fn exec_of(h: &ImageHeader) -> Exec {
-    if h.flags & (flags::ENCRYPTED_AES128 | flags::ENCRYPTED_AES256) != 0 {
-        Exec::Encrypted
-    } else if h.flags & flags::NON_BOOTABLE != 0 {
-        Exec::NonBootable
-    } else if h.flags & flags::RAM_LOAD != 0 {
-        Exec::RamLoad
-    } else if h.flags & (flags::COMPRESSED_LZMA1 | flags::COMPRESSED_LZMA2) != 0 {
-        Exec::Compressed
-    } else if h.flags & flags::ROM_FIXED != 0 {
-        Exec::FixedAt(h.load_addr)
-    } else {
-        Exec::InPlace
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brickless_image::{ImageVersion, IMAGE_MAGIC};
+    use brickless_image::header::flags;
+    use brickless_image::{ImageHeader, ImageVersion, IMAGE_MAGIC};
 
     fn header(flags: u32) -> ImageHeader {
         ImageHeader {
@@ -77,7 +59,7 @@ mod tests {
             (flags::ROM_FIXED, Exec::FixedAt(0x0802_0000)),
             (0, Exec::InPlace),
         ] {
-            assert_eq!(exec_of(&header(flag)), exec, "flags {flag:#x}");
+            assert_eq!(Exec::from_header(&header(flag)), exec, "flags {flag:#x}");
         }
     }
 }

@@ -8,8 +8,8 @@ use brickless_flash_model::SimFlash;
 use brickless_image::ImageVersion;
 use brickless_smp::header::{brickless, group, image, os};
 use brickless_smp::{
-    Board, Header, Mode, Op, Outcome, ProtectFailure, ProtectionStatus, Server, ServerConfig,
-    Version, WriteProtection, HEADER_LEN,
+    Board, Header, Mode, NoBoard, Op, Outcome, ProtectFailure, ProtectionStatus, Server,
+    ServerConfig, Version, WriteProtection, HEADER_LEN,
 };
 use minicbor::Encoder;
 use sha2::{Digest, Sha256};
@@ -40,17 +40,28 @@ impl Rig {
 
     /// Sends a raw packet; the answer's header and body.
     fn packet(&mut self, packet: &[u8]) -> Option<(Header, Vec<u8>)> {
+        self.packet_with(&mut NoBoard, packet)
+            .map(|(_, h, b)| (h, b))
+    }
+
+    /// Sends a raw packet to a server with `board`'s services; the outcome, the answer's
+    /// header and body.
+    fn packet_with(
+        &mut self,
+        board: &mut dyn Board,
+        packet: &[u8],
+    ) -> Option<(Outcome, Header, Vec<u8>)> {
         let keys = self.kit.keys;
         let mut u = Updater::new(&mut self.flash, self.layout, McubootCheck { keys });
         let mut out = vec![0u8; 8192];
-        let o = self.server.handle(&mut u, packet, &mut out)?;
+        let o = self.server.handle_with(&mut u, board, packet, &mut out)?;
         let h = Header::parse(&out[..o.len]).unwrap();
         assert_eq!(
             usize::from(h.len),
             o.len - HEADER_LEN,
             "the length field is the body's"
         );
-        Some((h, out[HEADER_LEN..o.len].to_vec()))
+        Some((o, h, out[HEADER_LEN..o.len].to_vec()))
     }
 
     fn request(&mut self, op: Op, grp: u16, cmd: u8, body: &[u8]) -> Vec<u8> {
@@ -979,7 +990,7 @@ impl Board for FakeBoard {
     }
 }
 
-/// One protect-group request through `handle_with`: the outcome and the answer's body.
+/// One protect-group request to a server with `board`: the outcome and the answer's body.
 fn protect_request(
     rig: &mut Rig,
     board: &mut FakeBoard,
@@ -997,14 +1008,8 @@ fn protect_request(
     };
     let mut p = h.to_bytes().to_vec();
     p.extend_from_slice(body);
-    let keys = rig.kit.keys;
-    let mut u = Updater::new(&mut rig.flash, rig.layout, McubootCheck { keys });
-    let mut out = vec![0u8; 1024];
-    let o = rig
-        .server
-        .handle_with(&mut u, board, &p, &mut out)
-        .expect("an answer");
-    (o, out[HEADER_LEN..o.len].to_vec())
+    let (o, _, b) = rig.packet_with(board, &p).expect("an answer");
+    (o, b)
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The boot log: text lines on the console USART.
 use brickless_stm32::uart::Uart;
 
-/// The console USART as a `core::fmt::Write` sink; `\n` goes out as `\r\n` for terminals.
+/// The console USART; `core::fmt::Write` through the UART's own (`\n` as `\r\n`).
 pub struct Console {
     pub uart: Uart,
 }
@@ -15,15 +15,6 @@ impl Console {
 
 impl core::fmt::Write for Console {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for line in s.split_inclusive('\n') {
-            match line.strip_suffix('\n') {
-                Some(text) => {
-                    self.uart.write(text.as_bytes());
-                    self.uart.write(b"\r\n");
-                }
-                None => self.uart.write(line.as_bytes()),
-            }
-        }
-        Ok(())
+        self.uart.write_str(s)
     }
 }

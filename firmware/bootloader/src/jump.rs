@@ -95,17 +95,14 @@ pub unsafe fn start(mut con: Console, vectors: Vectors) -> ! {
         p.SYST.rvr.write(0);
         p.SYST.cvr.write(0);
     }
-    // Every external interrupt disabled and its pending bit cleared (16 registers cover the
-    // largest NVIC; unimplemented ones ignore the write).
-    for i in 0..16 {
+    // Every external interrupt disabled and its pending bit cleared: one ICER/ICPR word on
+    // Armv6-M (32 lines), 16 on Armv7-M (the largest NVIC; unimplemented words ignore writes).
+    const WORDS: usize = if cfg!(target_abi = "eabi") { 1 } else { 16 };
+    for (icer, icpr) in p.NVIC.icer.iter().zip(p.NVIC.icpr.iter()).take(WORDS) {
         // SAFETY: writing all ones to ICER/ICPR only disables and unpends.
         unsafe {
-            p.NVIC.icer[i].write(u32::MAX);
-            p.NVIC.icpr[i].write(u32::MAX);
-        }
-        #[cfg(target_abi = "eabi")]
-        if i == 0 {
-            break;
+            icer.write(u32::MAX);
+            icpr.write(u32::MAX);
         }
     }
     // Pending SysTick and PendSV cleared.

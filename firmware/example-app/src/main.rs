@@ -11,30 +11,16 @@ use core::fmt::Write;
 
 include!(concat!(env!("OUT_DIR"), "/board.rs"));
 
-struct Console(Uart);
-
-impl Write for Console {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for line in s.split_inclusive('\n') {
-            match line.strip_suffix('\n') {
-                Some(text) => {
-                    self.0.write(text.as_bytes());
-                    self.0.write(b"\r\n");
-                }
-                None => self.0.write(line.as_bytes()),
-            }
-        }
-        Ok(())
-    }
-}
+/// The console; `core::fmt::Write` comes from the UART (`\n` as `\r\n`).
+type Console = Uart;
 
 #[cfg(feature = "board-b-l475e-iot01a")]
 fn console() -> Console {
-    Console(board_io::console_usart1_l4(4_000_000, 115_200))
+    board_io::console_usart1_l4(board_io::RESET_CLOCK_HZ, 115_200)
 }
 #[cfg(feature = "board-netduinoplus2")]
 fn console() -> Console {
-    Console(board_io::console_usart1_f4(16_000_000, 115_200))
+    board_io::console_usart1_f4(board_io::RESET_CLOCK_HZ, 115_200)
 }
 
 fn print_boot_info(con: &mut Console) {
@@ -99,10 +85,10 @@ fn main() -> ! {
         "app: keys: r = enter recovery, i = boot info, g = guarded read"
     );
     loop {
-        match con.0.read_byte() {
+        match con.read_byte() {
             Some(b'r') => {
                 let _ = writeln!(con, "app: entering recovery");
-                con.0.flush();
+                con.flush();
                 mailbox::enter_recovery()
             }
             Some(b'i') => print_boot_info(&mut con),

@@ -119,9 +119,18 @@ impl Uart {
     }
 }
 
+/// Text for a terminal: each `\n` goes out as `\r\n`.
 impl core::fmt::Write for Uart {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.write(s.as_bytes());
+        for line in s.split_inclusive('\n') {
+            match line.strip_suffix('\n') {
+                Some(text) => {
+                    self.write(text.as_bytes());
+                    self.write(b"\r\n");
+                }
+                None => self.write(line.as_bytes()),
+            }
+        }
         Ok(())
     }
 }
