@@ -76,6 +76,9 @@ case "$cmd" in
       echo "== clippy $b"
       # shellcheck disable=SC2086
       cargo clippy --release --locked -q $pkgs --features "$feats" --target "$t" -- -D warnings
+      # The bootloader without SMP recovery too (the size report's minimal configuration).
+      cargo clippy --release --locked -q -p brickless-bootloader --no-default-features \
+        --features "board-$b" --target "$t" -- -D warnings
     done
     ;;
   header)

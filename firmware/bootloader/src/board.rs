@@ -67,9 +67,9 @@ pub const COPY_BUF: usize = 4096;
 pub const COPY_BUF: usize = 1024;
 
 /// Largest SMP packet recovery takes (what it advertises as `buf_size`).
-#[cfg(not(feature = "board-nucleo-l073rz"))]
+#[cfg(all(feature = "recovery", not(feature = "board-nucleo-l073rz")))]
 pub const SMP_BUF: usize = 2048;
-#[cfg(feature = "board-nucleo-l073rz")]
+#[cfg(all(feature = "recovery", feature = "board-nucleo-l073rz"))]
 pub const SMP_BUF: usize = 1024;
 
 /// The double-reset window: a second reset-button press inside it enters recovery.
