@@ -830,6 +830,7 @@ impl Device<'_> {
         };
         let after = self.state();
         match d {
+            BootDecision::Reset => panic!("a swap or overwrite layout asked for a reset"),
             BootDecision::Recovery(RecoveryReason::Unsettled) => {
                 if !(self.relaxed("unsettled") && self.unreadable_in_last_staged_unit()) {
                     panic!("boot ended in Recovery(Unsettled): the state never settled");

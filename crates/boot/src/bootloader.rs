@@ -3,8 +3,9 @@
 use crate::layout::Layout;
 use crate::slots::{slot_accessors, Slots};
 use crate::state::{BootState, Phase, StateStore};
-use crate::strategy::{Ctx, Strategy};
+use crate::strategy::{BankOps, Ctx, Strategy, StrategyKind};
 use crate::{Error, Exec, ImageCheck, ImageInfo, NoPlatform, Platform};
+use brickless_flash::BankSwap;
 use embedded_storage::nor_flash::NorFlash;
 
 /// What the bootloader should do now.
@@ -14,6 +15,9 @@ pub enum BootDecision {
     Boot(BootTarget),
     /// No slot holds a bootable image: stay in the bootloader's recovery mode.
     Recovery(RecoveryReason),
+    /// Bank swap: the option bytes now select another bank mapping, which takes effect at
+    /// reset. Reset the chip (a system reset), then call [`BootLoader::boot`] again.
+    Reset,
 }
 
 /// A verified image to start.
@@ -75,6 +79,7 @@ pub struct BootLoader<'b, F, C, P = NoPlatform> {
     platform: P,
     buf: &'b mut [u8],
     policy: VerifyPolicy,
+    banks: Option<BankOps<F>>,
 }
 
 /// Boots the decision loop may take before it must have settled: every pass either returns
@@ -89,6 +94,20 @@ impl<'b, F: NorFlash, C: ImageCheck<F>> BootLoader<'b, F, C, NoPlatform> {
     }
 }
 
+impl<'b, F: NorFlash + BankSwap, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
+    /// Like [`BootLoader::with_platform`], over a dual-bank flash whose option bytes the engine
+    /// may program: what a bank-swap layout needs (other layouts ignore the control).
+    pub fn with_bank_swap(
+        flash: F,
+        layout: Layout,
+        check: C,
+        platform: P,
+        buf: &'b mut [u8],
+    ) -> Result<Self, Error> {
+        Self::build(flash, layout, check, platform, buf, Some(BankOps::of()))
+    }
+}
+
 impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
     /// Like [`BootLoader::new`], with board hooks called during long work.
     pub fn with_platform(
@@ -97,6 +116,20 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
         check: C,
         platform: P,
         buf: &'b mut [u8],
+    ) -> Result<Self, Error> {
+        if layout.strategy() == StrategyKind::BankSwap {
+            return Err(Error::BankSwapUnavailable);
+        }
+        Self::build(flash, layout, check, platform, buf, None)
+    }
+
+    fn build(
+        flash: F,
+        layout: Layout,
+        check: C,
+        platform: P,
+        buf: &'b mut [u8],
+        banks: Option<BankOps<F>>,
     ) -> Result<Self, Error> {
         let wu = layout.write_unit() as usize;
         if buf.len() < 2 * wu || buf.len() % wu != 0 {
@@ -111,6 +144,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
             platform,
             buf,
             policy: VerifyPolicy::EveryBoot,
+            banks,
         })
     }
 
@@ -142,6 +176,9 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
         let mut install_failed = false;
         let mut event = BootEvent::None;
         for _ in 0..MAX_PASSES {
+            if let Some(d) = self.settle_banks(&mut store)? {
+                return Ok(d);
+            }
             match store.state.phase {
                 Phase::Idle => {
                     if let Some(d) = self.boot_installed(&mut store, event)? {
@@ -184,6 +221,12 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
                     let old = primary.filter(|p| self.slots.bootable(p, &store.state));
                     let result =
                         self.moving(|ctx| strategy.install(ctx, &mut store, &new, old.as_ref()));
+                    if result.is_ok() {
+                        // Bank swap: the plan wants the other mapping; flip and reset.
+                        if let Some(d) = self.settle_banks(&mut store)? {
+                            return Ok(d);
+                        }
+                    }
                     match self.after_install(&mut store, result)? {
                         Some(d) => return Ok(d),
                         None => install_failed = true,
@@ -202,10 +245,12 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
                     // source is never modified (and staging is refused during a trial), so a
                     // resumed revert finds it intact too.
                     if self.revert_source_intact(&store.state) {
-                        match self.moving(|ctx| strategy.revert(ctx, &store)) {
+                        match self.moving(|ctx| strategy.revert(ctx, &mut store)) {
                             Ok(()) => {
-                                let next = store.state.idle();
-                                self.slots.record(&mut store, next)?;
+                                if store.state.phase != Phase::Idle {
+                                    let next = store.state.idle();
+                                    self.slots.record(&mut store, next)?;
+                                }
                                 event = BootEvent::Reverted;
                                 continue;
                             }
@@ -239,6 +284,47 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
             }
         }
         Ok(BootDecision::Recovery(RecoveryReason::Unsettled))
+    }
+
+    /// Bank swap: makes the chip's bank mapping the one the state wants. `Some(Reset)` after
+    /// programming the option bytes (the mapping changes at reset); `None` when it matches
+    /// (or for other strategies).
+    fn settle_banks(&mut self, store: &mut StateStore) -> Result<Option<BootDecision>, Error> {
+        if self.slots.layout.strategy() != StrategyKind::BankSwap {
+            return Ok(None);
+        }
+        let banks = self.banks.ok_or(Error::BankSwapUnavailable)?;
+        let flash = &mut self.slots.flash;
+        let actual = banks.swapped(flash)?;
+        if !store.found {
+            // No record yet: the mapping the device came with is the state's. Recorded when it
+            // is not the factory default, so an application's first record inherits it.
+            if actual {
+                let next = BootState {
+                    banks_swapped: true,
+                    ..store.state.idle()
+                };
+                self.slots.record(store, next)?;
+            }
+            return Ok(None);
+        }
+        let wanted = store.state.banks_swapped;
+        if wanted == actual {
+            return Ok(None);
+        }
+        if banks.swap_at_reset(flash)? == wanted {
+            // Programmed, yet not in effect after a reset: the chip refused the mapping (BFB2
+            // when bank 2 does not start with a stack pointer). Adopt the mapping in effect
+            // and decide afresh from what it shows, rather than reset forever.
+            let next = BootState {
+                banks_swapped: actual,
+                ..store.state.idle()
+            };
+            self.slots.record(store, next)?;
+            return Ok(None);
+        }
+        banks.set_swap_at_reset(flash, wanted)?;
+        Ok(Some(BootDecision::Reset))
     }
 
     /// The Idle decision: the installed image, if it verifies (or matches its recorded hash)
@@ -360,6 +446,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
             layout: &self.slots.layout,
             buf: &mut *self.buf,
             platform: &mut self.platform,
+            banks: self.banks,
         })
     }
 }

@@ -20,7 +20,7 @@ pub use layout::{
     Region,
 };
 pub use state::{BootState, Phase};
-pub use strategy::StrategyKind;
+pub use strategy::{BankOps, StrategyKind};
 pub use updater::{NoCheck, Updater, UpgradeMode};
 
 use embedded_storage::nor_flash::{NorFlashErrorKind, ReadNorFlash};
@@ -164,6 +164,8 @@ pub enum Error {
     OutOfRange,
     /// The image verifies but cannot run from the primary slot (header flags or address).
     NotRunnable(NotRunnable),
+    /// The layout swaps banks, but the engine was given no bank-swap control.
+    BankSwapUnavailable,
 }
 
 impl From<NotRunnable> for Error {
@@ -209,6 +211,10 @@ impl core::fmt::Display for Error {
                  confirm the running image (or let the update finish) before staging another"
             }
             Error::OutOfRange => "the staged bytes would fall outside the staging area",
+            Error::BankSwapUnavailable => {
+                "this layout swaps banks, but the flash given has no bank-swap control: build \
+                 the bootloader with BootLoader::with_bank_swap over a flash implementing BankSwap"
+            }
         };
         f.write_str(text)
     }

@@ -30,8 +30,8 @@ use super::kit::{build_image, Checker, McubootKit};
 use super::{mcuboot_kit, next, reduced_layout, reduced_part, Kit, RowReport, MAX_BOOTS};
 use brickless_boot::state::StateStore;
 use brickless_boot::{
-    BootDecision, BootLoader, Error, ImageVersion, Layout, LayoutError, Phase, StrategyKind,
-    Updater, UpgradeMode, VerifyPolicy,
+    BootDecision, Error, ImageVersion, Layout, LayoutError, Phase, StrategyKind, Updater,
+    UpgradeMode, VerifyPolicy,
 };
 use brickless_flash::Part;
 use brickless_flash_model::{CutPhase, CutPoint, SimFlash};
@@ -111,10 +111,10 @@ impl StepKind {
     /// Relative frequency after every kind has appeared once.
     fn weight(self, strategy: StrategyKind) -> u64 {
         match (self, strategy) {
-            (StepKind::TestConfirm, StrategyKind::Swap) => 5,
-            (StepKind::TestRevert, StrategyKind::Swap) => 3,
-            (StepKind::Permanent, StrategyKind::Swap) => 3,
-            (StepKind::StagingDuringTrial, StrategyKind::Swap) => 2,
+            (StepKind::TestConfirm, StrategyKind::Swap | StrategyKind::BankSwap) => 5,
+            (StepKind::TestRevert, StrategyKind::Swap | StrategyKind::BankSwap) => 3,
+            (StepKind::Permanent, StrategyKind::Swap | StrategyKind::BankSwap) => 3,
+            (StepKind::StagingDuringTrial, StrategyKind::Swap | StrategyKind::BankSwap) => 2,
             (StepKind::Permanent, StrategyKind::Overwrite) => 8,
             _ => 1,
         }
@@ -274,9 +274,7 @@ impl History {
             .into_iter()
             .filter(|k| match k {
                 StepKind::WrongKey => opts.kit == Kit::Mcuboot,
-                StepKind::StagingDuringTrial => {
-                    strategy == StrategyKind::Swap && opts.staging_during_trial
-                }
+                StepKind::StagingDuringTrial => strategy.can_revert() && opts.staging_during_trial,
                 _ => true,
             })
             .collect();
@@ -426,6 +424,10 @@ impl History {
     pub fn initial_flash(&self) -> SimFlash {
         let mut flash = SimFlash::with_seed(self.part, self.seed);
         flash.set_unstable_torn(self.unstable_torn);
+        let boot = self.layout.spec().bootloader.start;
+        flash
+            .preload(boot, &super::kit::bootloader_stub(self.part, boot))
+            .expect("the bootloader region fits its stand-in");
         flash
             .preload(self.layout.spec().primary.start, &self.images[0].bytes)
             .expect("the primary slot fits the factory image");
@@ -508,14 +510,12 @@ enum Call {
     Confirm,
 }
 
-fn bootloader<'a>(
+fn run_bootloader(
     h: &History,
-    flash: &'a mut SimFlash,
-    buf: &'a mut [u8],
-) -> BootLoader<'a, &'a mut SimFlash, Checker> {
-    let mut e = BootLoader::new(flash, h.layout, h.check, buf).expect("the campaign's buffer fits");
-    e.set_verify_policy(h.policy);
-    e
+    flash: &mut SimFlash,
+    buf: &mut [u8],
+) -> Result<BootDecision, Error> {
+    super::boot_device(flash, h.layout, h.check, h.policy, buf)
 }
 
 fn call(h: &History, flash: &mut SimFlash, c: Call) -> Result<(), Error> {
@@ -793,14 +793,14 @@ impl Device {
                 (Some(_), Some((_, true))) => {
                     let mut probe = self.flash.clone();
                     probe.disarm_cut();
-                    match bootloader(h, &mut probe, &mut buf).boot() {
+                    match run_bootloader(h, &mut probe, &mut buf) {
                         Ok(BootDecision::Boot(t)) if t.trial => probe.op_count().checked_sub(1),
                         _ => None,
                     }
                 }
                 _ => None,
             };
-            let decision = bootloader(h, &mut self.flash, &mut buf).boot();
+            let decision = run_bootloader(h, &mut self.flash, &mut buf);
             let cut = self.flash.last_cut();
             self.note(h, || {
                 format!(
@@ -812,6 +812,12 @@ impl Device {
                 Ok(BootDecision::Boot(t)) => t,
                 Ok(BootDecision::Recovery(r)) => {
                     return LifeEnd::Failed(format!("boot {boot}: recovery ({r:?})"))
+                }
+                Ok(BootDecision::Reset) => {
+                    return LifeEnd::Failed(format!(
+                        "boot {boot}: asked for {} resets in a row",
+                        super::MAX_RESETS
+                    ))
                 }
                 Err(_) if !self.flash.is_powered() => {
                     if let (Some(last), Some(cut), Some((img, _))) =

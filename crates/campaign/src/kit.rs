@@ -40,6 +40,19 @@ pub fn build_image(version: ImageVersion, security_counter: u32, size: u32, seed
     img
 }
 
+/// A stand-in for the bootloader's own flash: a vector table (initial stack pointer at the
+/// top of the part's RAM, reset handler just after it) and a tag. A bank-swap install copies
+/// it into the other bank, and BFB2 parts boot bank 2 only when it starts with a valid stack
+/// pointer.
+pub fn bootloader_stub(part: &brickless_flash::Part, base: u32) -> Vec<u8> {
+    let mut stub = Vec::with_capacity(64);
+    stub.extend_from_slice(&(part.ram_base + part.ram_size).to_le_bytes());
+    stub.extend_from_slice(&((base + 8) | 1).to_le_bytes());
+    stub.extend_from_slice(b"brickless bootloader stand-in");
+    stub.resize(64, 0);
+    stub
+}
+
 /// Verifies fast-kit images; read errors and any malformed field mean "not valid".
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HashCheck;

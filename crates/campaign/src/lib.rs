@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use brickless_boot::state::StateStore;
 use brickless_boot::{
     default_layout, BootDecision, BootLoader, Error, ImageVersion, Layout, LayoutError, LayoutSpec,
-    Phase, Region, StrategyKind, Updater, UpgradeMode, VerifyPolicy,
+    NoPlatform, Phase, Region, StrategyKind, Updater, UpgradeMode, VerifyPolicy,
 };
 use brickless_flash::{Bank, Geometry, Part, SectorRun};
 use brickless_flash_model::{CutPhase, CutPoint, SimFlash};
@@ -29,6 +29,39 @@ pub const CAMPAIGN_PARTS: [&str; 7] = [
 
 /// Boots a life may take to settle before it counts as a brick.
 pub const MAX_BOOTS: u32 = 8;
+
+/// Resets in a row a boot may ask for (bank swap: one per flip) before it counts as a loop.
+pub const MAX_RESETS: u32 = 4;
+
+/// The strategies `part` can run: every one, bank swap only on parts with two banks they can
+/// swap.
+pub fn strategies_for(part: &Part) -> Vec<StrategyKind> {
+    StrategyKind::ALL
+        .into_iter()
+        .filter(|s| s.available_on(&part.geometry))
+        .collect()
+}
+
+/// Runs the bootloader as a device does: after a `Reset` decision (bank swap: the option
+/// bytes changed) the chip resets and the bootloader runs again, at most [`MAX_RESETS`]
+/// times in a row; `Ok(Reset)` then means it kept asking.
+pub fn boot_device(
+    flash: &mut SimFlash,
+    layout: Layout,
+    check: Checker,
+    policy: VerifyPolicy,
+    buf: &mut [u8],
+) -> Result<BootDecision, Error> {
+    for _ in 0..MAX_RESETS {
+        let mut e = BootLoader::with_bank_swap(&mut *flash, layout, check, NoPlatform, buf)?;
+        e.set_verify_policy(policy);
+        match e.boot() {
+            Ok(BootDecision::Reset) => flash.reset(),
+            other => return other,
+        }
+    }
+    Ok(BootDecision::Reset)
+}
 
 /// Copy buffer of the campaign's engine (what a bootloader would give it).
 pub const DEFAULT_BUFFER: usize = 4096;
@@ -217,6 +250,12 @@ impl Scenario {
         let mut flash = SimFlash::with_seed(self.part, self.seed);
         let spec = self.layout.spec();
         flash
+            .preload(
+                spec.bootloader.start,
+                &kit::bootloader_stub(self.part, spec.bootloader.start),
+            )
+            .expect("the bootloader region fits its stand-in");
+        flash
             .preload(spec.primary.start, &self.old)
             .expect("primary fits the old image");
         flash
@@ -344,17 +383,15 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
         if scn.flow != Flow::Downgrade && peek.floor_version >= new_floor {
             app.confirmed = true;
         }
-        let mut bootloader = match BootLoader::new(&mut *flash, scn.layout, scn.check, &mut buf) {
-            Ok(mut e) => {
-                e.set_verify_policy(scn.policy);
-                e
-            }
-            Err(e) => return LifeEnd::Failed(format!("engine refused its buffer: {e}")),
-        };
-        let target = match bootloader.boot() {
+        let target = match boot_device(flash, scn.layout, scn.check, scn.policy, &mut buf) {
             Ok(BootDecision::Boot(t)) => t,
             Ok(BootDecision::Recovery(r)) => {
                 return LifeEnd::Failed(format!("boot {boot}: recovery ({r:?})"))
+            }
+            Ok(BootDecision::Reset) => {
+                return LifeEnd::Failed(format!(
+                    "boot {boot}: asked for {MAX_RESETS} resets in a row"
+                ))
             }
             Err(e) => {
                 return if flash.is_powered() {
@@ -792,21 +829,36 @@ pub fn reduced_part(part: &Part) -> &'static Part {
 
 /// One reduced part per part of `brickless_flash::PARTS`, in its order.
 fn reduced_parts() -> &'static [Part] {
-    static SMALL: [Bank; 1] = [Bank {
-        base: 0x0800_0000,
-        sectors: &[SectorRun {
-            size: 1024,
-            count: 16,
-        }],
+    // Two banks of 8 sectors, contiguous: a bank-swap layout fits, the others see 16 sectors.
+    const RUN: &[SectorRun] = &[SectorRun {
+        size: 1024,
+        count: 8,
     }];
+    static SMALL: [Bank; 2] = [
+        Bank {
+            base: 0x0800_0000,
+            sectors: RUN,
+        },
+        Bank {
+            base: 0x0800_2000,
+            sectors: RUN,
+        },
+    ];
     // 32-byte units: 64 units a sector, as on the other families.
-    static SMALL_32: [Bank; 1] = [Bank {
-        base: 0x0800_0000,
-        sectors: &[SectorRun {
-            size: 2048,
-            count: 16,
-        }],
+    const RUN_32: &[SectorRun] = &[SectorRun {
+        size: 2048,
+        count: 8,
     }];
+    static SMALL_32: [Bank; 2] = [
+        Bank {
+            base: 0x0800_0000,
+            sectors: RUN_32,
+        },
+        Bank {
+            base: 0x0800_4000,
+            sectors: RUN_32,
+        },
+    ];
     static NAMES: OnceLock<Vec<String>> = OnceLock::new();
     static TABLE: OnceLock<Vec<Part>> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -835,10 +887,24 @@ fn reduced_parts() -> &'static [Part] {
     })
 }
 
-/// The layout used on a [`reduced_part`]: one-sector units, 4-unit primary.
+/// The layout used on a [`reduced_part`]: one-sector units, 4-unit primary (bank swap: the
+/// primary in bank 1 and its twins in bank 2).
 pub fn reduced_layout(part: &'static Part, strategy: StrategyKind) -> Result<Layout, LayoutError> {
     let s = part.geometry.max_sector_size();
     let base = part.geometry.base();
+    if strategy == StrategyKind::BankSwap {
+        let mirror = part.geometry.bank_mirror().ok_or(LayoutError::NoBankSwap)?;
+        let (state0, primary) = (Region::new(base + s, s), Region::new(base + 2 * s, 4 * s));
+        let spec = LayoutSpec {
+            bootloader: Region::new(base, s),
+            state: [state0, Region::new(state0.start + mirror, s)],
+            primary,
+            secondary: Region::new(primary.start + mirror, primary.size),
+            unit: s,
+            strategy,
+        };
+        return Layout::new(spec, &part.geometry);
+    }
     let spec = LayoutSpec {
         bootloader: Region::new(base, s),
         state: [Region::new(base + s, s), Region::new(base + 2 * s, s)],

@@ -2,7 +2,7 @@
 //! model of each part, and prove the device still boots a verified image.
 use super::campaign_print as print;
 use brickless_boot::StrategyKind;
-use brickless_campaign::bench::bench_report;
+use brickless_campaign::bench::{bank_swap_comparison, bench_report};
 use brickless_campaign::history::{
     History, HistoryOptions, DEFAULT_HORIZON, DEFAULT_STEPS, FLOW_NAME,
 };
@@ -23,8 +23,9 @@ pub struct CampaignArgs {
     /// stm32l475vg, stm32f407vg, stm32g071rb, stm32l073rz, stm32u585ai.
     #[arg(long, value_delimiter = ',')]
     pub part: Vec<String>,
-    /// Update strategies to test: `swap` (trial boot with revert) and/or `overwrite`.
-    /// Default: both.
+    /// Update strategies to test: `swap` (trial boot with revert, copies), `overwrite`
+    /// (no revert) and `bank-swap` (dual-bank parts: flips the banks, no copies).
+    /// Default: every strategy the part can run.
     #[arg(long, value_delimiter = ',')]
     pub strategy: Vec<String>,
     /// Flows to test: test-confirm, test-revert, permanent, confirm-cut, downgrade (one
@@ -89,7 +90,8 @@ pub struct CampaignArgs {
     pub json: bool,
     /// Print the upgrade benchmark instead: flash operations, erases per sector and modelled
     /// time of a full-slot upgrade per part and strategy, against the physical minimum and
-    /// MCUboot's figures on a k64f-shaped geometry.
+    /// MCUboot's figures on a k64f-shaped geometry; on dual-bank parts, bank swap against
+    /// swap with staging included.
     #[arg(long, conflicts_with_all = ["exhaustive", "pairs", "random"])]
     pub bench: bool,
 }
@@ -141,7 +143,7 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
         &args.strategy,
         StrategyKind::ALL.to_vec(),
         "strategy",
-        "swap, overwrite",
+        "swap, overwrite, bank-swap",
         StrategyKind::from_name,
     )?;
     let mut default_flows: Vec<Option<Flow>> = Flow::ALL.into_iter().map(Some).collect();
@@ -181,7 +183,8 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
 
     if args.bench {
         let rows = bench_report(&parts, args.buffer).map_err(|e| miette!("{e}"))?;
-        return print::bench(&rows, args.json);
+        let banks = bank_swap_comparison(&parts).map_err(|e| miette!("{e}"))?;
+        return print::bench(&rows, &banks, args.json);
     }
 
     let file_layout = match &args.layout {
@@ -228,6 +231,12 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
     for p in &parts {
         let strategies = match &file_layout {
             Some(l) => vec![l.strategy()],
+            // By default, only what the part can run (bank swap needs two swappable banks).
+            None if args.strategy.is_empty() => strategies
+                .iter()
+                .copied()
+                .filter(|s| s.available_on(&p.geometry))
+                .collect(),
             None => strategies.clone(),
         };
         for strategy in strategies {
