@@ -337,7 +337,10 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
         let recorded = store.state.installed;
         if self.policy == VerifyPolicy::RecordedHash
             && recorded.size > 0
-            && recorded.security_counter >= store.state.floor_counter
+            && self
+                .slots
+                .check
+                .counter_passes(recorded.security_counter, store.state.floor_counter)
             && self.slots.primary_sha256(recorded.size, self.buf) == Some(recorded.sha256)
         {
             // Recorded only after a full check that it runs here.

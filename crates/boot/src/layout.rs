@@ -143,6 +143,8 @@ pub enum LayoutError {
     },
     /// Bank swap needs a part with two equal banks it can swap.
     NoBankSwap,
+    /// A dual-core group layout needs a part with two banks.
+    NeedsTwoBanks,
     /// Bank swap maps each bank over the other, so each region in bank 1 needs a twin at the
     /// same offset in bank 2 (and the bootloader must start bank 1).
     NotMirrored {
@@ -203,6 +205,9 @@ impl fmt::Display for LayoutError {
             LayoutError::NoBankSwap => f.write_str(
                 "bank swap needs two equal banks the part can swap (SWAP_BANK or BFB2): \
                  this part has one bank, unequal banks or no swap option; use the swap strategy"
+            ),
+            LayoutError::NeedsTwoBanks => f.write_str(
+                "a dual-core layout puts the second image at the start of bank 2: this part has one bank"
             ),
             LayoutError::NotMirrored { region, start, expected } => write!(
                 f,

@@ -34,19 +34,6 @@ impl ReadNorFlash for Counting<'_> {
         self.inner.capacity()
     }
 }
-impl brickless_flash::BankSwap for Counting<'_> {
-    fn banks_swapped(&mut self) -> Result<bool, Self::Error> {
-        self.inner.banks_swapped()
-    }
-    fn swap_at_reset(&mut self) -> Result<bool, Self::Error> {
-        brickless_flash::BankSwap::swap_at_reset(&mut *self.inner)
-    }
-    /// Counted with the writes: an option-byte program is a flash operation.
-    fn set_swap_at_reset(&mut self, swapped: bool) -> Result<(), Self::Error> {
-        self.writes += 1;
-        self.inner.program_swap_option(swapped)
-    }
-}
 impl NorFlash for Counting<'_> {
     const WRITE_SIZE: usize = <SimFlash as NorFlash>::WRITE_SIZE;
     const ERASE_SIZE: usize = <SimFlash as NorFlash>::ERASE_SIZE;
@@ -150,16 +137,6 @@ pub fn bench_one(part: &'static Part, layout: Layout, buffer: usize) -> Result<B
     flash
         .preload(layout.spec().primary.start, &old)
         .map_err(|e| e.to_string())?;
-    if let (StrategyKind::BankSwap, Some(mirror)) = (layout.strategy(), part.geometry.bank_mirror())
-    {
-        // Steady state: both banks already start with the bootloader (the first install
-        // copies it once, see `bootloader_mirror_cost`).
-        let boot = layout.spec().bootloader.start;
-        let stub = super::kit::bootloader_stub(part, boot);
-        for at in [boot, boot + mirror] {
-            flash.preload(at, &stub).map_err(|e| e.to_string())?;
-        }
-    }
     flash
         .preload(layout.staging().start, &new)
         .map_err(|e| e.to_string())?;
@@ -171,7 +148,7 @@ pub fn bench_one(part: &'static Part, layout: Layout, buffer: usize) -> Result<B
         erases: 0,
     };
     let strategy = layout.strategy();
-    let mode = if strategy.can_revert() {
+    let mode = if strategy == StrategyKind::Swap {
         UpgradeMode::Test
     } else {
         UpgradeMode::Permanent
@@ -180,25 +157,11 @@ pub fn bench_one(part: &'static Part, layout: Layout, buffer: usize) -> Result<B
         Updater::new(&mut counting, layout, HashCheck)
             .request_upgrade(mode)
             .map_err(|e| format!("request: {e}"))?;
-        let before = (counting.writes, counting.erases);
-        let mut decision = Ok(BootDecision::Reset);
-        for _ in 0..super::MAX_RESETS {
-            let mut bootloader = BootLoader::with_bank_swap(
-                &mut counting,
-                layout,
-                HashCheck,
-                brickless_boot::NoPlatform,
-                &mut buf,
-            )
+        let mut bootloader = BootLoader::new(&mut counting, layout, HashCheck, &mut buf)
             .map_err(|e| e.to_string())?;
-            decision = bootloader.boot();
-            if decision != Ok(BootDecision::Reset) {
-                break;
-            }
-            counting.inner.reset();
-        }
-        let decision = decision.map_err(|e| format!("boot: {e}"))?;
-        let after = (counting.writes, counting.erases);
+        let before = (bootloader.flash().writes, bootloader.flash().erases);
+        let decision = bootloader.boot().map_err(|e| format!("boot: {e}"))?;
+        let after = (bootloader.flash().writes, bootloader.flash().erases);
         match decision {
             BootDecision::Boot(t) if t.image.version == NEW_VERSION => {}
             d => return Err(format!("upgrade did not boot the new image: {d:?}")),
@@ -268,8 +231,9 @@ pub fn bench_one(part: &'static Part, layout: Layout, buffer: usize) -> Result<B
 /// then the k64f shape with 1 KiB writes against MCUboot's counts.
 pub fn bench_report(parts: &[&'static Part], buffer: usize) -> Result<Vec<BenchRow>, String> {
     let mut rows = Vec::new();
+    // Bank swap copies nothing: it has its own comparison ([`bank_swap_comparison`]).
     for p in parts {
-        for strategy in super::strategies_for(p) {
+        for strategy in [StrategyKind::Swap, StrategyKind::Overwrite] {
             let layout =
                 default_layout(&p.geometry, strategy).map_err(|e| format!("{}: {e}", p.name))?;
             rows.push(bench_one(p, layout, buffer.min(layout.unit() as usize))?);

@@ -176,6 +176,9 @@ pub struct HistoryOptions {
     pub unstable_torn: bool,
     /// Include [`StepKind::StagingDuringTrial`] steps (swap only).
     pub staging_during_trial: bool,
+    /// Every image is a two-image group ([`super::reduced_group_layout`]): the images of a
+    /// step are updated together, and a boot that runs a mix is an unverified boot.
+    pub group: bool,
 }
 
 impl Default for HistoryOptions {
@@ -186,6 +189,7 @@ impl Default for HistoryOptions {
             seed: 1,
             unstable_torn: false,
             staging_during_trial: true,
+            group: false,
         }
     }
 }
@@ -241,22 +245,68 @@ impl History {
         opts: &HistoryOptions,
     ) -> Result<History, LayoutError> {
         let small = reduced_part(part);
-        let layout = reduced_layout(small, strategy)?;
+        let (layout, group) = if opts.group {
+            let (layout, images) = super::reduced_group_layout(small, strategy)?;
+            (layout, Some(images))
+        } else {
+            (reduced_layout(small, strategy)?, None)
+        };
         let unit = layout.unit();
         let wu = layout.write_unit();
         let mut rng = opts.seed ^ name_hash(part.name) ^ name_hash(strategy.name());
         let other_key = (opts.kit == Kit::Mcuboot).then(|| McubootKit::with_seed([0x5A; 32]));
-        let check = match opts.kit {
-            Kit::Fast => Checker::Hash,
-            Kit::Mcuboot => Checker::Mcuboot(mcuboot_kit().keys),
+        let keys = (opts.kit == Kit::Mcuboot).then(|| mcuboot_kit().keys);
+        let check = match (group, keys) {
+            (Some(images), keys) => Checker::Group {
+                keys,
+                images,
+                primary: layout.spec().primary.start,
+            },
+            (None, None) => Checker::Hash,
+            (None, Some(keys)) => Checker::Mcuboot(keys),
+        };
+        // A group's images carry the same counter, so the packed floor is that counter in
+        // every lane.
+        let floor_of = |c: u32| match group {
+            Some(_) => brickless_boot::multi::GroupCheck::<(), 2>::pack([c, c]).unwrap_or(u32::MAX),
+            None => c,
         };
         let mut seeds = opts.seed.wrapping_mul(1000);
+        // An image's bytes, and where a tampered copy gets its flipped byte (inside a signed
+        // image, never in a group's padding).
         let mut build = |version: ImageVersion, counter: u32, size: u32, wrong_key: bool| {
-            seeds += 1;
-            match (opts.kit, &other_key) {
-                (Kit::Fast, _) => build_image(version, counter, size, seeds),
-                (Kit::Mcuboot, Some(k)) if wrong_key => k.build(version, counter, size, seeds, wu),
-                (Kit::Mcuboot, _) => mcuboot_kit().build(version, counter, size, seeds, wu),
+            let mut one = |size: u32, deps: &[brickless_image::Dependency]| {
+                seeds += 1;
+                match (opts.kit, &other_key) {
+                    (Kit::Fast, _) => build_image(version, counter, size, seeds),
+                    (Kit::Mcuboot, Some(k)) if wrong_key => {
+                        k.build_with(version, counter, size, seeds, wu, deps)
+                    }
+                    (Kit::Mcuboot, _) => {
+                        mcuboot_kit().build_with(version, counter, size, seeds, wu, deps)
+                    }
+                }
+            };
+            match group {
+                None => {
+                    let bytes = one(size, &[]);
+                    let at = bytes.len() / 2;
+                    (bytes, at)
+                }
+                Some(images) => {
+                    // Each image requires the other at the same release.
+                    let needs = |id: u8| brickless_image::Dependency {
+                        image_id: id,
+                        min_version: version,
+                    };
+                    let first = one(size.min(images[0].size), &[needs(1)]);
+                    let second = one((unit / 2).min(images[1].size), &[needs(0)]);
+                    let at = first.len() / 2;
+                    (
+                        super::kit::group_bytes(&images, &[first, second], layout.erased()),
+                        at,
+                    )
+                }
             }
         };
         // Images of 1.25 to 3.75 units: an old image always spans at least two units, so a
@@ -265,7 +315,7 @@ impl History {
 
         let factory_version = packed_version(0x0104_0000, 0);
         let mut images = vec![HistImage {
-            bytes: build(factory_version, 2, size(&mut rng), false),
+            bytes: build(factory_version, 2, size(&mut rng), false).0,
             version: factory_version,
             counter: 2,
             genuine: true,
@@ -328,9 +378,9 @@ impl History {
                 _ => (upgrade_v(&mut rng), upgrade_c(&mut rng)),
             };
             let version = packed_version(version, build_no);
-            let mut bytes = build(version, counter, size(&mut rng), kind == StepKind::WrongKey);
+            let (mut bytes, at) =
+                build(version, counter, size(&mut rng), kind == StepKind::WrongKey);
             if kind == StepKind::Tampered {
-                let at = bytes.len() / 2;
                 bytes[at] ^= 0x20;
             }
             let genuine = !matches!(kind, StepKind::Tampered | StepKind::WrongKey);
@@ -344,7 +394,7 @@ impl History {
             let next_image = if kind == StepKind::StagingDuringTrial {
                 let v = packed_version(version.packed() + 1, build_no);
                 images.push(HistImage {
-                    bytes: build(v, counter, size(&mut rng), false),
+                    bytes: build(v, counter, size(&mut rng), false).0,
                     version: v,
                     counter,
                     genuine: true,
@@ -401,7 +451,7 @@ impl History {
                 accepted,
                 trial: accepted && mode == UpgradeMode::Test,
                 floor_version,
-                floor_counter,
+                floor_counter: floor_of(floor_counter),
                 request,
             });
         }

@@ -7,6 +7,7 @@
 //! the checker. The MCUboot kit signs real images (ed25519) with `brickless-image` and
 //! verifies them with the engine's real check ([`McubootCheck`]).
 use brickless_boot::mcuboot::McubootCheck;
+use brickless_boot::multi::{GroupCheck, GroupImage};
 use brickless_boot::{ImageCheck, ImageInfo, ImageVersion};
 use brickless_image::sign::{sign_image, SecurityCounter, SignOptions};
 use brickless_image::PublicKey;
@@ -107,6 +108,34 @@ pub enum Checker {
     Hash,
     /// MCUboot images signed by the kit's key, verified with [`McubootCheck`].
     Mcuboot(&'static [PublicKey]),
+    /// A group of two images in one slot ([`GroupCheck`]), each checked with `single`'s
+    /// check (fast kit: `None`, MCUboot kit: the keys).
+    Group {
+        /// The keys of the MCUboot kit, or `None` for fast-kit images.
+        keys: Option<&'static [PublicKey]>,
+        /// Where the two images sit in the slot.
+        images: [GroupImage; 2],
+        /// Absolute address of the primary slot.
+        primary: u32,
+    },
+}
+
+impl Checker {
+    /// The group check of a [`Checker::Group`].
+    fn group(self) -> Option<GroupCheck<Checker, 2>> {
+        match self {
+            Checker::Group {
+                keys,
+                images,
+                primary,
+            } => Some(GroupCheck {
+                check: keys.map_or(Checker::Hash, Checker::Mcuboot),
+                images,
+                primary,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl<F: ReadNorFlash> ImageCheck<F> for Checker {
@@ -114,8 +143,48 @@ impl<F: ReadNorFlash> ImageCheck<F> for Checker {
         match self {
             Checker::Hash => HashCheck.check(flash, offset, max_size),
             Checker::Mcuboot(keys) => McubootCheck { keys }.check(flash, offset, max_size),
+            Checker::Group { .. } => self.group()?.check(flash, offset, max_size),
         }
     }
+
+    fn dependencies(
+        &mut self,
+        flash: &mut F,
+        offset: u32,
+        max_size: u32,
+        visit: &mut dyn FnMut(u8, ImageVersion),
+    ) -> bool {
+        match self {
+            Checker::Hash | Checker::Group { .. } => true,
+            Checker::Mcuboot(keys) => {
+                McubootCheck { keys }.dependencies(flash, offset, max_size, visit)
+            }
+        }
+    }
+
+    fn counter_passes(&self, counter: u32, floor: u32) -> bool {
+        match self.group() {
+            Some(g) => ImageCheck::<F>::counter_passes(&g, counter, floor),
+            None => counter >= floor,
+        }
+    }
+
+    fn raise_floor(&self, floor: u32, counter: u32) -> u32 {
+        match self.group() {
+            Some(g) => ImageCheck::<F>::raise_floor(&g, floor, counter),
+            None => floor.max(counter),
+        }
+    }
+}
+
+/// The bytes of a group slot: each image at its offset, the gaps filled with `erased`.
+pub fn group_bytes(images: &[GroupImage], parts: &[Vec<u8>], erased: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (g, bytes) in images.iter().zip(parts) {
+        out.resize(g.offset as usize, erased);
+        out.extend_from_slice(bytes);
+    }
+    out
 }
 
 /// A signing key (fixed seed: campaigns are reproducible) and its public key list.
@@ -148,11 +217,25 @@ impl McubootKit {
         seed: u64,
         write_unit: u32,
     ) -> Vec<u8> {
+        self.build_with(version, security_counter, size, seed, write_unit, &[])
+    }
+
+    /// [`McubootKit::build`] with DEPENDENCY TLVs.
+    pub fn build_with(
+        &self,
+        version: ImageVersion,
+        security_counter: u32,
+        size: u32,
+        seed: u64,
+        write_unit: u32,
+        dependencies: &[brickless_image::Dependency],
+    ) -> Vec<u8> {
         let opts = SignOptions {
             version,
             pad_header: true,
             align: write_unit.clamp(1, 32),
             security_counter: Some(SecurityCounter::Value(security_counter)),
+            dependencies: dependencies.to_vec(),
             ..SignOptions::default()
         };
         // Header (0x20 default) + payload + TLVs (hash, key hash, signature, counter) < 256 B.

@@ -7,6 +7,7 @@ pub mod rows;
 
 use std::sync::OnceLock;
 
+use brickless_boot::multi::{dual_core_layout, GroupImage};
 use brickless_boot::state::StateStore;
 use brickless_boot::{
     default_layout, BootDecision, BootLoader, Error, ImageVersion, Layout, LayoutError, LayoutSpec,
@@ -160,7 +161,8 @@ pub enum Kit {
     Fast,
 }
 
-fn mcuboot_kit() -> &'static McubootKit {
+/// The kit every MCUboot-kit campaign signs with.
+pub fn mcuboot_kit() -> &'static McubootKit {
     static KIT: OnceLock<McubootKit> = OnceLock::new();
     KIT.get_or_init(McubootKit::new)
 }
@@ -243,6 +245,62 @@ impl Scenario {
             policy: VerifyPolicy::EveryBoot,
             filled_state: false,
         }
+    }
+
+    /// The two-image group of a dual-core part (the STM32H755's Cortex-M7 and Cortex-M4
+    /// images, [`dual_core_layout`]), MCUboot kit: each image requires the other at the
+    /// version of its own release (DEPENDENCY TLVs), the old release in the primary slot and
+    /// the new one staged, as one update.
+    pub fn group(
+        part: &'static Part,
+        strategy: StrategyKind,
+        flow: Flow,
+    ) -> Result<Scenario, LayoutError> {
+        let (layout, images) = dual_core_layout(
+            &part.geometry,
+            strategy,
+            brickless_boot::layout::DEFAULT_BOOTLOADER_SIZE,
+        )?;
+        let mut scn = Scenario::with_kit(part, layout, flow, Kit::Fast);
+        let (version, counter) = if flow == Flow::Downgrade {
+            (DOWNGRADE_VERSION, 2)
+        } else {
+            (NEW_VERSION, 3)
+        };
+        let unit = layout.unit();
+        let wu = layout.write_unit();
+        let k = mcuboot_kit();
+        let release = |v: ImageVersion, counter: u32, seed: u64| {
+            let needs = |other: u8| brickless_image::Dependency {
+                image_id: other,
+                min_version: v,
+            };
+            let m7 = k.build_with(
+                v,
+                counter,
+                (unit * 3 / 2).min(images[0].size),
+                seed,
+                wu,
+                &[needs(1)],
+            );
+            let m4 = k.build_with(
+                v,
+                counter,
+                (unit / 2).min(images[1].size),
+                seed + 1,
+                wu,
+                &[needs(0)],
+            );
+            kit::group_bytes(&images, &[m7, m4], layout.erased())
+        };
+        scn.old = release(OLD_VERSION, 2, 1);
+        scn.new = release(version, counter, 3);
+        scn.check = Checker::Group {
+            keys: Some(k.keys),
+            images,
+            primary: layout.spec().primary.start,
+        };
+        Ok(scn)
     }
 
     /// The device before the flow: old image in the primary slot, update staged, state empty.
@@ -914,6 +972,46 @@ pub fn reduced_layout(part: &'static Part, strategy: StrategyKind) -> Result<Lay
         strategy,
     };
     Layout::new(spec, &part.geometry)
+}
+
+/// The two-image group layout on a [`reduced_part`]: one-sector units, bootloader and state
+/// copies one sector each, then a primary of 6 units across the bank edge (image 0: the 5
+/// units before bank 2, image 1: bank 2's first unit), the secondary after it.
+pub fn reduced_group_layout(
+    part: &'static Part,
+    strategy: StrategyKind,
+) -> Result<(Layout, [GroupImage; 2]), LayoutError> {
+    let s = part.geometry.max_sector_size();
+    let base = part.geometry.base();
+    let bank2 = part
+        .geometry
+        .banks
+        .get(1)
+        .ok_or(LayoutError::NeedsTwoBanks)?
+        .base;
+    let primary = Region::new(bank2 - 5 * s, 6 * s);
+    let spec = LayoutSpec {
+        bootloader: Region::new(base, s),
+        state: [Region::new(base + s, s), Region::new(base + 2 * s, s)],
+        primary,
+        secondary: Region::new(
+            primary.end(),
+            brickless_boot::strategy::Strategy::secondary_size(&strategy, primary.size, s),
+        ),
+        unit: s,
+        strategy,
+    };
+    let images = [
+        GroupImage {
+            offset: 0,
+            size: 5 * s,
+        },
+        GroupImage {
+            offset: 5 * s,
+            size: s,
+        },
+    ];
+    Ok((Layout::new(spec, &part.geometry)?, images))
 }
 
 /// A scenario on the reduced array of `part` (copy buffer of half a unit).

@@ -94,6 +94,11 @@ pub struct CampaignArgs {
     /// swap with staging included.
     #[arg(long, conflicts_with_all = ["exhaustive", "pairs", "random"])]
     pub bench: bool,
+    /// Update a two-image group (a dual-core part's Cortex-M7 and Cortex-M4 images, each
+    /// requiring the other's release) as one: any boot that runs a mix of old and new
+    /// counts as an unverified boot. Default part with it: stm32h755zi.
+    #[arg(long, conflicts_with = "layout")]
+    pub group: bool,
 }
 
 fn parse_list<T>(
@@ -122,7 +127,9 @@ fn parse_list<T>(
 /// Runs `brickless sim campaign`: the rows asked for, or the benchmark, or a replay; fails
 /// when any row bricked a device or booted an unverified image.
 pub fn run(args: CampaignArgs) -> miette::Result<()> {
-    let part_names: Vec<String> = if args.part.is_empty() {
+    let part_names: Vec<String> = if args.part.is_empty() && args.group {
+        vec!["stm32h755zi".to_string()]
+    } else if args.part.is_empty() {
         CAMPAIGN_PARTS.iter().map(|s| s.to_string()).collect()
     } else {
         args.part.clone()
@@ -236,6 +243,8 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
                 .iter()
                 .copied()
                 .filter(|s| s.available_on(&p.geometry))
+                // A group spans both banks: nothing to mirror.
+                .filter(|s| !(args.group && *s == StrategyKind::BankSwap))
                 .collect(),
             None => strategies.clone(),
         };
@@ -248,6 +257,7 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
                         seed: args.seed,
                         unstable_torn: args.unstable_torn,
                         staging_during_trial: !args.no_staging_during_trial,
+                        group: args.group,
                     };
                     let mut h = History::generate(p, strategy, &opts)
                         .map_err(|e| miette!("{}: reduced layout: {e}", p.name))?;
@@ -269,6 +279,13 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
                 };
                 let mut scn = match (&file_layout, plan) {
                     (Some(l), _) => Scenario::with_layout(p, *l, flow),
+                    (None, _) if args.group => Scenario::group(p, strategy, flow).map_err(|e| {
+                        miette!(
+                            help = "--group needs a dual-bank part such as stm32h755zi",
+                            "{}: group layout: {e}",
+                            p.name
+                        )
+                    })?,
                     (None, CutPlan::Pairs) => reduced_scenario(p, strategy, flow)
                         .map_err(|e| miette!("{}: reduced layout: {e}", p.name))?,
                     (None, _) => Scenario::new(p, strategy, flow).map_err(|e| {
