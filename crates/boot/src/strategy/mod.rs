@@ -8,8 +8,10 @@
 //! cut anywhere, torn writes and half-erased units included, is repaired by re-running, and
 //! an update costs only the erases and writes of the data plus a few state records.
 //!
-//! Adding a strategy: a new file here implementing [`Strategy`], plus its line in the
-//! `strategies!` list at the end of this file.
+//! Adding a strategy: a new file here implementing [`Strategy`], its `mod` line below, and
+//! its line in the `strategies!` list at the end of this file. (The `mod` lines stay plain,
+//! outside the macro, so tools that read the module tree, `cargo mutants` among them, see
+//! the strategy files.)
 use crate::layout::{Layout, LayoutError, LayoutSpec, Region, DIGEST_LEN};
 use crate::state::{flash_error, StateStore};
 use crate::{Error, ImageInfo, Platform};
@@ -242,7 +244,7 @@ pub trait Strategy {
 /// strategy, `module::Type`, the type implementing [`Strategy`] as a unit struct.
 macro_rules! strategies {
     ($($module:ident::$ty:ident),+ $(,)?) => {
-        $(mod $module; pub use $module::$ty;)+
+        $(pub use $module::$ty;)+
 
         /// The strategies a layout can name (the registration list: one variant per file
         /// in `strategy/`). Each method hands over to the strategy's own file.
@@ -339,6 +341,10 @@ impl StrategyKind {
         Strategy::plan_digests(&self)
     }
 }
+
+mod bank_swap;
+mod overwrite;
+mod swap;
 
 // The registration list.
 strategies! {
