@@ -181,6 +181,12 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
             }
             match store.state.phase {
                 Phase::Idle => {
+                    if store.state.reverted {
+                        // A bank-swap revert flipped back before this boot's reset.
+                        let next = store.state.idle();
+                        self.slots.record(&mut store, next)?;
+                        event = BootEvent::Reverted;
+                    }
                     if let Some(d) = self.boot_installed(&mut store, event)? {
                         return Ok(d);
                     }

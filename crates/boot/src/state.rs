@@ -14,7 +14,7 @@
 //!   ECC-poisoned) leaves its units used and the record goes to a freshly erased other copy.
 //!
 //! Record layout (little-endian): magic u32, seq u32, len u16, format u8, phase u8,
-//! flags u8, image u8, strategy u8, banks u8 (1 = bank 2 mapped at the base), floor_counter u32, floor_version u64,
+//! flags u8 (bit 0 permanent, bit 1 reverted), image u8, strategy u8, banks u8 (1 = bank 2 mapped at the base), floor_counter u32, floor_version u64,
 //! old_units u16, new_units u16, unit u32, old_size u32, new_size u32, then the installed
 //! image's record (size u32, version [u8; 8], security counter u32, SHA-256 of its bytes
 //! [u8; 32], its SHA256 TLV [u8; 32]; size 0 = none), digests (`Swapping` records of
@@ -74,6 +74,9 @@ pub struct BootState {
     pub phase: Phase,
     /// Pending/Swapping: install without a trial boot.
     pub permanent: bool,
+    /// Idle, written by a bank-swap revert before its flip: the boot after the reset reports
+    /// [`crate::BootEvent::Reverted`] (and records that it did, clearing this).
+    pub reverted: bool,
     /// Image index, for multi-image layouts (0 today).
     pub image: u8,
     /// Bank-swap layouts: the bank mapping this state wants in effect (bank 2 at the base).
@@ -126,6 +129,7 @@ impl BootState {
         seq: 0,
         phase: Phase::Idle,
         permanent: false,
+        reverted: false,
         image: 0,
         banks_swapped: false,
         floor_counter: 0,
@@ -135,11 +139,13 @@ impl BootState {
         installed: InstalledImage::NONE,
     };
 
-    /// The next snapshot: same fields, next sequence number, new phase.
+    /// The next snapshot: same fields, next sequence number, new phase (and no longer the
+    /// record of a revert).
     pub fn next(&self, phase: Phase) -> BootState {
         BootState {
             seq: self.seq.wrapping_add(1),
             phase,
+            reverted: false,
             ..*self
         }
     }
@@ -183,7 +189,7 @@ impl BootState {
         h[8..10].copy_from_slice(&(self.record_len(unit, strategy) as u16).to_le_bytes());
         h[10] = FORMAT;
         h[11] = self.phase.code();
-        h[12] = u8::from(self.permanent);
+        h[12] = u8::from(self.permanent) | u8::from(self.reverted) << 1;
         h[13] = self.image;
         h[14] = strategy;
         h[15] = u8::from(self.banks_swapped);
@@ -210,7 +216,7 @@ impl BootState {
             || h[10] != FORMAT
             || h[14] != strategy
             || u32_at(32) != unit
-            || h[12] > 1
+            || h[12] > 3
             || h[15] > 1
             || unit == 0
         {
@@ -221,7 +227,8 @@ impl BootState {
         let state = BootState {
             seq: u32_at(4),
             phase: Phase::from_code(h[11])?,
-            permanent: h[12] == 1,
+            permanent: h[12] & 1 == 1,
+            reverted: h[12] & 2 == 2,
             image: h[13],
             banks_swapped: h[15] == 1,
             floor_counter: u32_at(16),
@@ -255,7 +262,8 @@ impl BootState {
         let consistent = u32::from(u16_at(28)) == state.old_units(unit)
             && u32::from(u16_at(30)) == state.new_units(unit)
             && (moving || (state.old_size == 0 && state.new_size == 0))
-            && (!state.permanent || state.phase != Phase::Idle);
+            && (!state.permanent || state.phase != Phase::Idle)
+            && (!state.reverted || state.phase == Phase::Idle);
         let len = u32::from(u16_at(8));
         (consistent && len == state.record_len(unit, strategy)).then_some((state, len))
     }

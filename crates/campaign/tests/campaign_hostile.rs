@@ -68,6 +68,7 @@ fn forged_record(scn: &Scenario, flash: &mut SimFlash, rng: &mut Rng) {
         seq: store.state.seq.wrapping_add(1 + rng.next() as u32 % 5),
         phase: phases[(rng.next() % 4) as usize],
         permanent: rng.next() % 2 == 0,
+        reverted: rng.next() % 4 == 0,
         image: 0,
         banks_swapped: rng.next() % 2 == 0,
         floor_counter: (rng.next() % 3) as u32,

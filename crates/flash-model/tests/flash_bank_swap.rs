@@ -165,3 +165,37 @@ fn torn_units_and_ecc_errors_are_reported_at_cpu_addresses() {
     assert_eq!(f.scan_torn(b2..b2 + 64), vec![b2]);
     assert!(f.scan_torn(BASE..BASE + 64).is_empty());
 }
+
+#[test]
+fn flash_files_keep_the_option_and_load_swapped() {
+    let dir = std::env::temp_dir().join(format!("brickless-swap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("h7.flash");
+    let mut f = model("stm32h753zi");
+    let b2 = bank2(&f);
+    f.preload(b2, &[0x5A; 32]).unwrap();
+    f.program_swap_option(true).unwrap();
+    f.save(&path).unwrap();
+    let g = SimFlash::open(&path).unwrap();
+    assert!(
+        g.swap_option() && g.banks_swapped(),
+        "loaded as at power-up"
+    );
+    assert_eq!(read(&g, BASE, 4), [0x5A; 4]);
+    // A version-1 file (no option byte) still loads, unswapped.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    bytes.pop();
+    std::fs::write(&path, &bytes).unwrap();
+    let old = SimFlash::open(&path).unwrap();
+    assert!(!old.swap_option() && !old.banks_swapped());
+    // An option bit the part lacks is a damaged file.
+    let f407 = SimFlash::new(part("stm32f407vg").unwrap());
+    f407.save(&path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    *bytes.last_mut().unwrap() = 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = SimFlash::open(&path).unwrap_err();
+    assert!(err.to_string().contains("option byte"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

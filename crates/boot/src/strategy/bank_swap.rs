@@ -128,6 +128,7 @@ impl Strategy for BankSwap {
     ) -> Result<(), Error> {
         let next = BootState {
             banks_swapped: !store.state.banks_swapped,
+            reverted: true,
             ..store.state.idle()
         };
         store.write(ctx.flash, ctx.layout, next, |_, _, _| Err(Error::Corrupt))

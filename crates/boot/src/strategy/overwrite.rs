@@ -1,9 +1,9 @@
 //! Overwrite: copy the update over the primary slot, no revert.
 use super::{Ctx, Strategy};
 use crate::layout::{LayoutError, LayoutSpec, Region};
-use brickless_flash::Geometry;
 use crate::state::StateStore;
 use crate::{Error, ImageInfo, Platform};
+use brickless_flash::Geometry;
 use embedded_storage::nor_flash::NorFlash;
 
 /// Overwrite (no revert): the verified update in the secondary slot is copied over the

@@ -1,9 +1,9 @@
 //! Swap with revert, "offset" style.
 use super::{Ctx, Strategy};
 use crate::layout::{LayoutError, LayoutSpec, Region};
-use brickless_flash::Geometry;
 use crate::state::{BootState, DigestSet, Phase, StateStore};
 use crate::{Error, ImageInfo, Platform};
+use brickless_flash::Geometry;
 use embedded_storage::nor_flash::NorFlash;
 
 /// Swap with revert, "offset" style: the update is staged one unit into the secondary slot,
