@@ -16,7 +16,7 @@ fn check(row: &RowReport) {
 }
 
 #[test]
-fn every_flow_survives_every_cut() {
+fn bank_swap_every_flow_survives_every_cut() {
     for name in PARTS {
         for flow in Flow::ALL {
             let scn = Scenario::new(part(name).unwrap(), StrategyKind::BankSwap, flow).unwrap();
@@ -26,7 +26,7 @@ fn every_flow_survives_every_cut() {
 }
 
 #[test]
-fn histories_survive_sampled_single_and_double_cuts() {
+fn bank_swap_histories_survive_sampled_single_and_double_cuts() {
     for name in PARTS {
         let h = History::generate(
             part(name).unwrap(),
@@ -50,7 +50,7 @@ fn histories_survive_sampled_single_and_double_cuts() {
 }
 
 #[test]
-fn an_upgrade_copies_nothing_and_erases_each_sector_of_the_new_image_once() {
+fn bank_swap_an_upgrade_copies_nothing_and_erases_each_sector_of_the_new_image_once() {
     for name in PARTS {
         let p = part(name).unwrap();
         let swap = brickless_campaign::bench::upgrade_cost(p, StrategyKind::Swap).unwrap();
@@ -115,7 +115,7 @@ fn boot_once(
 }
 
 #[test]
-fn the_bootloader_copies_itself_into_bank_2_before_the_first_flip() {
+fn bank_swap_the_bootloader_copies_itself_into_bank_2_before_the_first_flip() {
     for name in PARTS {
         let (scn, mut flash) = requested(name);
         let boot = scn.layout.spec().bootloader;
@@ -149,7 +149,7 @@ fn the_bootloader_copies_itself_into_bank_2_before_the_first_flip() {
 }
 
 #[test]
-fn a_mapping_the_chip_refuses_is_adopted_instead_of_resetting_forever() {
+fn bank_swap_a_mapping_the_chip_refuses_is_adopted_instead_of_resetting_forever() {
     // BFB2: the ROM keeps bank 1 when bank 2 does not start with a stack pointer.
     for name in ["stm32l475vg", "stm32g474re"] {
         let (scn, mut flash) = requested(name);
@@ -185,7 +185,7 @@ fn a_mapping_the_chip_refuses_is_adopted_instead_of_resetting_forever() {
 }
 
 #[test]
-fn a_bank_swap_layout_needs_the_bank_control() {
+fn bank_swap_layouts_need_the_bank_control() {
     let (scn, mut flash) = requested("stm32h753zi");
     let mut buf = vec![0u8; scn.buffer];
     let got =

@@ -25,7 +25,7 @@ fn check(row: &RowReport) {
 }
 
 #[test]
-fn the_h755_layout_puts_the_m4_image_at_bank_2() {
+fn group_the_h755_layout_puts_the_m4_image_at_bank_2() {
     let scn = Scenario::group(part(H755).unwrap(), StrategyKind::Swap, Flow::TestConfirm).unwrap();
     let Checker::Group {
         images, primary, ..
@@ -41,7 +41,7 @@ fn the_h755_layout_puts_the_m4_image_at_bank_2() {
 }
 
 #[test]
-fn every_group_flow_survives_every_cut() {
+fn group_every_flow_survives_every_cut() {
     for strategy in STRATEGIES {
         for flow in Flow::ALL {
             let scn = Scenario::group(part(H755).unwrap(), strategy, flow).unwrap();
@@ -148,7 +148,7 @@ fn group_images(scn: &Scenario) -> [GroupImage; 2] {
 }
 
 #[test]
-fn an_unmet_dependency_refuses_the_whole_group() {
+fn group_an_unmet_dependency_refuses_the_whole_group() {
     let scn = Scenario::group(part(H755).unwrap(), StrategyKind::Swap, Flow::Permanent).unwrap();
     let images = group_images(&scn);
     // The new M7 image needs M4 2.0, but the M4 image staged with it is 1.9.
@@ -184,7 +184,7 @@ fn an_unmet_dependency_refuses_the_whole_group() {
 }
 
 #[test]
-fn each_image_keeps_its_own_anti_rollback_floor() {
+fn group_each_image_keeps_its_own_anti_rollback_floor() {
     let scn = Scenario::group(part(H755).unwrap(), StrategyKind::Swap, Flow::Permanent).unwrap();
     let images = group_images(&scn);
     // The old release carries counter 2 in both images: the M7 image going up does not
@@ -222,7 +222,7 @@ fn each_image_keeps_its_own_anti_rollback_floor() {
 }
 
 #[test]
-fn a_tampered_second_image_refuses_the_group() {
+fn group_a_tampered_second_image_refuses_the_group() {
     let scn = Scenario::group(part(H755).unwrap(), StrategyKind::Swap, Flow::Permanent).unwrap();
     let images = group_images(&scn);
     let mut bytes = release(&scn, images, (v(2, 0), 3, &[]), (v(2, 0), 3, &[]));
@@ -235,7 +235,7 @@ fn a_tampered_second_image_refuses_the_group() {
 }
 
 #[test]
-fn imgtool_dependencies_are_honoured() {
+fn group_imgtool_dependencies_are_honoured() {
     use std::process::Command;
     let ok = Command::new("imgtool")
         .arg("version")
