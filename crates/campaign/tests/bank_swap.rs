@@ -195,3 +195,100 @@ fn bank_swap_layouts_need_the_bank_control() {
         .to_string()
         .contains("with_bank_swap"));
 }
+
+#[test]
+fn bank_swap_is_named_and_recorded_as_such() {
+    assert_eq!(
+        StrategyKind::from_name("bank-swap"),
+        Some(StrategyKind::BankSwap)
+    );
+    assert_eq!(StrategyKind::BankSwap.name(), "bank-swap");
+    // The record code is part of the on-flash format: 3, in byte 14 of every record.
+    let (scn, mut flash) = requested("stm32l475vg");
+    let store = brickless_boot::state::StateStore::load(&mut flash, &scn.layout);
+    assert!(store.found);
+    let mut header = [0u8; 16];
+    let copy = scn.layout.spec().state[0].start;
+    flash.read_abs(copy, &mut header).unwrap();
+    assert_eq!(&header[..4], b"BLSt");
+    assert_eq!(header[14], 3, "strategy code");
+}
+
+#[test]
+fn bank_swap_the_boot_after_a_revert_says_so_once() {
+    for name in PARTS {
+        let (scn, mut flash) = requested(name);
+        let mut boot = |flash: &mut brickless_flash_model::SimFlash| {
+            let mut buf = vec![0u8; scn.buffer];
+            match brickless_campaign::boot_device(
+                flash, scn.layout, scn.check, scn.policy, &mut buf,
+            )
+            .unwrap()
+            {
+                brickless_boot::BootDecision::Boot(t) => t,
+                d => panic!("{name}: {d:?}"),
+            }
+        };
+        let trial = boot(&mut flash);
+        assert!(trial.trial && trial.event == brickless_boot::BootEvent::TrialStarted);
+        // Not confirmed: the next boot flips back and reports the revert, once.
+        let reverted = boot(&mut flash);
+        assert_eq!(
+            reverted.event,
+            brickless_boot::BootEvent::Reverted,
+            "{name}"
+        );
+        assert!(!reverted.trial);
+        assert_eq!(reverted.image.size as usize, scn.old.len(), "{name}");
+        let again = boot(&mut flash);
+        assert_eq!(again.event, brickless_boot::BootEvent::None, "{name}");
+    }
+}
+
+#[test]
+fn bank_swap_a_device_that_came_swapped_keeps_its_mapping() {
+    // The factory programmed the image into bank 2 and set the swap option: the first boot
+    // adopts that mapping instead of flipping back, and an update then flips to bank 1.
+    for name in PARTS {
+        let scn = Scenario::new(
+            part(name).unwrap(),
+            StrategyKind::BankSwap,
+            Flow::TestConfirm,
+        )
+        .unwrap();
+        let mut flash = brickless_flash_model::SimFlash::with_seed(scn.part, 1);
+        let spec = *scn.layout.spec();
+        let mirror = flash.geometry().bank_mirror().unwrap();
+        let stub = brickless_campaign::kit::bootloader_stub(scn.part, spec.bootloader.start);
+        flash
+            .preload(spec.bootloader.start + mirror, &stub)
+            .unwrap();
+        flash
+            .preload(spec.primary.start + mirror, &scn.old)
+            .unwrap();
+        flash.program_swap_option(true).unwrap();
+        flash.power_cycle();
+        assert!(flash.banks_swapped(), "{name}");
+        let ops = flash.op_count();
+        match boot_once(&scn, &mut flash) {
+            brickless_boot::BootDecision::Boot(t) => {
+                assert_eq!(t.image.size as usize, scn.old.len(), "{name}")
+            }
+            d => panic!("{name}: {d:?}"),
+        }
+        assert!(
+            flash.swap_option() && flash.banks_swapped(),
+            "{name}: not flipped back"
+        );
+        let state = brickless_boot::state::StateStore::load(&mut flash, &scn.layout).state;
+        assert!(state.banks_swapped, "{name}: the mapping is recorded");
+        assert_eq!(
+            flash.op_count(),
+            ops + 1,
+            "{name}: one record, nothing else"
+        );
+        // A second boot changes nothing.
+        boot_once(&scn, &mut flash);
+        assert_eq!(flash.op_count(), ops + 1, "{name}");
+    }
+}

@@ -106,17 +106,14 @@ impl Strategy for BankSwap {
         store.write(ctx.flash, ctx.layout, plan, |_, _, _| Err(Error::Corrupt))
     }
 
-    /// The caller has made the mapping match the plan: the flip is done.
+    /// Nothing to move: the caller resumes a bank-swap plan by making the chip's mapping the
+    /// one the plan records (programming the option and resetting) before it gets here, so
+    /// the flip is done.
     fn resume<F: NorFlash, P: Platform>(
         &self,
-        ctx: &mut Ctx<'_, F, P>,
-        store: &mut StateStore,
+        _ctx: &mut Ctx<'_, F, P>,
+        _store: &mut StateStore,
     ) -> Result<(), Error> {
-        let banks = ctx.banks.ok_or(Error::BankSwapUnavailable)?;
-        let swapped = banks.swapped(ctx.flash)?;
-        if store.state.phase != Phase::Swapping || swapped != store.state.banks_swapped {
-            return Err(Error::Corrupt);
-        }
         Ok(())
     }
 
