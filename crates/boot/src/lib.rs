@@ -10,6 +10,7 @@ pub mod mcuboot;
 mod slots;
 pub mod state;
 pub mod strategy;
+pub mod trailer;
 pub mod updater;
 
 pub use bootloader::{
