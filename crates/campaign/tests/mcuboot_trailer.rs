@@ -795,6 +795,93 @@ fn row2_for_the_installed_image_again_gets_a_fresh_trailer() {
     }
 }
 
+/// Garbage, torn units and half-right trailers (a good magic with random fields) in both
+/// trailers never brick, on both strategies: every boot starts the old or the new image (the
+/// new one only through a request the trailer really makes), the device settles, and a
+/// native update works afterwards.
+#[test]
+fn hostile_trailers_never_brick() {
+    let mut rng = 0x07A1_1E25_u64;
+    let mut next = move || {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) as u32
+    };
+    for name in PARTS {
+        for strategy in StrategyKind::ALL {
+            let scn = scenario(name, strategy, Flow::TestConfirm);
+            let wu = scn.layout.write_unit();
+            let slots = [scn.layout.spec().primary, scn.layout.staging()];
+            for round in 0..12 {
+                let mut flash = scn.initial_flash();
+                for (i, slot) in slots.iter().enumerate() {
+                    let span = 160u32.min(slot.size); // every field, with any alignment
+                    let t = Trailer::new(0, slot.size, wu, scn.layout.erased()).unwrap();
+                    let mut bytes: Vec<u8> = (0..span).map(|_| next() as u8).collect();
+                    if (round + i) % 3 == 0 {
+                        // A good magic over random fields.
+                        let n = bytes.len();
+                        bytes[n - 16..].copy_from_slice(&t.magic());
+                    }
+                    let at = slot.end() - span;
+                    if next() % 2 == 0 {
+                        flash.preload(at, &bytes).unwrap();
+                    } else {
+                        // Written, torn somewhere.
+                        flash.arm_cut(CutPoint::new(flash.op_count(), CutPhase::Torn));
+                        let _ = flash.write(scn.layout.offset(at), &bytes);
+                        flash.disarm_cut();
+                        flash.power_cycle();
+                    }
+                }
+                let what = format!("{name} {} round {round}", strategy.name());
+                let mut settled_on = None;
+                for _ in 0..6 {
+                    let ops = flash.op_count();
+                    let t = booted(&scn, &mut flash);
+                    assert!(
+                        runs(&flash, &t, &scn.old) || runs(&flash, &t, &scn.new),
+                        "{what}: neither image"
+                    );
+                    if flash.op_count() == ops && !t.trial {
+                        settled_on = Some(runs(&flash, &t, &scn.new));
+                        break;
+                    }
+                }
+                let Some(new) = settled_on else {
+                    panic!("{what}: did not settle")
+                };
+                if new {
+                    continue; // the garbage made a real request
+                }
+                let mut u = Updater::new(&mut flash, scn.layout, scn.check);
+                u.erase_staging().unwrap();
+                u.write_staged(0, &padded(&scn.new, wu)).unwrap();
+                let mode = if strategy.can_revert() {
+                    UpgradeMode::Test
+                } else {
+                    UpgradeMode::Permanent
+                };
+                u.request_upgrade(mode).unwrap();
+                let t = booted(&scn, &mut flash);
+                assert!(runs(&flash, &t, &scn.new), "{what}: the native update");
+                Updater::new(&mut flash, scn.layout, scn.check)
+                    .confirm()
+                    .unwrap();
+                settled(&scn, &mut flash, &scn.new);
+            }
+        }
+    }
+}
+
+/// `image` padded with 0xFF to whole write units (for `write_staged`).
+fn padded(image: &[u8], wu: u32) -> Vec<u8> {
+    let mut v = image.to_vec();
+    v.resize(image.len().div_ceil(wu as usize) * wu as usize, 0xFF);
+    v
+}
+
 // ---- power cuts ------------------------------------------------------------------------------
 
 /// What the MCUboot-built application does around its request.
