@@ -535,7 +535,7 @@ fn row5_no_request_nothing_happens() {
     }
 }
 
-/// A bad secondary magic (garbage, or a magic write torn by a power cut) is no request:
+/// Row 5 (NONE) for a bad secondary magic (garbage, or a magic write torn by a power cut):
 /// `boot_set_pending` refuses it as MCUboot does, the old image boots, nothing is written,
 /// and the engine's own request path still works.
 #[test]
