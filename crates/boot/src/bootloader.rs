@@ -213,9 +213,9 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
                     // source is never modified (and staging is refused during a trial), so a
                     // resumed revert finds it intact too.
                     if self.revert_source_intact(&store.state) {
+                        trailer::mark_reverted(&mut self.slots, &store.state)?;
                         match self.moving(|ctx| strategy.revert(ctx, &store)) {
                             Ok(()) => {
-                                trailer::mark_reverted(&mut self.slots, &store.state)?;
                                 let next = store.state.idle();
                                 self.slots.record(&mut store, next)?;
                                 event = BootEvent::Reverted;

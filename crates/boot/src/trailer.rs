@@ -361,12 +361,10 @@ impl Trailer {
     }
 }
 
-/// Whether `fields` read as `want` (ignoring `blank`).
-fn same(fields: &Fields, want: &Fields) -> bool {
-    Fields {
-        blank: want.blank,
-        ..*fields
-    } == *want
+/// Whether `fields` say what the application and the engine read in `want`: a good magic
+/// and image_ok (copy_done and swap_info are MCUboot's own bookkeeping).
+fn reads_right(fields: &Fields, want: &Fields) -> bool {
+    fields.magic == Magic::Good && fields.image_ok == want.image_ok
 }
 
 /// Whether the flash offsets `a` and `b` (half-open ranges) share a byte.
@@ -427,14 +425,16 @@ pub(crate) fn take_request<F: NorFlash, C>(
 /// stops the boot but a failing erase: a refused program leaves the trailer as it is, and
 /// the record that follows reports a power loss.
 ///
-/// The trailer goes only into units the engine erased. When the installed image does not
-/// reach the trailer's sector, that sector holds nothing the engine still needs (the old
-/// image is in the revert source) and is erased here if not blank. When the image reaches
-/// it, the copy erased the image's last unit and programmed only the image's bytes, so the
-/// trailer is blank, unless a cut tore the trailer's write or the copy skipped that unit as
-/// identical (the same image again, under its old trailer): then the sector is erased and
-/// `false` returned, and the install, still recorded, puts the image's bytes back from the
-/// staging area (which is why the request is retired only afterwards).
+/// A trailer that already reads right for the application (a good magic, image_ok as
+/// wanted: what `boot_is_img_confirmed` and the trial's confirmation look at) is left as it
+/// is. Otherwise the trailer goes only into units the engine erased. When the installed
+/// image does not reach the trailer's sector, that sector holds nothing the engine still
+/// needs (the old image is in the revert source) and is erased here if not blank. When the
+/// image reaches it, the copy erased the image's last unit and programmed only the image's
+/// bytes, so the trailer is blank, unless a cut tore the trailer's write or the copy skipped
+/// that unit as identical (the same image again, under a trailer saying confirmed): then the
+/// sector is erased and `false` returned, and the install, still recorded, puts the image's
+/// bytes back from the staging area (which is why the request is retired only afterwards).
 pub(crate) fn mark_installed<F: NorFlash, C>(
     slots: &mut Slots<F, C>,
     store: &StateStore,
@@ -475,8 +475,8 @@ fn write_primary<F: NorFlash, C>(
     let sectors = t.sectors(&slots.layout);
     let flash = &mut slots.flash;
     let fields = t.read(flash);
-    if same(&fields, want) {
-        return Ok(true); // written before a cut
+    if reads_right(&fields, want) {
+        return Ok(true); // written before a cut, or by the application itself
     }
     let erasable = sectors.0 >= t.start + size;
     if !fields.blank {
@@ -486,7 +486,7 @@ fn write_primary<F: NorFlash, C>(
         }
     }
     t.program(flash, want);
-    if erasable && !same(&t.read(flash), want) {
+    if erasable && !reads_right(&t.read(flash), want) {
         // A unit refused or was poisoned (programmed before by a factory tool): once more,
         // freshly erased.
         erase(flash, sectors)?;
@@ -552,10 +552,10 @@ pub(crate) fn confirmed<F: NorFlash, C: ImageCheck<F>>(
     }
 }
 
-/// After a revert, before `Idle` is recorded: the primary trailer of the rejected trial is
-/// erased when the restored image does not reach its sector, so the old image reads as
-/// confirmed (an unset magic, as for a factory image). Where the restored image reaches it,
-/// the revert's copy already erased it.
+/// Before a revert: the primary trailer of the rejected trial is erased when the image the
+/// revert restores does not reach its sector, so neither the restored image nor, after a
+/// bank swap flips back, the staging area carries it (an unset magic reads as confirmed, as
+/// for a factory image). Where the restored image reaches it, the revert's copy rewrites it.
 pub(crate) fn mark_reverted<F: NorFlash, C>(
     slots: &mut Slots<F, C>,
     state: &BootState,
