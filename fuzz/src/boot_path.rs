@@ -532,7 +532,9 @@ impl Device<'_> {
             seq,
             phase,
             permanent: inp.bool(),
+            reverted: inp.one_in(8),
             image: if inp.one_in(8) { inp.byte() } else { 0 },
+            banks_swapped: inp.one_in(8),
             floor_counter,
             floor_version,
             old_size: self.image_size(inp, max_units),
@@ -830,6 +832,7 @@ impl Device<'_> {
         };
         let after = self.state();
         match d {
+            BootDecision::Reset => panic!("a swap or overwrite layout asked for a reset"),
             BootDecision::Recovery(RecoveryReason::Unsettled) => {
                 if !(self.relaxed("unsettled") && self.unreadable_in_last_staged_unit()) {
                     panic!("boot ended in Recovery(Unsettled): the state never settled");

@@ -3,9 +3,10 @@
 use crate::layout::Layout;
 use crate::slots::{slot_accessors, Slots};
 use crate::state::{BootState, Phase, StateStore};
-use crate::strategy::{Ctx, Strategy};
+use crate::strategy::{BankOps, Ctx, Strategy, StrategyKind};
 use crate::trailer;
 use crate::{Error, Exec, ImageCheck, ImageInfo, NoPlatform, Platform};
+use brickless_flash::BankSwap;
 use embedded_storage::nor_flash::NorFlash;
 
 /// What the bootloader should do now.
@@ -15,6 +16,9 @@ pub enum BootDecision {
     Boot(BootTarget),
     /// No slot holds a bootable image: stay in the bootloader's recovery mode.
     Recovery(RecoveryReason),
+    /// Bank swap: the option bytes now select another bank mapping, which takes effect at
+    /// reset. Reset the chip (a system reset), then call [`BootLoader::boot`] again.
+    Reset,
 }
 
 /// A verified image to start.
@@ -76,6 +80,7 @@ pub struct BootLoader<'b, F, C, P = NoPlatform> {
     platform: P,
     buf: &'b mut [u8],
     policy: VerifyPolicy,
+    banks: Option<BankOps<F>>,
 }
 
 /// Boots the decision loop may take before it must have settled: every pass either returns
@@ -90,6 +95,20 @@ impl<'b, F: NorFlash, C: ImageCheck<F>> BootLoader<'b, F, C, NoPlatform> {
     }
 }
 
+impl<'b, F: NorFlash + BankSwap, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
+    /// Like [`BootLoader::with_platform`], over a dual-bank flash whose option bytes the engine
+    /// may program: what a bank-swap layout needs (other layouts ignore the control).
+    pub fn with_bank_swap(
+        flash: F,
+        layout: Layout,
+        check: C,
+        platform: P,
+        buf: &'b mut [u8],
+    ) -> Result<Self, Error> {
+        Self::build(flash, layout, check, platform, buf, Some(BankOps::of()))
+    }
+}
+
 impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
     /// Like [`BootLoader::new`], with board hooks called during long work.
     pub fn with_platform(
@@ -98,6 +117,20 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
         check: C,
         platform: P,
         buf: &'b mut [u8],
+    ) -> Result<Self, Error> {
+        if layout.strategy() == StrategyKind::BankSwap {
+            return Err(Error::BankSwapUnavailable);
+        }
+        Self::build(flash, layout, check, platform, buf, None)
+    }
+
+    fn build(
+        flash: F,
+        layout: Layout,
+        check: C,
+        platform: P,
+        buf: &'b mut [u8],
+        banks: Option<BankOps<F>>,
     ) -> Result<Self, Error> {
         let wu = layout.write_unit() as usize;
         if buf.len() < 2 * wu || buf.len() % wu != 0 {
@@ -112,6 +145,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
             platform,
             buf,
             policy: VerifyPolicy::EveryBoot,
+            banks,
         })
     }
 
@@ -142,14 +176,24 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
         // would fail the same way): the next decision is between what verifies and recovery.
         let mut install_failed = false;
         let mut event = BootEvent::None;
-        // MCUboot trailer requests: taken once per boot, none while an update is in flight.
-        let mut mcuboot_taken = store.state.phase != Phase::Idle;
+        // MCUboot trailer requests: taken once per boot, none while an update is in flight or
+        // right after a revert (a bank flip maps the rejected trial's trailer into staging).
+        let mut mcuboot_taken = store.state.phase != Phase::Idle || store.state.reverted;
         for _ in 0..MAX_PASSES {
+            if let Some(d) = self.settle_banks(&mut store)? {
+                return Ok(d);
+            }
             match store.state.phase {
                 Phase::Idle => {
                     // An MCUboot-built application's request (trailer.rs).
                     if trailer::take_request(&mut self.slots, &mut store, &mut mcuboot_taken)? {
                         continue;
+                    }
+                    if store.state.reverted {
+                        // A bank-swap revert flipped back before this boot's reset.
+                        let next = store.state.idle();
+                        self.slots.record(&mut store, next)?;
+                        event = BootEvent::Reverted;
                     }
                     if let Some(d) = self.boot_installed(&mut store, event)? {
                         return Ok(d);
@@ -191,6 +235,12 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
                     let old = primary.filter(|p| self.slots.bootable(p, &store.state));
                     let result =
                         self.moving(|ctx| strategy.install(ctx, &mut store, &new, old.as_ref()));
+                    if result.is_ok() {
+                        // Bank swap: the plan wants the other mapping; flip and reset.
+                        if let Some(d) = self.settle_banks(&mut store)? {
+                            return Ok(d);
+                        }
+                    }
                     match self.after_install(&mut store, result)? {
                         Some(d) => return Ok(d),
                         None => install_failed = true,
@@ -214,10 +264,12 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
                     // resumed revert finds it intact too.
                     if self.revert_source_intact(&store.state) {
                         trailer::mark_reverted(&mut self.slots, &store.state)?;
-                        match self.moving(|ctx| strategy.revert(ctx, &store)) {
+                        match self.moving(|ctx| strategy.revert(ctx, &mut store)) {
                             Ok(()) => {
-                                let next = store.state.idle();
-                                self.slots.record(&mut store, next)?;
+                                if store.state.phase != Phase::Idle {
+                                    let next = store.state.idle();
+                                    self.slots.record(&mut store, next)?;
+                                }
                                 event = BootEvent::Reverted;
                                 continue;
                             }
@@ -253,6 +305,47 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
         Ok(BootDecision::Recovery(RecoveryReason::Unsettled))
     }
 
+    /// Bank swap: makes the chip's bank mapping the one the state wants. `Some(Reset)` after
+    /// programming the option bytes (the mapping changes at reset); `None` when it matches
+    /// (or for other strategies).
+    fn settle_banks(&mut self, store: &mut StateStore) -> Result<Option<BootDecision>, Error> {
+        if self.slots.layout.strategy() != StrategyKind::BankSwap {
+            return Ok(None);
+        }
+        let banks = self.banks.ok_or(Error::BankSwapUnavailable)?;
+        let flash = &mut self.slots.flash;
+        let actual = banks.swapped(flash)?;
+        if !store.found {
+            // No record yet: the mapping the device came with is the state's. Recorded when it
+            // is not the factory default, so an application's first record inherits it.
+            if actual {
+                let next = BootState {
+                    banks_swapped: true,
+                    ..store.state.idle()
+                };
+                self.slots.record(store, next)?;
+            }
+            return Ok(None);
+        }
+        let wanted = store.state.banks_swapped;
+        if wanted == actual {
+            return Ok(None);
+        }
+        if banks.swap_at_reset(flash)? == wanted {
+            // Programmed, yet not in effect after a reset: the chip refused the mapping (BFB2
+            // when bank 2 does not start with a stack pointer). Adopt the mapping in effect
+            // and decide afresh from what it shows, rather than reset forever.
+            let next = BootState {
+                banks_swapped: actual,
+                ..store.state.idle()
+            };
+            self.slots.record(store, next)?;
+            return Ok(None);
+        }
+        banks.set_swap_at_reset(flash, wanted)?;
+        Ok(Some(BootDecision::Reset))
+    }
+
     /// The Idle decision: the installed image, if it verifies (or matches its recorded hash)
     /// and passes the floor.
     fn boot_installed(
@@ -263,7 +356,10 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
         let recorded = store.state.installed;
         if self.policy == VerifyPolicy::RecordedHash
             && recorded.size > 0
-            && recorded.security_counter >= store.state.floor_counter
+            && self
+                .slots
+                .check
+                .counter_passes(recorded.security_counter, store.state.floor_counter)
             && self.slots.primary_sha256(recorded.size, self.buf) == Some(recorded.sha256)
         {
             // Recorded only after a full check that it runs here.
@@ -380,6 +476,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
             layout: &self.slots.layout,
             buf: &mut *self.buf,
             platform: &mut self.platform,
+            banks: self.banks,
         })
     }
 }

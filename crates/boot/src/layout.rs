@@ -141,6 +141,20 @@ pub enum LayoutError {
         /// Bytes needed: two swap plans for the primary's units (see [`plan_record_len`]).
         needed: u32,
     },
+    /// Bank swap needs a part with two equal banks it can swap.
+    NoBankSwap,
+    /// A dual-core group layout needs a part with two banks.
+    NeedsTwoBanks,
+    /// Bank swap maps each bank over the other, so each region in bank 1 needs a twin at the
+    /// same offset in bank 2 (and the bootloader must start bank 1).
+    NotMirrored {
+        /// The region out of place.
+        region: &'static str,
+        /// Its absolute start address.
+        start: u32,
+        /// Where it must start (for a region that leaves bank 1: bank 1's base).
+        expected: u32,
+    },
     /// The primary slot has more units than a record can describe.
     TooManyUnits {
         /// Units in the primary slot.
@@ -187,6 +201,19 @@ impl fmt::Display for LayoutError {
                 f,
                 "state copy {index} is {size:#x} bytes but must hold two swap plans ({needed:#x} bytes): \
                  give it more sectors or use a larger unit"
+            ),
+            LayoutError::NoBankSwap => f.write_str(
+                "bank swap needs two equal banks the part can swap (SWAP_BANK or BFB2): \
+                 this part has one bank, unequal banks or no swap option; use the swap strategy"
+            ),
+            LayoutError::NeedsTwoBanks => f.write_str(
+                "a dual-core layout puts the second image at the start of bank 2: this part has one bank"
+            ),
+            LayoutError::NotMirrored { region, start, expected } => write!(
+                f,
+                "bank swap maps each bank over the other: the {region} region at {start:#010x} must \
+                 start at {expected:#010x}, with its twin's size (the bootloader, state copy 0 and the \
+                 primary in bank 1; their twins, state copy 1 and the secondary, at the same offsets in bank 2)"
             ),
             LayoutError::TooManyUnits { units, max } => write!(
                 f,
@@ -258,6 +285,7 @@ impl Layout {
                 }
             }
         }
+        spec.strategy.check_layout(&spec, geometry)?;
         let needed = spec.strategy.secondary_size(spec.primary.size, unit);
         if spec.secondary.size < needed {
             return Err(LayoutError::SecondaryTooSmall {
@@ -418,6 +446,9 @@ pub fn layout_with_bootloader(
     strategy: StrategyKind,
     bootloader: u32,
 ) -> Result<Layout, LayoutError> {
+    if strategy == StrategyKind::BankSwap {
+        return mirrored_layout(geometry, bootloader);
+    }
     let base = geometry.base();
     let boot_end = boundary_at_or_after(geometry, base.saturating_add(bootloader));
     // Guess the unit from the sectors after the bootloader, then grow it until the plan fits
@@ -495,6 +526,48 @@ pub fn layout_with_bootloader(
         strategy,
     };
     Layout::new(spec, geometry)
+}
+
+/// The bank-swap layout: bank 1 holds the bootloader, state copy 0 and the primary slot (the
+/// rest of the bank, in whole units); bank 2 holds their twins at the same offsets.
+fn mirrored_layout(geometry: &Geometry, bootloader: u32) -> Result<Layout, LayoutError> {
+    let mirror = geometry.bank_mirror().ok_or(LayoutError::NoBankSwap)?;
+    let bank1 = geometry.banks[0];
+    let base = bank1.base;
+    let boot_end = boundary_at_or_after(geometry, base.saturating_add(bootloader));
+    let mut unit = geometry
+        .sectors()
+        .filter(|s| s.addr >= boot_end && s.end() <= bank1.end())
+        .map(|s| s.size)
+        .max()
+        .unwrap_or(0)
+        .max(DEFAULT_MIN_UNIT);
+    let rest = bank1.end().saturating_sub(boot_end);
+    while rest / unit > 256 {
+        unit *= 2;
+    }
+    let state_need = (2 * plan_record_len(rest / unit, geometry.write_unit)).max(4096);
+    let s0_end = boundary_at_or_after(geometry, boot_end + state_need);
+    let state0 = Region::new(boot_end, s0_end - boot_end);
+    // The primary ends the bank; with mixed sectors (F4) it starts at the first unit edge
+    // that tiles, leaving any smaller sectors before it unused.
+    let mut result = Err(LayoutError::Empty { region: "primary" });
+    for units in (1..=bank1.end().saturating_sub(s0_end) / unit).rev() {
+        let primary = Region::new(bank1.end() - units * unit, units * unit);
+        let spec = LayoutSpec {
+            bootloader: Region::new(base, boot_end - base),
+            primary,
+            secondary: Region::new(primary.start + mirror, primary.size),
+            state: [state0, Region::new(state0.start + mirror, state0.size)],
+            unit,
+            strategy: StrategyKind::BankSwap,
+        };
+        result = Layout::new(spec, geometry);
+        if result.is_ok() {
+            break;
+        }
+    }
+    result
 }
 
 fn boundary_at_or_after(g: &Geometry, addr: u32) -> u32 {

@@ -7,6 +7,7 @@ pub mod handoff;
 pub mod layout;
 #[cfg(feature = "mcuboot")]
 pub mod mcuboot;
+pub mod multi;
 mod slots;
 pub mod state;
 pub mod strategy;
@@ -21,7 +22,7 @@ pub use layout::{
     Region,
 };
 pub use state::{BootState, Phase};
-pub use strategy::StrategyKind;
+pub use strategy::{BankOps, StrategyKind};
 pub use updater::{NoCheck, Updater, UpgradeMode};
 
 use embedded_storage::nor_flash::{NorFlashErrorKind, ReadNorFlash};
@@ -125,6 +126,30 @@ impl Exec {
 pub trait ImageCheck<F: ReadNorFlash> {
     /// `Some` only if the image at `offset` (at most `max_size` bytes) verifies.
     fn check(&mut self, flash: &mut F, offset: u32, max_size: u32) -> Option<ImageInfo>;
+
+    /// The versions the image at `offset` requires of the other images of its group
+    /// (MCUboot DEPENDENCY TLVs), each handed to `visit` as (image index, lowest version);
+    /// `false` when they cannot be read. A format without dependencies has none.
+    fn dependencies(
+        &mut self,
+        _flash: &mut F,
+        _offset: u32,
+        _max_size: u32,
+        _visit: &mut dyn FnMut(u8, ImageVersion),
+    ) -> bool {
+        true
+    }
+
+    /// Whether an image's security counter passes the anti-rollback floor. An image group
+    /// ([`multi::GroupCheck`]) compares each image's own counter.
+    fn counter_passes(&self, counter: u32, floor: u32) -> bool {
+        counter >= floor
+    }
+
+    /// The floor after keeping an image with `counter`.
+    fn raise_floor(&self, floor: u32, counter: u32) -> u32 {
+        floor.max(counter)
+    }
 }
 
 /// Board hooks the engine calls during long work.
@@ -165,6 +190,8 @@ pub enum Error {
     OutOfRange,
     /// The image verifies but cannot run from the primary slot (header flags or address).
     NotRunnable(NotRunnable),
+    /// The layout swaps banks, but the engine was given no bank-swap control.
+    BankSwapUnavailable,
 }
 
 impl From<NotRunnable> for Error {
@@ -210,6 +237,10 @@ impl core::fmt::Display for Error {
                  confirm the running image (or let the update finish) before staging another"
             }
             Error::OutOfRange => "the staged bytes would fall outside the staging area",
+            Error::BankSwapUnavailable => {
+                "this layout swaps banks, but the flash given has no bank-swap control: build \
+                 the bootloader with BootLoader::with_bank_swap over a flash implementing BankSwap"
+            }
         };
         f.write_str(text)
     }

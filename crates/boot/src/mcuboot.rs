@@ -1,7 +1,7 @@
 //! The real [`ImageCheck`]: MCUboot image format, SHA-256 and a signature by one of the given
 //! keys (ed25519 or ECDSA P-256), through `brickless-image`'s streaming verifier.
-use crate::{Exec, ImageCheck, ImageInfo};
-use brickless_image::{verify_image, PublicKey};
+use crate::{Exec, ImageCheck, ImageInfo, ImageVersion};
+use brickless_image::{image_dependencies, verify_image, PublicKey};
 use embedded_storage::nor_flash::ReadNorFlash;
 
 /// Accepts an image only if its hash matches and a signature by one of `keys` verifies.
@@ -26,6 +26,19 @@ impl<F: ReadNorFlash> ImageCheck<F> for McubootCheck<'_> {
             hash: v.hash,
             exec: Exec::from_header(&v.header),
         })
+    }
+
+    fn dependencies(
+        &mut self,
+        flash: &mut F,
+        offset: u32,
+        max_size: u32,
+        visit: &mut dyn FnMut(u8, ImageVersion),
+    ) -> bool {
+        image_dependencies(flash, offset, max_size, |d| {
+            visit(d.image_id, d.min_version)
+        })
+        .is_ok()
     }
 }
 

@@ -24,35 +24,6 @@ impl<F: NorFlash, C> Slots<F, C> {
         store.write(&mut self.flash, &self.layout, next, no_digests)
     }
 
-    /// Whether a verified primary image may start: it runs from the primary slot and its
-    /// security counter is not below the floor.
-    pub fn bootable(&self, img: &ImageInfo, state: &BootState) -> bool {
-        img.security_counter >= state.floor_counter
-            && img.exec.runs_at(self.layout.spec().primary.start).is_ok()
-    }
-
-    /// Whether `new` may replace what runs now: it runs from the primary slot, it is not below
-    /// the recorded floor, and not older than the bootable primary image.
-    pub fn acceptable(
-        &self,
-        new: &ImageInfo,
-        primary: Option<&ImageInfo>,
-        state: &BootState,
-    ) -> Result<(), Error> {
-        new.exec.runs_at(self.layout.spec().primary.start)?;
-        let mut min_counter = state.floor_counter;
-        let mut min_version = state.floor_version;
-        if let Some(p) = primary.filter(|p| self.bootable(p, state)) {
-            min_counter = min_counter.max(p.security_counter);
-            min_version = min_version.max(p.version.packed());
-        }
-        if new.security_counter >= min_counter && new.version.packed() >= min_version {
-            Ok(())
-        } else {
-            Err(Error::Downgrade)
-        }
-    }
-
     /// SHA-256 of the first `size` bytes of the primary slot, read through `buf` (`None` if
     /// unreadable).
     pub fn primary_sha256(&mut self, size: u32, buf: &mut [u8]) -> Option<[u8; 32]> {
@@ -72,24 +43,6 @@ impl<F: NorFlash, C> Slots<F, C> {
         Some(h.finalize().into())
     }
 
-    /// Records the verified primary image `img` as kept for good: `Idle`, the floor raised
-    /// to it, its hash recorded for later boots.
-    pub fn keep(
-        &mut self,
-        store: &mut StateStore,
-        img: &ImageInfo,
-        buf: &mut [u8],
-    ) -> Result<(), Error> {
-        let installed = self.installed(img, buf);
-        let mut next = BootState {
-            installed,
-            ..store.state.idle()
-        };
-        next.floor_counter = next.floor_counter.max(img.security_counter);
-        next.floor_version = next.floor_version.max(img.version.packed());
-        self.record(store, next)
-    }
-
     /// The record of a just-verified primary image.
     pub fn installed(&mut self, img: &ImageInfo, buf: &mut [u8]) -> InstalledImage {
         match self.primary_sha256(img.size, buf) {
@@ -106,6 +59,58 @@ impl<F: NorFlash, C> Slots<F, C> {
 }
 
 impl<F: NorFlash, C: ImageCheck<F>> Slots<F, C> {
+    /// Whether a verified primary image may start: it runs from the primary slot and its
+    /// security counter is not below the floor.
+    pub fn bootable(&self, img: &ImageInfo, state: &BootState) -> bool {
+        self.check
+            .counter_passes(img.security_counter, state.floor_counter)
+            && img.exec.runs_at(self.layout.spec().primary.start).is_ok()
+    }
+
+    /// Whether `new` may replace what runs now: it runs from the primary slot, it is not below
+    /// the recorded floor, and not older than the bootable primary image.
+    pub fn acceptable(
+        &self,
+        new: &ImageInfo,
+        primary: Option<&ImageInfo>,
+        state: &BootState,
+    ) -> Result<(), Error> {
+        new.exec.runs_at(self.layout.spec().primary.start)?;
+        let mut min_counter = state.floor_counter;
+        let mut min_version = state.floor_version;
+        if let Some(p) = primary.filter(|p| self.bootable(p, state)) {
+            min_counter = self.check.raise_floor(min_counter, p.security_counter);
+            min_version = min_version.max(p.version.packed());
+        }
+        if self.check.counter_passes(new.security_counter, min_counter)
+            && new.version.packed() >= min_version
+        {
+            Ok(())
+        } else {
+            Err(Error::Downgrade)
+        }
+    }
+
+    /// Records the verified primary image `img` as kept for good: `Idle`, the floor raised
+    /// to it, its hash recorded for later boots.
+    pub fn keep(
+        &mut self,
+        store: &mut StateStore,
+        img: &ImageInfo,
+        buf: &mut [u8],
+    ) -> Result<(), Error> {
+        let installed = self.installed(img, buf);
+        let mut next = BootState {
+            installed,
+            ..store.state.idle()
+        };
+        next.floor_counter = self
+            .check
+            .raise_floor(next.floor_counter, img.security_counter);
+        next.floor_version = next.floor_version.max(img.version.packed());
+        self.record(store, next)
+    }
+
     /// Verifies the image whose header starts `region` (at most the region's size).
     pub fn check_at(&mut self, region: Region) -> Option<ImageInfo> {
         self.check.check(

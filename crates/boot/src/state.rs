@@ -14,11 +14,11 @@
 //!   ECC-poisoned) leaves its units used and the record goes to a freshly erased other copy.
 //!
 //! Record layout (little-endian): magic u32, seq u32, len u16, format u8, phase u8,
-//! flags u8, image u8, strategy u8, reserved u8, floor_counter u32, floor_version u64,
+//! flags u8 (bit 0 permanent, bit 1 reverted), image u8, strategy u8, banks u8 (1 = bank 2 mapped at the base), floor_counter u32, floor_version u64,
 //! old_units u16, new_units u16, unit u32, old_size u32, new_size u32, then the installed
 //! image's record (size u32, version [u8; 8], security counter u32, SHA-256 of its bytes
-//! [u8; 32], its SHA256 TLV [u8; 32]; size 0 = none), digests (`Swapping` records only: the
-//! strategy's plan, old units then new units, 16 bytes each), crc32 u32; padded with the
+//! [u8; 32], its SHA256 TLV [u8; 32]; size 0 = none), digests (`Swapping` records of
+//! strategies with a digest plan only: old units then new units, 16 bytes each), crc32 u32; padded with the
 //! erased value to the write unit. The strategy code is [`crate::strategy::Strategy::code`].
 use crate::layout::{Layout, Region, DIGEST_LEN, RECORD_FIXED_LEN};
 use crate::Error;
@@ -74,8 +74,15 @@ pub struct BootState {
     pub phase: Phase,
     /// Pending/Swapping: install without a trial boot.
     pub permanent: bool,
+    /// Idle, written by a bank-swap revert before its flip: the boot after the reset reports
+    /// [`crate::BootEvent::Reverted`] (and records that it did, clearing this).
+    pub reverted: bool,
     /// Image index, for multi-image layouts (0 today).
     pub image: u8,
+    /// Bank-swap layouts: the bank mapping this state wants in effect (bank 2 at the base).
+    /// The bootloader programs the option bytes and resets until the mapping matches; the
+    /// other strategies keep it `false`.
+    pub banks_swapped: bool,
     /// Lowest security counter an image may carry (raised when an image is confirmed).
     pub floor_counter: u32,
     /// Lowest version (packed, see [`crate::ImageVersion::packed`]) an update may carry.
@@ -122,7 +129,9 @@ impl BootState {
         seq: 0,
         phase: Phase::Idle,
         permanent: false,
+        reverted: false,
         image: 0,
+        banks_swapped: false,
         floor_counter: 0,
         floor_version: 0,
         old_size: 0,
@@ -130,11 +139,13 @@ impl BootState {
         installed: InstalledImage::NONE,
     };
 
-    /// The next snapshot: same fields, next sequence number, new phase.
+    /// The next snapshot: same fields, next sequence number, new phase (and no longer the
+    /// record of a revert).
     pub fn next(&self, phase: Phase) -> BootState {
         BootState {
             seq: self.seq.wrapping_add(1),
             phase,
+            reverted: false,
             ..*self
         }
     }
@@ -159,28 +170,29 @@ impl BootState {
         self.new_size.div_ceil(unit.max(1))
     }
 
-    fn digest_count(&self, unit: u32) -> u32 {
-        if self.phase == Phase::Swapping {
+    fn digest_count(&self, unit: u32, strategy: u8) -> u32 {
+        if self.phase == Phase::Swapping && plan_digests(strategy) {
             self.old_units(unit) + self.new_units(unit)
         } else {
             0
         }
     }
 
-    fn record_len(&self, unit: u32) -> u32 {
-        RECORD_FIXED_LEN + self.digest_count(unit) * DIGEST_LEN as u32
+    fn record_len(&self, unit: u32, strategy: u8) -> u32 {
+        RECORD_FIXED_LEN + self.digest_count(unit, strategy) * DIGEST_LEN as u32
     }
 
     fn header(&self, unit: u32, strategy: u8) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
         h[4..8].copy_from_slice(&self.seq.to_le_bytes());
-        h[8..10].copy_from_slice(&(self.record_len(unit) as u16).to_le_bytes());
+        h[8..10].copy_from_slice(&(self.record_len(unit, strategy) as u16).to_le_bytes());
         h[10] = FORMAT;
         h[11] = self.phase.code();
-        h[12] = u8::from(self.permanent);
+        h[12] = u8::from(self.permanent) | u8::from(self.reverted) << 1;
         h[13] = self.image;
         h[14] = strategy;
+        h[15] = u8::from(self.banks_swapped);
         h[16..20].copy_from_slice(&self.floor_counter.to_le_bytes());
         h[20..28].copy_from_slice(&self.floor_version.to_le_bytes());
         h[28..30].copy_from_slice(&(self.old_units(unit) as u16).to_le_bytes());
@@ -204,7 +216,8 @@ impl BootState {
             || h[10] != FORMAT
             || h[14] != strategy
             || u32_at(32) != unit
-            || h[12] > 1
+            || h[12] > 3
+            || h[15] > 1
             || unit == 0
         {
             return None;
@@ -214,8 +227,10 @@ impl BootState {
         let state = BootState {
             seq: u32_at(4),
             phase: Phase::from_code(h[11])?,
-            permanent: h[12] == 1,
+            permanent: h[12] & 1 == 1,
+            reverted: h[12] & 2 == 2,
             image: h[13],
+            banks_swapped: h[15] == 1,
             floor_counter: u32_at(16),
             floor_version: u64::from_le_bytes(fv),
             old_size: u32_at(36),
@@ -247,9 +262,10 @@ impl BootState {
         let consistent = u32::from(u16_at(28)) == state.old_units(unit)
             && u32::from(u16_at(30)) == state.new_units(unit)
             && (moving || (state.old_size == 0 && state.new_size == 0))
-            && (!state.permanent || state.phase != Phase::Idle);
+            && (!state.permanent || state.phase != Phase::Idle)
+            && (!state.reverted || state.phase == Phase::Idle);
         let len = u32::from(u16_at(8));
-        (consistent && len == state.record_len(unit)).then_some((state, len))
+        (consistent && len == state.record_len(unit, strategy)).then_some((state, len))
     }
 }
 
@@ -265,12 +281,13 @@ pub fn encode_record(
     out: &mut [u8],
 ) -> Option<usize> {
     let unit = layout.unit();
-    if digests.len() != state.digest_count(unit) as usize {
+    let strategy = strategy_code(layout);
+    if digests.len() != state.digest_count(unit, strategy) as usize {
         return None;
     }
-    let len = state.record_len(unit) as usize;
+    let len = state.record_len(unit, strategy) as usize;
     let out = out.get_mut(..len)?;
-    let header = state.header(unit, strategy_code(layout));
+    let header = state.header(unit, strategy);
     out[..HEADER_LEN].copy_from_slice(&header);
     for (i, d) in digests.iter().enumerate() {
         let at = HEADER_LEN + i * DIGEST_LEN;
@@ -316,6 +333,15 @@ pub struct StateStore {
 
 fn strategy_code(layout: &Layout) -> u8 {
     crate::strategy::Strategy::code(&layout.strategy())
+}
+
+/// Whether `Swapping` records of the strategy with this code carry unit digests.
+fn plan_digests(strategy: u8) -> bool {
+    use crate::strategy::{Strategy, StrategyKind};
+    StrategyKind::ALL
+        .iter()
+        .find(|k| Strategy::code(*k) == strategy)
+        .is_some_and(|k| k.plan_digests())
 }
 
 impl StateStore {
@@ -369,7 +395,10 @@ impl StateStore {
             DigestSet::Old => (self.state.old_units(unit), 0),
             DigestSet::New => (self.state.new_units(unit), self.state.old_units(unit)),
         };
-        if self.state.phase != Phase::Swapping || index >= count {
+        if self.state.phase != Phase::Swapping
+            || index >= count
+            || !plan_digests(strategy_code(layout))
+        {
             return Err(Error::Corrupt);
         }
         let mut d = [0u8; DIGEST_LEN];
@@ -394,7 +423,10 @@ impl StateStore {
         mut digests: impl FnMut(&mut F, DigestSet, u32) -> Result<[u8; DIGEST_LEN], Error>,
     ) -> Result<(), Error> {
         let wu = layout.write_unit();
-        let padded = state.record_len(layout.unit()).div_ceil(wu) * wu;
+        let padded = state
+            .record_len(layout.unit(), strategy_code(layout))
+            .div_ceil(wu)
+            * wu;
         let regions = layout.spec().state;
         let fits = |copy: usize, at: u32| at + padded <= layout.offset(regions[copy].end());
         if (self.found && self.state.seq >= SEQ_REBASE_AT) || state.seq >= SEQ_REBASE_AT {
@@ -459,8 +491,8 @@ impl StateStore {
     ) -> Result<(), Error> {
         let wu = layout.write_unit();
         let unit = layout.unit();
-        let len = state.record_len(unit);
         let strategy = strategy_code(layout);
+        let len = state.record_len(unit, strategy);
         // Mark the cached position used before writing: a torn or refused write still burns
         // the units.
         self.append_at[copy] = at + len.div_ceil(wu) * wu;
@@ -470,7 +502,7 @@ impl StateStore {
             (DigestSet::Old, state.old_units(unit)),
             (DigestSet::New, state.new_units(unit)),
         ] {
-            if state.phase != Phase::Swapping {
+            if state.digest_count(unit, strategy) == 0 {
                 break;
             }
             for i in 0..count {

@@ -403,6 +403,11 @@ pub(crate) fn take_request<F: NorFlash, C>(
         erase(&mut slots.flash, t.sectors(&slots.layout))?;
         return Ok(false);
     }
+    if fields.copy_done == Flag::Set {
+        // No application writes copy_done: this is a primary trailer a bank flip mapped into
+        // the staging area (MCUboot's swap-offset table reads it so too).
+        return Ok(false);
+    }
     let permanent = match request(&fields) {
         SwapType::Perm => true,
         SwapType::Test => !slots.layout.strategy().can_revert(),
@@ -435,6 +440,8 @@ pub(crate) fn take_request<F: NorFlash, C>(
 /// that unit as identical (the same image again, under a trailer saying confirmed): then the
 /// sector is erased and `false` returned, and the install, still recorded, puts the image's
 /// bytes back from the staging area (which is why the request is retired only afterwards).
+/// A strategy that copies nothing (bank swap: the staged bank is mapped in, trailer and all)
+/// could not put them back: there the trailer is left as it is.
 pub(crate) fn mark_installed<F: NorFlash, C>(
     slots: &mut Slots<F, C>,
     store: &StateStore,
@@ -454,7 +461,16 @@ pub(crate) fn mark_installed<F: NorFlash, C>(
             swap_info: swap.swap_info(store.state.image),
             blank: false,
         };
-        if !write_primary(slots, &t, size, &want)? {
+        // Whether the recorded install, run again, copies the image's end back from the
+        // staging area: `Pending` copies afresh (overwrite), a plan with unit digests resumes
+        // from content (swap); a bank flip copies nothing.
+        let strategy = slots.layout.strategy();
+        let recopies = match store.state.phase {
+            Phase::Pending => true,
+            Phase::Swapping => strategy.plan_digests(),
+            _ => false,
+        };
+        if !write_primary(slots, &t, size, &want, recopies)? {
             return Ok(false);
         }
     }
@@ -465,12 +481,13 @@ pub(crate) fn mark_installed<F: NorFlash, C>(
 }
 
 /// Writes `want` into the primary trailer (see [`mark_installed`]); `false`: the sector was
-/// erased under the image's end, the install must run again.
+/// erased under the image's end, the install must run again (only when it `recopies`).
 fn write_primary<F: NorFlash, C>(
     slots: &mut Slots<F, C>,
     t: &Trailer,
     size: u32,
     want: &Fields,
+    recopies: bool,
 ) -> Result<bool, Error> {
     let sectors = t.sectors(&slots.layout);
     let flash = &mut slots.flash;
@@ -480,6 +497,9 @@ fn write_primary<F: NorFlash, C>(
     }
     let erasable = sectors.0 >= t.start + size;
     if !fields.blank {
+        if !erasable && !recopies {
+            return Ok(true);
+        }
         erase(flash, sectors)?;
         if !erasable {
             return Ok(false);

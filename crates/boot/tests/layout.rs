@@ -7,6 +7,15 @@ use brickless_flash::{part, Bank, Geometry, SectorRun, PARTS};
 fn default_layouts_validate_on_every_part() {
     for p in PARTS {
         for strategy in StrategyKind::ALL {
+            if !strategy.available_on(&p.geometry) {
+                assert_eq!(
+                    default_layout(&p.geometry, strategy),
+                    Err(LayoutError::NoBankSwap),
+                    "{}",
+                    p.name
+                );
+                continue;
+            }
             let layout = default_layout(&p.geometry, strategy)
                 .unwrap_or_else(|e| panic!("{} {}: {e}", p.name, strategy.name()));
             let s = layout.spec();
@@ -249,7 +258,7 @@ fn default_units_grow_until_a_slot_has_at_most_256() {
         banks: &SMALL_PAGES,
         ..part("stm32l475vg").unwrap().geometry
     };
-    for strategy in StrategyKind::ALL {
+    for strategy in [StrategyKind::Swap, StrategyKind::Overwrite] {
         let layout = default_layout(&g, strategy).unwrap();
         let s = layout.spec();
         assert_eq!(s.unit, 4096, "{}", strategy.name());
@@ -261,4 +270,79 @@ fn default_units_grow_until_a_slot_has_at_most_256() {
         );
         assert_state_fits_its_plan(&g, &layout);
     }
+}
+
+#[test]
+fn bank_swap_layouts_mirror_every_region_into_bank_2() {
+    let mut dual = 0;
+    for p in PARTS {
+        let g = &p.geometry;
+        let Some(mirror) = g.bank_mirror() else {
+            continue;
+        };
+        dual += 1;
+        let layout =
+            default_layout(g, StrategyKind::BankSwap).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+        let s = layout.spec();
+        let bank1 = g.banks[0];
+        assert_eq!(s.bootloader.start, bank1.base, "{}", p.name);
+        assert_eq!(s.secondary.start, s.primary.start + mirror, "{}", p.name);
+        assert_eq!(s.secondary.size, s.primary.size, "{}", p.name);
+        assert_eq!(s.state[1].start, s.state[0].start + mirror, "{}", p.name);
+        assert!(s.primary.end() <= bank1.end() && s.primary.size >= s.unit);
+        assert_eq!(
+            layout.staging(),
+            Region::new(s.secondary.start, s.primary.size)
+        );
+        assert_state_fits_its_plan(g, &layout);
+    }
+    assert!(dual >= 8, "only {dual} dual-bank parts");
+}
+
+#[test]
+fn bank_swap_layouts_that_do_not_mirror_name_the_region_and_its_place() {
+    let g = &part("stm32h753zi").unwrap().geometry;
+    let good = default_layout(g, StrategyKind::BankSwap).unwrap();
+    let spec = *good.spec();
+    let moved = LayoutSpec {
+        secondary: Region::new(
+            spec.secondary.start + 128 * 1024,
+            spec.secondary.size - 128 * 1024,
+        ),
+        ..spec
+    };
+    let err = Layout::new(moved, g).unwrap_err();
+    assert_eq!(
+        err,
+        LayoutError::NotMirrored {
+            region: "secondary",
+            start: spec.secondary.start + 128 * 1024,
+            expected: spec.primary.start + 0x10_0000,
+        }
+    );
+    let place = format!("must start at {:#010x}", spec.primary.start + 0x10_0000);
+    assert!(err.to_string().contains(&place), "{err}");
+    let swapped_states = LayoutSpec {
+        state: [spec.state[1], spec.state[0]],
+        ..spec
+    };
+    assert!(matches!(
+        Layout::new(swapped_states, g),
+        Err(LayoutError::NotMirrored {
+            region: "state 0",
+            ..
+        })
+    ));
+    let f407 = &part("stm32f407vg").unwrap().geometry;
+    let swap = default_layout(f407, StrategyKind::Swap).unwrap();
+    let err = Layout::new(
+        LayoutSpec {
+            strategy: StrategyKind::BankSwap,
+            ..*swap.spec()
+        },
+        f407,
+    )
+    .unwrap_err();
+    assert_eq!(err, LayoutError::NoBankSwap);
+    assert!(err.to_string().contains("use the swap strategy"));
 }

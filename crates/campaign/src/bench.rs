@@ -231,8 +231,9 @@ pub fn bench_one(part: &'static Part, layout: Layout, buffer: usize) -> Result<B
 /// then the k64f shape with 1 KiB writes against MCUboot's counts.
 pub fn bench_report(parts: &[&'static Part], buffer: usize) -> Result<Vec<BenchRow>, String> {
     let mut rows = Vec::new();
+    // Bank swap copies nothing: it has its own comparison ([`bank_swap_comparison`]).
     for p in parts {
-        for strategy in StrategyKind::ALL {
+        for strategy in [StrategyKind::Swap, StrategyKind::Overwrite] {
             let layout =
                 default_layout(&p.geometry, strategy).map_err(|e| format!("{}: {e}", p.name))?;
             rows.push(bench_one(p, layout, buffer.min(layout.unit() as usize))?);
@@ -240,7 +241,7 @@ pub fn bench_report(parts: &[&'static Part], buffer: usize) -> Result<Vec<BenchR
     }
     let k64f = k64f_part();
     for buffer in [1024, 4096] {
-        for strategy in StrategyKind::ALL {
+        for strategy in [StrategyKind::Swap, StrategyKind::Overwrite] {
             let mut row = bench_one(k64f, k64f_layout(strategy), buffer)?;
             let against = if strategy == StrategyKind::Swap {
                 MCUBOOT_K64F[2]
@@ -282,4 +283,159 @@ pub fn engine_ram() -> EngineRam {
         layout: core::mem::size_of::<Layout>(),
         stack_buffers: 256 + 256 + 4 + 64 + 92 + core::mem::size_of::<sha2::Sha256>(),
     }
+}
+
+/// One end-to-end upgrade of a full-slot image, staging included, as the bank-swap
+/// comparison measures it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UpgradeCost {
+    /// Part name.
+    pub part: String,
+    /// Strategy name.
+    pub strategy: String,
+    /// Image size in bytes (the largest the primary slot takes).
+    pub image_bytes: u32,
+    /// Sectors the image occupies.
+    pub image_sectors: u32,
+    /// Bytes the bootloader programmed into either slot (copies of image data).
+    pub bootloader_copied_bytes: u64,
+    /// Sector erases in the slots, the application's staging included.
+    pub slot_erases: u64,
+    /// Most erases any slot sector saw.
+    pub max_erases_per_sector: u32,
+    /// Option-byte programs (bank flips).
+    pub option_programs: u64,
+    /// Modelled busy time of the whole upgrade (staging, install, confirm), ms.
+    pub time_ms: f64,
+    /// Of which the bootloader's part (what the device spends between reset and the new
+    /// image), ms.
+    pub bootloader_time_ms: f64,
+}
+
+/// Stages a full-slot update through the application side (erase, then 4 KiB writes),
+/// requests a test upgrade, boots it (through the resets bank swap asks for) and confirms it,
+/// on `part`'s default layout for `strategy`. Both banks start with the bootloader, as after
+/// the first bank-swap install.
+pub fn upgrade_cost(part: &'static Part, strategy: StrategyKind) -> Result<UpgradeCost, String> {
+    let layout = default_layout(&part.geometry, strategy).map_err(|e| e.to_string())?;
+    let size = layout.max_image_size();
+    let old = build_image(OLD_VERSION, 1, size, 11);
+    let new = build_image(NEW_VERSION, 2, size, 12);
+    let mut flash = SimFlash::new(part);
+    let spec = *layout.spec();
+    flash
+        .preload(spec.primary.start, &old)
+        .map_err(|e| e.to_string())?;
+    let stub = super::kit::bootloader_stub(part, spec.bootloader.start);
+    flash
+        .preload(spec.bootloader.start, &stub)
+        .map_err(|e| e.to_string())?;
+    if let Some(mirror) = part
+        .geometry
+        .bank_mirror()
+        .filter(|_| strategy == StrategyKind::BankSwap)
+    {
+        flash
+            .preload(spec.bootloader.start + mirror, &stub)
+            .map_err(|e| e.to_string())?;
+    }
+    flash.record_ops(true);
+    let wu = layout.write_unit() as usize;
+    let mut padded = new.clone();
+    padded.resize(new.len().div_ceil(wu) * wu, layout.erased());
+    let mut app = Updater::new(&mut flash, layout, HashCheck);
+    app.erase_staging()
+        .map_err(|e| format!("erase staging: {e}"))?;
+    for (i, chunk) in padded.chunks(4096).enumerate() {
+        app.write_staged((i * 4096) as u32, chunk)
+            .map_err(|e| format!("stage: {e}"))?;
+    }
+    let mode = if strategy.can_revert() {
+        UpgradeMode::Test
+    } else {
+        UpgradeMode::Permanent
+    };
+    app.request_upgrade(mode)
+        .map_err(|e| format!("request: {e}"))?;
+    let (boot_from_op, boot_from_us) = (flash.op_count(), flash.elapsed_us());
+    let mut buf = vec![0u8; 4096.min(layout.unit() as usize)];
+    let decision = super::boot_device(
+        &mut flash,
+        layout,
+        super::kit::Checker::Hash,
+        brickless_boot::VerifyPolicy::EveryBoot,
+        &mut buf,
+    )
+    .map_err(|e| format!("boot: {e}"))?;
+    match decision {
+        BootDecision::Boot(t) if t.image.version == NEW_VERSION => {}
+        d => return Err(format!("the upgrade did not boot the new image: {d:?}")),
+    }
+    let (boot_to_op, boot_us) = (flash.op_count(), flash.elapsed_us() - boot_from_us);
+    Updater::new(&mut flash, layout, HashCheck)
+        .confirm()
+        .map_err(|e| format!("confirm: {e}"))?;
+    let in_slots = |addr: u32| {
+        [spec.primary, spec.secondary]
+            .iter()
+            .any(|r| addr >= r.start && addr < r.end())
+    };
+    let log = flash.op_log();
+    let bootloader_copied_bytes = log
+        .iter()
+        .filter(|o| (boot_from_op..boot_to_op).contains(&o.op))
+        .filter(|o| !o.erase && !o.option && in_slots(o.addr))
+        .map(|o| u64::from(o.len))
+        .sum();
+    let g = &part.geometry;
+    let slot_erases = log
+        .iter()
+        .filter(|o| o.erase && in_slots(o.addr))
+        .map(|o| {
+            g.sectors()
+                .filter(|s| s.addr >= o.addr && s.end() <= o.addr + o.len)
+                .count() as u64
+        })
+        .sum();
+    let option_programs = log.iter().filter(|o| o.option).count() as u64;
+    let max_erases_per_sector = g
+        .sectors()
+        .filter(|s| in_slots(s.addr))
+        .filter_map(|s| flash.wear(s.addr))
+        .max()
+        .unwrap_or(0);
+    let image_sectors = g
+        .sectors()
+        .filter(|s| s.addr >= spec.primary.start && s.addr < spec.primary.start + size)
+        .count() as u32;
+    Ok(UpgradeCost {
+        part: part.name.to_string(),
+        strategy: strategy.name().to_string(),
+        image_bytes: size,
+        image_sectors,
+        bootloader_copied_bytes,
+        slot_erases,
+        max_erases_per_sector,
+        option_programs,
+        time_ms: flash.elapsed_us() as f64 / 1000.0,
+        bootloader_time_ms: boot_us as f64 / 1000.0,
+    })
+}
+
+/// Bank swap against swap on each dual-bank part of `parts`: the same end-to-end upgrade
+/// ([`upgrade_cost`]) under both strategies, swap first.
+pub fn bank_swap_comparison(
+    parts: &[&'static Part],
+) -> Result<Vec<(UpgradeCost, UpgradeCost)>, String> {
+    parts
+        .iter()
+        .filter(|p| StrategyKind::BankSwap.available_on(&p.geometry))
+        .map(|p| {
+            let swap =
+                upgrade_cost(p, StrategyKind::Swap).map_err(|e| format!("{}: {e}", p.name))?;
+            let bank =
+                upgrade_cost(p, StrategyKind::BankSwap).map_err(|e| format!("{}: {e}", p.name))?;
+            Ok((swap, bank))
+        })
+        .collect()
 }

@@ -30,8 +30,8 @@ use super::kit::{build_image, Checker, McubootKit};
 use super::{mcuboot_kit, next, reduced_layout, reduced_part, Kit, RowReport, MAX_BOOTS};
 use brickless_boot::state::StateStore;
 use brickless_boot::{
-    BootDecision, BootLoader, Error, ImageVersion, Layout, LayoutError, Phase, StrategyKind,
-    Updater, UpgradeMode, VerifyPolicy,
+    BootDecision, Error, ImageVersion, Layout, LayoutError, Phase, StrategyKind, Updater,
+    UpgradeMode, VerifyPolicy,
 };
 use brickless_flash::Part;
 use brickless_flash_model::{CutPhase, CutPoint, SimFlash};
@@ -111,10 +111,10 @@ impl StepKind {
     /// Relative frequency after every kind has appeared once.
     fn weight(self, strategy: StrategyKind) -> u64 {
         match (self, strategy) {
-            (StepKind::TestConfirm, StrategyKind::Swap) => 5,
-            (StepKind::TestRevert, StrategyKind::Swap) => 3,
-            (StepKind::Permanent, StrategyKind::Swap) => 3,
-            (StepKind::StagingDuringTrial, StrategyKind::Swap) => 2,
+            (StepKind::TestConfirm, StrategyKind::Swap | StrategyKind::BankSwap) => 5,
+            (StepKind::TestRevert, StrategyKind::Swap | StrategyKind::BankSwap) => 3,
+            (StepKind::Permanent, StrategyKind::Swap | StrategyKind::BankSwap) => 3,
+            (StepKind::StagingDuringTrial, StrategyKind::Swap | StrategyKind::BankSwap) => 2,
             (StepKind::Permanent, StrategyKind::Overwrite) => 8,
             _ => 1,
         }
@@ -176,6 +176,9 @@ pub struct HistoryOptions {
     pub unstable_torn: bool,
     /// Include [`StepKind::StagingDuringTrial`] steps (swap only).
     pub staging_during_trial: bool,
+    /// Every image is a two-image group ([`super::reduced_group_layout`]): the images of a
+    /// step are updated together, and a boot that runs a mix is an unverified boot.
+    pub group: bool,
 }
 
 impl Default for HistoryOptions {
@@ -186,6 +189,7 @@ impl Default for HistoryOptions {
             seed: 1,
             unstable_torn: false,
             staging_during_trial: true,
+            group: false,
         }
     }
 }
@@ -241,22 +245,68 @@ impl History {
         opts: &HistoryOptions,
     ) -> Result<History, LayoutError> {
         let small = reduced_part(part);
-        let layout = reduced_layout(small, strategy)?;
+        let (layout, group) = if opts.group {
+            let (layout, images) = super::reduced_group_layout(small, strategy)?;
+            (layout, Some(images))
+        } else {
+            (reduced_layout(small, strategy)?, None)
+        };
         let unit = layout.unit();
         let wu = layout.write_unit();
         let mut rng = opts.seed ^ name_hash(part.name) ^ name_hash(strategy.name());
         let other_key = (opts.kit == Kit::Mcuboot).then(|| McubootKit::with_seed([0x5A; 32]));
-        let check = match opts.kit {
-            Kit::Fast => Checker::Hash,
-            Kit::Mcuboot => Checker::Mcuboot(mcuboot_kit().keys),
+        let keys = (opts.kit == Kit::Mcuboot).then(|| mcuboot_kit().keys);
+        let check = match (group, keys) {
+            (Some(images), keys) => Checker::Group {
+                keys,
+                images,
+                primary: layout.spec().primary.start,
+            },
+            (None, None) => Checker::Hash,
+            (None, Some(keys)) => Checker::Mcuboot(keys),
+        };
+        // A group's images carry the same counter, so the packed floor is that counter in
+        // every lane.
+        let floor_of = |c: u32| match group {
+            Some(_) => brickless_boot::multi::GroupCheck::<(), 2>::pack([c, c]).unwrap_or(u32::MAX),
+            None => c,
         };
         let mut seeds = opts.seed.wrapping_mul(1000);
+        // An image's bytes, and where a tampered copy gets its flipped byte (inside a signed
+        // image, never in a group's padding).
         let mut build = |version: ImageVersion, counter: u32, size: u32, wrong_key: bool| {
-            seeds += 1;
-            match (opts.kit, &other_key) {
-                (Kit::Fast, _) => build_image(version, counter, size, seeds),
-                (Kit::Mcuboot, Some(k)) if wrong_key => k.build(version, counter, size, seeds, wu),
-                (Kit::Mcuboot, _) => mcuboot_kit().build(version, counter, size, seeds, wu),
+            let mut one = |size: u32, deps: &[brickless_image::Dependency]| {
+                seeds += 1;
+                match (opts.kit, &other_key) {
+                    (Kit::Fast, _) => build_image(version, counter, size, seeds),
+                    (Kit::Mcuboot, Some(k)) if wrong_key => {
+                        k.build_with(version, counter, size, seeds, wu, deps)
+                    }
+                    (Kit::Mcuboot, _) => {
+                        mcuboot_kit().build_with(version, counter, size, seeds, wu, deps)
+                    }
+                }
+            };
+            match group {
+                None => {
+                    let bytes = one(size, &[]);
+                    let at = bytes.len() / 2;
+                    (bytes, at)
+                }
+                Some(images) => {
+                    // Each image requires the other at the same release.
+                    let needs = |id: u8| brickless_image::Dependency {
+                        image_id: id,
+                        min_version: version,
+                    };
+                    let first = one(size.min(images[0].size), &[needs(1)]);
+                    let second = one((unit / 2).min(images[1].size), &[needs(0)]);
+                    let at = first.len() / 2;
+                    (
+                        super::kit::group_bytes(&images, &[first, second], layout.erased()),
+                        at,
+                    )
+                }
             }
         };
         // Images of 1.25 to 3.75 units: an old image always spans at least two units, so a
@@ -265,7 +315,7 @@ impl History {
 
         let factory_version = packed_version(0x0104_0000, 0);
         let mut images = vec![HistImage {
-            bytes: build(factory_version, 2, size(&mut rng), false),
+            bytes: build(factory_version, 2, size(&mut rng), false).0,
             version: factory_version,
             counter: 2,
             genuine: true,
@@ -274,9 +324,7 @@ impl History {
             .into_iter()
             .filter(|k| match k {
                 StepKind::WrongKey => opts.kit == Kit::Mcuboot,
-                StepKind::StagingDuringTrial => {
-                    strategy == StrategyKind::Swap && opts.staging_during_trial
-                }
+                StepKind::StagingDuringTrial => strategy.can_revert() && opts.staging_during_trial,
                 _ => true,
             })
             .collect();
@@ -330,9 +378,9 @@ impl History {
                 _ => (upgrade_v(&mut rng), upgrade_c(&mut rng)),
             };
             let version = packed_version(version, build_no);
-            let mut bytes = build(version, counter, size(&mut rng), kind == StepKind::WrongKey);
+            let (mut bytes, at) =
+                build(version, counter, size(&mut rng), kind == StepKind::WrongKey);
             if kind == StepKind::Tampered {
-                let at = bytes.len() / 2;
                 bytes[at] ^= 0x20;
             }
             let genuine = !matches!(kind, StepKind::Tampered | StepKind::WrongKey);
@@ -346,7 +394,7 @@ impl History {
             let next_image = if kind == StepKind::StagingDuringTrial {
                 let v = packed_version(version.packed() + 1, build_no);
                 images.push(HistImage {
-                    bytes: build(v, counter, size(&mut rng), false),
+                    bytes: build(v, counter, size(&mut rng), false).0,
                     version: v,
                     counter,
                     genuine: true,
@@ -403,7 +451,7 @@ impl History {
                 accepted,
                 trial: accepted && mode == UpgradeMode::Test,
                 floor_version,
-                floor_counter,
+                floor_counter: floor_of(floor_counter),
                 request,
             });
         }
@@ -426,6 +474,10 @@ impl History {
     pub fn initial_flash(&self) -> SimFlash {
         let mut flash = SimFlash::with_seed(self.part, self.seed);
         flash.set_unstable_torn(self.unstable_torn);
+        let boot = self.layout.spec().bootloader.start;
+        flash
+            .preload(boot, &super::kit::bootloader_stub(self.part, boot))
+            .expect("the bootloader region fits its stand-in");
         flash
             .preload(self.layout.spec().primary.start, &self.images[0].bytes)
             .expect("the primary slot fits the factory image");
@@ -508,14 +560,12 @@ enum Call {
     Confirm,
 }
 
-fn bootloader<'a>(
+fn run_bootloader(
     h: &History,
-    flash: &'a mut SimFlash,
-    buf: &'a mut [u8],
-) -> BootLoader<'a, &'a mut SimFlash, Checker> {
-    let mut e = BootLoader::new(flash, h.layout, h.check, buf).expect("the campaign's buffer fits");
-    e.set_verify_policy(h.policy);
-    e
+    flash: &mut SimFlash,
+    buf: &mut [u8],
+) -> Result<BootDecision, Error> {
+    super::boot_device(flash, h.layout, h.check, h.policy, buf)
 }
 
 fn call(h: &History, flash: &mut SimFlash, c: Call) -> Result<(), Error> {
@@ -793,14 +843,14 @@ impl Device {
                 (Some(_), Some((_, true))) => {
                     let mut probe = self.flash.clone();
                     probe.disarm_cut();
-                    match bootloader(h, &mut probe, &mut buf).boot() {
+                    match run_bootloader(h, &mut probe, &mut buf) {
                         Ok(BootDecision::Boot(t)) if t.trial => probe.op_count().checked_sub(1),
                         _ => None,
                     }
                 }
                 _ => None,
             };
-            let decision = bootloader(h, &mut self.flash, &mut buf).boot();
+            let decision = run_bootloader(h, &mut self.flash, &mut buf);
             let cut = self.flash.last_cut();
             self.note(h, || {
                 format!(
@@ -812,6 +862,12 @@ impl Device {
                 Ok(BootDecision::Boot(t)) => t,
                 Ok(BootDecision::Recovery(r)) => {
                     return LifeEnd::Failed(format!("boot {boot}: recovery ({r:?})"))
+                }
+                Ok(BootDecision::Reset) => {
+                    return LifeEnd::Failed(format!(
+                        "boot {boot}: asked for {} resets in a row",
+                        super::MAX_RESETS
+                    ))
                 }
                 Err(_) if !self.flash.is_powered() => {
                     if let (Some(last), Some(cut), Some((img, _))) =

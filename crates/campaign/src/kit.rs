@@ -7,6 +7,7 @@
 //! the checker. The MCUboot kit signs real images (ed25519) with `brickless-image` and
 //! verifies them with the engine's real check ([`McubootCheck`]).
 use brickless_boot::mcuboot::McubootCheck;
+use brickless_boot::multi::{GroupCheck, GroupImage};
 use brickless_boot::{ImageCheck, ImageInfo, ImageVersion};
 use brickless_image::sign::{sign_image, SecurityCounter, SignOptions};
 use brickless_image::PublicKey;
@@ -38,6 +39,19 @@ pub fn build_image(version: ImageVersion, security_counter: u32, size: u32, seed
     let hash = Sha256::digest(&img);
     img.extend_from_slice(&hash);
     img
+}
+
+/// A stand-in for the bootloader's own flash: a vector table (initial stack pointer at the
+/// top of the part's RAM, reset handler just after it) and a tag. A bank-swap install copies
+/// it into the other bank, and BFB2 parts boot bank 2 only when it starts with a valid stack
+/// pointer.
+pub fn bootloader_stub(part: &brickless_flash::Part, base: u32) -> Vec<u8> {
+    let mut stub = Vec::with_capacity(64);
+    stub.extend_from_slice(&(part.ram_base + part.ram_size).to_le_bytes());
+    stub.extend_from_slice(&((base + 8) | 1).to_le_bytes());
+    stub.extend_from_slice(b"brickless bootloader stand-in");
+    stub.resize(64, 0);
+    stub
 }
 
 /// Verifies fast-kit images; read errors and any malformed field mean "not valid".
@@ -94,6 +108,34 @@ pub enum Checker {
     Hash,
     /// MCUboot images signed by the kit's key, verified with [`McubootCheck`].
     Mcuboot(&'static [PublicKey]),
+    /// A group of two images in one slot ([`GroupCheck`]), each checked with `single`'s
+    /// check (fast kit: `None`, MCUboot kit: the keys).
+    Group {
+        /// The keys of the MCUboot kit, or `None` for fast-kit images.
+        keys: Option<&'static [PublicKey]>,
+        /// Where the two images sit in the slot.
+        images: [GroupImage; 2],
+        /// Absolute address of the primary slot.
+        primary: u32,
+    },
+}
+
+impl Checker {
+    /// The group check of a [`Checker::Group`].
+    fn group(self) -> Option<GroupCheck<Checker, 2>> {
+        match self {
+            Checker::Group {
+                keys,
+                images,
+                primary,
+            } => Some(GroupCheck {
+                check: keys.map_or(Checker::Hash, Checker::Mcuboot),
+                images,
+                primary,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl<F: ReadNorFlash> ImageCheck<F> for Checker {
@@ -101,8 +143,48 @@ impl<F: ReadNorFlash> ImageCheck<F> for Checker {
         match self {
             Checker::Hash => HashCheck.check(flash, offset, max_size),
             Checker::Mcuboot(keys) => McubootCheck { keys }.check(flash, offset, max_size),
+            Checker::Group { .. } => self.group()?.check(flash, offset, max_size),
         }
     }
+
+    fn dependencies(
+        &mut self,
+        flash: &mut F,
+        offset: u32,
+        max_size: u32,
+        visit: &mut dyn FnMut(u8, ImageVersion),
+    ) -> bool {
+        match self {
+            Checker::Hash | Checker::Group { .. } => true,
+            Checker::Mcuboot(keys) => {
+                McubootCheck { keys }.dependencies(flash, offset, max_size, visit)
+            }
+        }
+    }
+
+    fn counter_passes(&self, counter: u32, floor: u32) -> bool {
+        match self.group() {
+            Some(g) => ImageCheck::<F>::counter_passes(&g, counter, floor),
+            None => counter >= floor,
+        }
+    }
+
+    fn raise_floor(&self, floor: u32, counter: u32) -> u32 {
+        match self.group() {
+            Some(g) => ImageCheck::<F>::raise_floor(&g, floor, counter),
+            None => floor.max(counter),
+        }
+    }
+}
+
+/// The bytes of a group slot: each image at its offset, the gaps filled with `erased`.
+pub fn group_bytes(images: &[GroupImage], parts: &[Vec<u8>], erased: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (g, bytes) in images.iter().zip(parts) {
+        out.resize(g.offset as usize, erased);
+        out.extend_from_slice(bytes);
+    }
+    out
 }
 
 /// A signing key (fixed seed: campaigns are reproducible) and its public key list.
@@ -135,11 +217,25 @@ impl McubootKit {
         seed: u64,
         write_unit: u32,
     ) -> Vec<u8> {
+        self.build_with(version, security_counter, size, seed, write_unit, &[])
+    }
+
+    /// [`McubootKit::build`] with DEPENDENCY TLVs.
+    pub fn build_with(
+        &self,
+        version: ImageVersion,
+        security_counter: u32,
+        size: u32,
+        seed: u64,
+        write_unit: u32,
+        dependencies: &[brickless_image::Dependency],
+    ) -> Vec<u8> {
         let opts = SignOptions {
             version,
             pad_header: true,
             align: write_unit.clamp(1, 32),
             security_counter: Some(SecurityCounter::Value(security_counter)),
+            dependencies: dependencies.to_vec(),
             ..SignOptions::default()
         };
         // Header (0x20 default) + payload + TLVs (hash, key hash, signature, counter) < 256 B.

@@ -1,7 +1,7 @@
 //! Layouts from a small TOML file, for the CLI and the virtual device:
 //!
 //! ```toml
-//! strategy = "swap"          # or "overwrite"
+//! strategy = "swap"          # or "overwrite", "bank-swap"
 //! unit = 0x20000             # copy/swap unit: a multiple of every sector in the slots
 //! bootloader = { start = 0x08000000, size = 0x20000 }
 //! state = [ { start = 0x08020000, size = 0x20000 }, { start = 0x08040000, size = 0x20000 } ]
@@ -38,7 +38,7 @@ pub enum LayoutFileError {
     #[error("layout file is not valid TOML for a layout: {0}")]
     Toml(#[from] toml::de::Error),
     /// `strategy` names no strategy (the name given).
-    #[error("unknown strategy `{0}`: use \"swap\" or \"overwrite\"")]
+    #[error("unknown strategy `{0}`: use \"swap\", \"overwrite\" or \"bank-swap\"")]
     Strategy(String),
     /// The regions do not form a valid layout on this flash.
     #[error("{0}")]

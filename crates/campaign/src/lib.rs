@@ -7,10 +7,11 @@ pub mod rows;
 
 use std::sync::OnceLock;
 
+use brickless_boot::multi::{dual_core_layout, GroupImage};
 use brickless_boot::state::StateStore;
 use brickless_boot::{
     default_layout, BootDecision, BootLoader, Error, ImageVersion, Layout, LayoutError, LayoutSpec,
-    Phase, Region, StrategyKind, Updater, UpgradeMode, VerifyPolicy,
+    NoPlatform, Phase, Region, StrategyKind, Updater, UpgradeMode, VerifyPolicy,
 };
 use brickless_flash::{Bank, Geometry, Part, SectorRun};
 use brickless_flash_model::{CutPhase, CutPoint, SimFlash};
@@ -29,6 +30,39 @@ pub const CAMPAIGN_PARTS: [&str; 7] = [
 
 /// Boots a life may take to settle before it counts as a brick.
 pub const MAX_BOOTS: u32 = 8;
+
+/// Resets in a row a boot may ask for (bank swap: one per flip) before it counts as a loop.
+pub const MAX_RESETS: u32 = 4;
+
+/// The strategies `part` can run: every one, bank swap only on parts with two banks they can
+/// swap.
+pub fn strategies_for(part: &Part) -> Vec<StrategyKind> {
+    StrategyKind::ALL
+        .into_iter()
+        .filter(|s| s.available_on(&part.geometry))
+        .collect()
+}
+
+/// Runs the bootloader as a device does: after a `Reset` decision (bank swap: the option
+/// bytes changed) the chip resets and the bootloader runs again, at most [`MAX_RESETS`]
+/// times in a row; `Ok(Reset)` then means it kept asking.
+pub fn boot_device(
+    flash: &mut SimFlash,
+    layout: Layout,
+    check: Checker,
+    policy: VerifyPolicy,
+    buf: &mut [u8],
+) -> Result<BootDecision, Error> {
+    for _ in 0..MAX_RESETS {
+        let mut e = BootLoader::with_bank_swap(&mut *flash, layout, check, NoPlatform, buf)?;
+        e.set_verify_policy(policy);
+        match e.boot() {
+            Ok(BootDecision::Reset) => flash.reset(),
+            other => return other,
+        }
+    }
+    Ok(BootDecision::Reset)
+}
 
 /// Copy buffer of the campaign's engine (what a bootloader would give it).
 pub const DEFAULT_BUFFER: usize = 4096;
@@ -127,7 +161,8 @@ pub enum Kit {
     Fast,
 }
 
-fn mcuboot_kit() -> &'static McubootKit {
+/// The kit every MCUboot-kit campaign signs with.
+pub fn mcuboot_kit() -> &'static McubootKit {
     static KIT: OnceLock<McubootKit> = OnceLock::new();
     KIT.get_or_init(McubootKit::new)
 }
@@ -212,10 +247,72 @@ impl Scenario {
         }
     }
 
+    /// The two-image group of a dual-core part (the STM32H755's Cortex-M7 and Cortex-M4
+    /// images, [`dual_core_layout`]), MCUboot kit: each image requires the other at the
+    /// version of its own release (DEPENDENCY TLVs), the old release in the primary slot and
+    /// the new one staged, as one update.
+    pub fn group(
+        part: &'static Part,
+        strategy: StrategyKind,
+        flow: Flow,
+    ) -> Result<Scenario, LayoutError> {
+        let (layout, images) = dual_core_layout(
+            &part.geometry,
+            strategy,
+            brickless_boot::layout::DEFAULT_BOOTLOADER_SIZE,
+        )?;
+        let mut scn = Scenario::with_kit(part, layout, flow, Kit::Fast);
+        let (version, counter) = if flow == Flow::Downgrade {
+            (DOWNGRADE_VERSION, 2)
+        } else {
+            (NEW_VERSION, 3)
+        };
+        let unit = layout.unit();
+        let wu = layout.write_unit();
+        let k = mcuboot_kit();
+        let release = |v: ImageVersion, counter: u32, seed: u64| {
+            let needs = |other: u8| brickless_image::Dependency {
+                image_id: other,
+                min_version: v,
+            };
+            let m7 = k.build_with(
+                v,
+                counter,
+                (unit * 3 / 2).min(images[0].size),
+                seed,
+                wu,
+                &[needs(1)],
+            );
+            let m4 = k.build_with(
+                v,
+                counter,
+                (unit / 2).min(images[1].size),
+                seed + 1,
+                wu,
+                &[needs(0)],
+            );
+            kit::group_bytes(&images, &[m7, m4], layout.erased())
+        };
+        scn.old = release(OLD_VERSION, 2, 1);
+        scn.new = release(version, counter, 3);
+        scn.check = Checker::Group {
+            keys: Some(k.keys),
+            images,
+            primary: layout.spec().primary.start,
+        };
+        Ok(scn)
+    }
+
     /// The device before the flow: old image in the primary slot, update staged, state empty.
     pub fn initial_flash(&self) -> SimFlash {
         let mut flash = SimFlash::with_seed(self.part, self.seed);
         let spec = self.layout.spec();
+        flash
+            .preload(
+                spec.bootloader.start,
+                &kit::bootloader_stub(self.part, spec.bootloader.start),
+            )
+            .expect("the bootloader region fits its stand-in");
         flash
             .preload(spec.primary.start, &self.old)
             .expect("primary fits the old image");
@@ -344,17 +441,15 @@ fn life(scn: &Scenario, flash: &mut SimFlash, app: &mut App, obs: &mut Observed)
         if scn.flow != Flow::Downgrade && peek.floor_version >= new_floor {
             app.confirmed = true;
         }
-        let mut bootloader = match BootLoader::new(&mut *flash, scn.layout, scn.check, &mut buf) {
-            Ok(mut e) => {
-                e.set_verify_policy(scn.policy);
-                e
-            }
-            Err(e) => return LifeEnd::Failed(format!("engine refused its buffer: {e}")),
-        };
-        let target = match bootloader.boot() {
+        let target = match boot_device(flash, scn.layout, scn.check, scn.policy, &mut buf) {
             Ok(BootDecision::Boot(t)) => t,
             Ok(BootDecision::Recovery(r)) => {
                 return LifeEnd::Failed(format!("boot {boot}: recovery ({r:?})"))
+            }
+            Ok(BootDecision::Reset) => {
+                return LifeEnd::Failed(format!(
+                    "boot {boot}: asked for {MAX_RESETS} resets in a row"
+                ))
             }
             Err(e) => {
                 return if flash.is_powered() {
@@ -792,21 +887,36 @@ pub fn reduced_part(part: &Part) -> &'static Part {
 
 /// One reduced part per part of `brickless_flash::PARTS`, in its order.
 fn reduced_parts() -> &'static [Part] {
-    static SMALL: [Bank; 1] = [Bank {
-        base: 0x0800_0000,
-        sectors: &[SectorRun {
-            size: 1024,
-            count: 16,
-        }],
+    // Two banks of 8 sectors, contiguous: a bank-swap layout fits, the others see 16 sectors.
+    const RUN: &[SectorRun] = &[SectorRun {
+        size: 1024,
+        count: 8,
     }];
+    static SMALL: [Bank; 2] = [
+        Bank {
+            base: 0x0800_0000,
+            sectors: RUN,
+        },
+        Bank {
+            base: 0x0800_2000,
+            sectors: RUN,
+        },
+    ];
     // 32-byte units: 64 units a sector, as on the other families.
-    static SMALL_32: [Bank; 1] = [Bank {
-        base: 0x0800_0000,
-        sectors: &[SectorRun {
-            size: 2048,
-            count: 16,
-        }],
+    const RUN_32: &[SectorRun] = &[SectorRun {
+        size: 2048,
+        count: 8,
     }];
+    static SMALL_32: [Bank; 2] = [
+        Bank {
+            base: 0x0800_0000,
+            sectors: RUN_32,
+        },
+        Bank {
+            base: 0x0800_4000,
+            sectors: RUN_32,
+        },
+    ];
     static NAMES: OnceLock<Vec<String>> = OnceLock::new();
     static TABLE: OnceLock<Vec<Part>> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -835,10 +945,24 @@ fn reduced_parts() -> &'static [Part] {
     })
 }
 
-/// The layout used on a [`reduced_part`]: one-sector units, 4-unit primary.
+/// The layout used on a [`reduced_part`]: one-sector units, 4-unit primary (bank swap: the
+/// primary in bank 1 and its twins in bank 2).
 pub fn reduced_layout(part: &'static Part, strategy: StrategyKind) -> Result<Layout, LayoutError> {
     let s = part.geometry.max_sector_size();
     let base = part.geometry.base();
+    if strategy == StrategyKind::BankSwap {
+        let mirror = part.geometry.bank_mirror().ok_or(LayoutError::NoBankSwap)?;
+        let (state0, primary) = (Region::new(base + s, s), Region::new(base + 2 * s, 4 * s));
+        let spec = LayoutSpec {
+            bootloader: Region::new(base, s),
+            state: [state0, Region::new(state0.start + mirror, s)],
+            primary,
+            secondary: Region::new(primary.start + mirror, primary.size),
+            unit: s,
+            strategy,
+        };
+        return Layout::new(spec, &part.geometry);
+    }
     let spec = LayoutSpec {
         bootloader: Region::new(base, s),
         state: [Region::new(base + s, s), Region::new(base + 2 * s, s)],
@@ -848,6 +972,46 @@ pub fn reduced_layout(part: &'static Part, strategy: StrategyKind) -> Result<Lay
         strategy,
     };
     Layout::new(spec, &part.geometry)
+}
+
+/// The two-image group layout on a [`reduced_part`]: one-sector units, bootloader and state
+/// copies one sector each, then a primary of 6 units across the bank edge (image 0: the 5
+/// units before bank 2, image 1: bank 2's first unit), the secondary after it.
+pub fn reduced_group_layout(
+    part: &'static Part,
+    strategy: StrategyKind,
+) -> Result<(Layout, [GroupImage; 2]), LayoutError> {
+    let s = part.geometry.max_sector_size();
+    let base = part.geometry.base();
+    let bank2 = part
+        .geometry
+        .banks
+        .get(1)
+        .ok_or(LayoutError::NeedsTwoBanks)?
+        .base;
+    let primary = Region::new(bank2 - 5 * s, 6 * s);
+    let spec = LayoutSpec {
+        bootloader: Region::new(base, s),
+        state: [Region::new(base + s, s), Region::new(base + 2 * s, s)],
+        primary,
+        secondary: Region::new(
+            primary.end(),
+            brickless_boot::strategy::Strategy::secondary_size(&strategy, primary.size, s),
+        ),
+        unit: s,
+        strategy,
+    };
+    let images = [
+        GroupImage {
+            offset: 0,
+            size: 5 * s,
+        },
+        GroupImage {
+            offset: 5 * s,
+            size: s,
+        },
+    ];
+    Ok((Layout::new(spec, &part.geometry)?, images))
 }
 
 /// A scenario on the reduced array of `part` (copy buffer of half a unit).

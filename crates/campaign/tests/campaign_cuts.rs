@@ -37,8 +37,8 @@ fn every_pair_of_cuts_on_reduced_geometries() {
 fn random_sequences_of_one_to_five_cuts() {
     for (i, name) in CAMPAIGN_PARTS.iter().enumerate() {
         let p = part(name).unwrap();
-        for strategy in StrategyKind::ALL {
-            let flow = if strategy == StrategyKind::Swap {
+        for strategy in brickless_campaign::strategies_for(p) {
+            let flow = if strategy.can_revert() {
                 Flow::TestRevert
             } else {
                 Flow::Permanent
@@ -64,7 +64,7 @@ fn random_sequences_of_one_to_five_cuts() {
 fn every_cut_point_on_every_part() {
     for name in CAMPAIGN_PARTS {
         let p = part(name).unwrap();
-        for strategy in StrategyKind::ALL {
+        for strategy in brickless_campaign::strategies_for(p) {
             for flow in Flow::ALL {
                 let scn = Scenario::new(p, strategy, flow).unwrap();
                 check(&run_row(&scn, CutPlan::Every, &mut |_, _| {}));

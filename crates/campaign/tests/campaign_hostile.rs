@@ -68,7 +68,9 @@ fn forged_record(scn: &Scenario, flash: &mut SimFlash, rng: &mut Rng) {
         seq: store.state.seq.wrapping_add(1 + rng.next() as u32 % 5),
         phase: phases[(rng.next() % 4) as usize],
         permanent: rng.next() % 2 == 0,
+        reverted: rng.next() % 4 == 0,
         image: 0,
+        banks_swapped: rng.next() % 2 == 0,
         floor_counter: (rng.next() % 3) as u32,
         floor_version: 0,
         old_size: (rng.next() % (5 * u64::from(scn.layout.unit()))) as u32,
@@ -89,7 +91,7 @@ fn garbage_and_torn_units_never_brick() {
     let mut torn_units = 0;
     for name in CAMPAIGN_PARTS {
         let p = part(name).unwrap();
-        for strategy in StrategyKind::ALL {
+        for strategy in brickless_campaign::strategies_for(p) {
             for seed in 0..6 {
                 let scn = Scenario::new(p, strategy, Flow::Permanent).unwrap();
                 let mut flash = hostile(&scn, seed * 7919 + 1);
@@ -122,7 +124,7 @@ fn garbage_and_torn_units_never_brick() {
 fn forged_records_never_brick() {
     for name in CAMPAIGN_PARTS {
         let p = part(name).unwrap();
-        for strategy in StrategyKind::ALL {
+        for strategy in brickless_campaign::strategies_for(p) {
             for seed in 0..12u64 {
                 let scn = Scenario::new(p, strategy, Flow::Permanent).unwrap();
                 let mut rng = Rng(seed + 99);
@@ -140,7 +142,7 @@ fn forged_records_never_brick() {
 fn no_valid_image_anywhere_means_recovery_not_a_crash() {
     for name in CAMPAIGN_PARTS {
         let p = part(name).unwrap();
-        for strategy in StrategyKind::ALL {
+        for strategy in brickless_campaign::strategies_for(p) {
             let scn = Scenario::new(p, strategy, Flow::Permanent).unwrap();
             let mut flash = hostile(&scn, 5);
             let mut rng = Rng(3);
@@ -150,7 +152,14 @@ fn no_valid_image_anywhere_means_recovery_not_a_crash() {
                 flash.preload(at, &rng.bytes(16)).unwrap();
             }
             let mut buf = vec![0u8; 4096];
-            let mut engine = BootLoader::new(&mut flash, scn.layout, scn.check, &mut buf).unwrap();
+            let mut engine = BootLoader::with_bank_swap(
+                &mut flash,
+                scn.layout,
+                scn.check,
+                brickless_boot::NoPlatform,
+                &mut buf,
+            )
+            .unwrap();
             for _ in 0..3 {
                 let d = engine.boot().unwrap();
                 assert!(

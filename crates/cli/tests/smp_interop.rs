@@ -195,6 +195,66 @@ fn smpmgr_over_udp_installs_tests_confirms_and_sees_a_revert() {
 }
 
 #[test]
+fn smpmgr_drives_bank_swap_updates_the_same_way() {
+    // The update is staged in the other bank and the banks flip at reset: smpmgr sees the
+    // same slots, trial, confirmation and revert as with the swap strategy.
+    if !smpmgr_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(
+        dir.path(),
+        "127.0.0.63:1337",
+        &["--no-self-confirm", "--no-pty", "--strategy", "bank-swap"],
+    );
+    let via = vec!["--ip".to_string(), "127.0.0.63".to_string()];
+    smpmgr_flow(&via, &sim, dir.path());
+    drop(sim);
+    // Nothing was copied: each image's one sector was erased once, by its upload, in the
+    // bank it was staged in (v1 and v3 in bank 2, v2 in bank 1), and four flips (v1, v2,
+    // v3, the revert) leave bank 1 at the base.
+    let flash = brickless_flash_model::SimFlash::open(dir.path().join("dev.flash")).unwrap();
+    let layout = brickless_boot::default_layout(
+        &flash.geometry().clone(),
+        brickless_boot::StrategyKind::BankSwap,
+    )
+    .unwrap();
+    let (p, s) = (layout.spec().primary, layout.spec().secondary);
+    assert!(!flash.banks_swapped() && !flash.swap_option());
+    assert_eq!(flash.wear(p.start), Some(1), "bank 1's slot: v2");
+    assert_eq!(flash.wear(s.start), Some(2), "bank 2's slot: v1 and v3");
+    for sector in [p.start + 0x2_0000, s.start + 0x2_0000] {
+        assert_eq!(
+            flash.wear(sector),
+            Some(0),
+            "{sector:#x}: no copy, no erase"
+        );
+    }
+}
+
+#[test]
+fn sim_refuses_bank_swap_on_a_single_bank_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "sim",
+            "--part",
+            "stm32f407vg",
+            "--strategy",
+            "bank-swap",
+            "--flash",
+        ])
+        .arg(dir.path().join("f4.flash"))
+        .args(["--udp", "127.0.0.64:1337", "--no-pty"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no bank-swap layout for stm32f407vg"), "{err}");
+    assert!(err.contains("two equal banks"), "{err}");
+}
+
+#[test]
 fn smpmgr_over_the_pty_installs_tests_confirms_and_sees_a_revert() {
     if !smpmgr_present() {
         return;

@@ -2,6 +2,7 @@
 
 pub mod cuts;
 mod persist;
+mod swap;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -14,6 +15,7 @@ use embedded_storage::nor_flash::{
 };
 
 pub use brickless_flash::HwFlag as Flag;
+pub use brickless_flash::{BankSwap, SwapMechanism};
 pub use cuts::{cut_points, essential_cut_points, op_range, replay, CutPhase, CutPoint};
 pub use persist::PersistError;
 
@@ -60,6 +62,10 @@ pub enum SimFlashError {
     /// Power was cut; nothing works until `power_cycle()`.
     #[error("power lost")]
     PowerLost,
+    /// The part cannot swap its banks (single bank, unequal banks, or a family without a
+    /// swap option), or a program or erase crosses the edge between swapped banks.
+    #[error("{0}")]
+    BankSwap(&'static str),
 }
 
 impl NorFlashError for SimFlashError {
@@ -73,7 +79,9 @@ impl NorFlashError for SimFlashError {
             },
             SimFlashError::EraseNotSectorAligned { .. } => NorFlashErrorKind::NotAligned,
             SimFlashError::Unmapped { .. } => NorFlashErrorKind::OutOfBounds,
-            SimFlashError::Ecc { .. } | SimFlashError::PowerLost => NorFlashErrorKind::Other,
+            SimFlashError::Ecc { .. } | SimFlashError::PowerLost | SimFlashError::BankSwap(_) => {
+                NorFlashErrorKind::Other
+            }
         }
     }
 }
@@ -202,6 +210,8 @@ pub struct LoggedOp {
     pub len: u32,
     /// True for an erase, false for a program.
     pub erase: bool,
+    /// True for an option-byte program (the bank-swap bit; `addr` and `len` are 0).
+    pub option: bool,
 }
 
 /// The state of one write unit, for tests and tools.
@@ -237,6 +247,10 @@ pub struct SimFlash {
     unstable_torn: bool,
     read_ticks: ReadTicks,
     op_log: Option<Vec<LoggedOp>>,
+    /// The bank-swap option bit as programmed (SWAP_BANK or BFB2): applies at the next reset.
+    swap_option: bool,
+    /// Whether bank 2 is mapped at the base since the last reset.
+    swapped: bool,
 }
 
 impl std::fmt::Debug for SimFlash {
@@ -301,6 +315,8 @@ impl SimFlash {
             unstable_torn: false,
             read_ticks: ReadTicks::default(),
             op_log: None,
+            swap_option: false,
+            swapped: false,
         }
     }
 
@@ -319,7 +335,29 @@ impl SimFlash {
     /// Absolute addresses of the units in `range` left torn by a cut and not erased or
     /// reprogrammed since (on every family, with or without ECC).
     pub fn marginal_units(&self, range: Range<u32>) -> Vec<u32> {
-        self.marginal.range(range).map(|(a, _)| *a).collect()
+        self.physical_ranges(range, |flash, phys| {
+            flash.marginal.range(phys).map(|(a, _)| *a).collect()
+        })
+    }
+
+    /// Runs `f` on the physical ranges holding the CPU range `range` and gives its addresses
+    /// back as CPU addresses, sorted.
+    fn physical_ranges(
+        &self,
+        range: Range<u32>,
+        f: impl Fn(&Self, Range<u32>) -> Vec<u32>,
+    ) -> Vec<u32> {
+        if !self.swapped || range.start >= range.end {
+            return f(self, range);
+        }
+        let mut out: Vec<u32> = self
+            .pieces(range.start, (range.end - range.start) as usize)
+            .iter()
+            .flat_map(|p| f(self, p.phys..p.phys + p.len as u32))
+            .map(|a| self.cpu_address(a))
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Starts (or stops and drops) a log of every counted operation from now on.
@@ -400,10 +438,24 @@ impl SimFlash {
         self.powered = false;
     }
 
-    /// Restores power: calls work again. Flash contents, wear and the op counter are kept.
+    /// Restores power: calls work again. Flash contents, wear and the op counter are kept;
+    /// the option bytes are loaded, as at every reset (see [`SimFlash::reset`]).
     pub fn power_cycle(&mut self) {
         self.powered = true;
+        self.reset();
+    }
+
+    /// A system reset with power on (what a bootloader does after changing the option
+    /// bytes): error flags clear and the bank-swap option takes effect.
+    pub fn reset(&mut self) {
         self.clear_flags();
+        self.swapped = match self.geometry.family.swap_mechanism() {
+            _ if self.geometry.bank_mirror().is_none() => false,
+            Some(SwapMechanism::SwapBank) => self.swap_option,
+            // The ROM boots bank 2 only if it starts with a valid stack pointer.
+            Some(SwapMechanism::Bfb2) => self.swap_option && self.bank2_has_stack_pointer(),
+            None => false,
+        };
     }
 
     /// Whether calls currently work.
@@ -423,7 +475,9 @@ impl SimFlash {
 
     /// Erase cycles of the sector holding `addr` (absolute), or `None` outside flash.
     pub fn wear(&self, addr: u32) -> Option<u32> {
-        self.sector_index(addr).map(|i| self.wear[i])
+        // The mapping is its own inverse: the CPU address's physical place.
+        self.sector_index(self.cpu_address(addr))
+            .map(|i| self.wear[i])
     }
 
     /// The highest erase count of any sector.
@@ -447,19 +501,40 @@ impl SimFlash {
         if !self.powered {
             return Err(SimFlashError::PowerLost);
         }
-        self.read_checked(addr, buf, true)
+        self.read_cpu(addr, buf, true)
+    }
+
+    /// A read at CPU addresses, piece by physical piece, errors named by CPU address.
+    fn read_cpu(&self, addr: u32, buf: &mut [u8], ecc: bool) -> Result<(), SimFlashError> {
+        let mut done = 0;
+        for p in self.pieces(addr, buf.len()) {
+            self.read_checked(p.phys, &mut buf[done..done + p.len], ecc)
+                .map_err(|e| self.cpu_error(e))?;
+            done += p.len;
+        }
+        Ok(())
     }
 
     /// Reads absolute addresses without ECC faults or power checks (a debugger's view: torn
     /// units show their undefined bits).
     pub fn peek(&self, addr: u32, buf: &mut [u8]) -> Result<(), SimFlashError> {
-        self.read_checked(addr, buf, false)
+        self.read_cpu(addr, buf, false)
     }
 
     /// Factory programming: sets bytes at an absolute address without rules, power checks or
     /// counting an operation. Every unit touched becomes programmed (bytes of a touched unit
     /// outside `bytes` keep their value) and loses any ECC error.
     pub fn preload(&mut self, addr: u32, bytes: &[u8]) -> Result<(), SimFlashError> {
+        let mut done = 0;
+        for p in self.pieces(addr, bytes.len()) {
+            self.preload_physical(p.phys, &bytes[done..done + p.len])
+                .map_err(|e| self.cpu_error(e))?;
+            done += p.len;
+        }
+        Ok(())
+    }
+
+    fn preload_physical(&mut self, addr: u32, bytes: &[u8]) -> Result<(), SimFlashError> {
         self.mapped(addr, bytes.len())?;
         let unit = self.geometry.write_unit;
         self.clear_marginal(addr - addr % unit, addr + bytes.len() as u32);
@@ -490,6 +565,10 @@ impl SimFlash {
     /// failing. Always empty on families without double-error detection (F4/F7/L0): their
     /// torn units read back as silent garbage.
     pub fn scan_torn(&self, range: Range<u32>) -> Vec<u32> {
+        self.physical_ranges(range, Self::scan_torn_physical)
+    }
+
+    fn scan_torn_physical(&self, range: Range<u32>) -> Vec<u32> {
         let mut out = Vec::new();
         let base = self.geometry.base();
         let unit = self.geometry.write_unit as usize;
@@ -518,6 +597,7 @@ impl SimFlash {
 
     /// The state of the unit holding `addr` (absolute), or `None` outside flash.
     pub fn unit_state(&self, addr: u32) -> Option<UnitState> {
+        let addr = self.cpu_address(addr);
         if !self.geometry.contains(addr) {
             return None;
         }
@@ -540,13 +620,21 @@ impl SimFlash {
         if phase == Some(CutPhase::Before) {
             return Err(self.lose_power());
         }
-        let checked = self.check_program(addr, data.len());
-        if let Err(e) = checked {
-            return match phase {
-                Some(_) => Err(self.lose_power()),
-                None => Err(self.raise(e)),
-            };
-        }
+        let checked = self
+            .physical_range(addr, data.len())
+            .and_then(|phys| self.check_program(phys, data.len()).map(|()| phys));
+        let addr = match checked {
+            Ok(phys) => phys,
+            Err(e) => {
+                return match phase {
+                    Some(_) => Err(self.lose_power()),
+                    None => {
+                        let e = self.raise(e);
+                        Err(self.cpu_error(e))
+                    }
+                };
+            }
+        };
         let unit = self.geometry.write_unit as usize;
         let units = data.len() / unit;
         let op = self.ops - 1;
@@ -561,7 +649,10 @@ impl SimFlash {
         }
         match phase {
             Some(_) => Err(self.lose_power()),
-            None => result.map_err(|e| self.raise(e)),
+            None => result.map_err(|e| {
+                let e = self.raise(e);
+                self.cpu_error(e)
+            }),
         }
     }
 
@@ -572,11 +663,16 @@ impl SimFlash {
         if phase == Some(CutPhase::Before) {
             return Err(self.lose_power());
         }
-        let range = self.check_erase(from, to);
+        let range = if from > to {
+            Err(SimFlashError::EraseNotSectorAligned { from, to })
+        } else {
+            self.physical_range(from, (to - from) as usize)
+                .and_then(|phys| self.check_erase(phys, phys + (to - from)))
+        };
         let range = match (range, phase) {
             (Ok(r), _) => r,
             (Err(_), Some(_)) => return Err(self.lose_power()),
-            (Err(e), None) => return Err(e),
+            (Err(e), None) => return Err(self.cpu_error(e)),
         };
         let op = self.ops - 1;
         let tear_at = match phase {
@@ -628,6 +724,7 @@ impl SimFlash {
                 addr,
                 len,
                 erase,
+                option: false,
             });
         }
     }

@@ -2,10 +2,11 @@
 //!
 //! Format (little-endian), hand-written because it is a flat dump no serde format would make
 //! smaller or clearer:
-//! `"BRKLFLSH"`, version u32 = 1, part-name length u8 + name, seed u64, op count u64,
+//! `"BRKLFLSH"`, version u32 = 2, part-name length u8 + name, seed u64, op count u64,
 //! elapsed µs (typical, maximum) u64 ×2, span u32, write unit u32, sector count u32, then `span` data bytes,
-//! the programmed bitset and the torn bitset (one bit per unit, LSB first) and one u32 erase
-//! count per sector.
+//! the programmed bitset and the torn bitset (one bit per unit, LSB first), one u32 erase
+//! count per sector, and an option byte (bit 0: the bank-swap option; absent in version 1
+//! files, which still load).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +14,9 @@ use std::sync::Arc;
 use super::{Chunk, SimFlash, CHUNK};
 
 const MAGIC: &[u8; 8] = b"BRKLFLSH";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The first format, without the option byte.
+const VERSION_1: u32 = 1;
 
 /// Why a flash file could not be saved or loaded.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +38,7 @@ pub enum PersistError {
         path: String,
     },
     /// The file's format version is not the one this build reads.
-    #[error("{path}: unsupported flash file version {version} (this build reads {VERSION})")]
+    #[error("{path}: unsupported flash file version {version} (this build reads 1 and {VERSION})")]
     UnsupportedVersion {
         /// The file's path, as displayed.
         path: String,
@@ -197,6 +200,7 @@ impl SimFlash {
         for w in &self.wear {
             put_u32(&mut out, *w);
         }
+        out.push(u8::from(self.swap_option));
         out
     }
 
@@ -208,7 +212,7 @@ impl SimFlash {
             });
         }
         let version = r.u32()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(PersistError::UnsupportedVersion {
                 path: path.to_owned(),
                 version,
@@ -234,7 +238,8 @@ impl SimFlash {
             what,
         };
         let mut r = Reader { bytes, path };
-        r.take(8 + 4)?;
+        r.take(8)?;
+        let version = r.u32()?;
         let name_len = r.take(1)?[0] as usize;
         r.take(name_len)?;
         let mut m = SimFlash::with_seed(part, r.u64()?);
@@ -256,8 +261,15 @@ impl SimFlash {
         for w in m.wear.iter_mut() {
             *w = r.u32()?;
         }
+        if version != VERSION_1 {
+            let options = r.take(1)?[0];
+            if options > 1 || (options == 1 && m.swap_mechanism().is_none()) {
+                return Err(corrupt("option byte holds bits this part does not have"));
+            }
+            m.swap_option = options == 1;
+        }
         if !r.bytes.is_empty() {
-            return Err(corrupt("trailing bytes after the wear table"));
+            return Err(corrupt("trailing bytes after the option byte"));
         }
         let erased = m.geometry.erased;
         let detects = m.geometry.ecc.detects_double_errors();
@@ -292,6 +304,8 @@ impl SimFlash {
                 m.chunks[ci] = Some(Arc::new(chunk));
             }
         }
+        // A saved model is loaded as at power-up: the option bytes apply.
+        m.reset();
         Ok(m)
     }
 }

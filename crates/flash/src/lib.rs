@@ -2,10 +2,12 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+mod banks;
 mod parts;
 mod read;
 mod writer;
 
+pub use banks::{BankSwap, SwapMechanism};
 pub use parts::PARTS;
 pub use read::{read_tolerant, EccReport, ReadFault};
 pub use writer::{AlignedWriter, WriterError, MAX_WRITE_UNIT};

@@ -229,6 +229,15 @@ pub static PARTS: &[Part] = &[
         SRAM,
         128 * K,
     ),
+    // Dual core (Cortex-M7 + Cortex-M4), same flash as the H753; the M4 boots from bank 2
+    // (BOOT_CM4_ADD0 = 0x0810_0000 by default).
+    part(
+        "stm32h755zi",
+        0x450,
+        h7(Family::H74x, H74X_2M, 32, H7_TIMING),
+        SRAM,
+        128 * K,
+    ),
     part(
         "stm32h743zi",
         0x450,

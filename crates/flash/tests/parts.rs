@@ -153,7 +153,10 @@ fn contiguous_banks_form_one_range() {
 #[test]
 fn pids_map_back_to_parts() {
     let h7: Vec<&str> = parts_with_pid(0x450).map(|p| p.name).collect();
-    assert_eq!(h7, ["stm32h753zi", "stm32h743zi", "stm32h743vg"]);
+    assert_eq!(
+        h7,
+        ["stm32h753zi", "stm32h755zi", "stm32h743zi", "stm32h743vg"]
+    );
     for p in PARTS {
         assert!(parts_with_pid(p.pid).any(|q| q.name == p.name));
     }

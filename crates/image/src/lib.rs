@@ -23,4 +23,4 @@ pub use header::{ImageHeader, ImageLayout, ImageVersion, IMAGE_HEADER_SIZE, IMAG
 pub use image::{verify_bytes, ImageView, SliceFlash};
 pub use pubkey::{KeyFormatError, PublicKey};
 pub use tlv::{Dependency, Tlv, TlvArea, TlvValue};
-pub use verify::{locate_image, verify_image, ImageExtent, VerifiedImage};
+pub use verify::{image_dependencies, locate_image, verify_image, ImageExtent, VerifiedImage};

@@ -314,6 +314,45 @@ pub fn locate_image<F: ReadNorFlash>(
     locate_with(&mut r)
 }
 
+/// The DEPENDENCY TLVs of the image at `offset`, in order, handed to `visit`: the versions
+/// this image requires of the other images of its group. Reads the protected TLV area only
+/// (which the image hash covers, so after [`verify_image`] they are authentic). A
+/// DEPENDENCY record of the wrong length is an error.
+pub fn image_dependencies<F: ReadNorFlash>(
+    flash: &mut F,
+    offset: u32,
+    slot_size: u32,
+    mut visit: impl FnMut(crate::tlv::Dependency),
+) -> Result<(), VerifyError<F::Error>> {
+    let mut r = SlotReader::new(flash, offset, slot_size)?;
+    let extent = locate_with(&mut r)?;
+    if extent.header.protect_tlv_size == 0 {
+        return Ok(());
+    }
+    let mut cur = TlvCursor {
+        pos: extent.layout.payload_end + TLV_INFO_SIZE as u32,
+        end: extent.layout.protected_end,
+    };
+    while let Some((k, value, len)) = cur.next(&mut r)? {
+        if k != kind::DEPENDENCY {
+            continue;
+        }
+        let mut b = [0u8; crate::tlv::Dependency::ENCODED_LEN];
+        if usize::from(len) != b.len() {
+            return Err(ImageError::BadTlvLength {
+                kind: kind::DEPENDENCY,
+                len,
+            }
+            .into());
+        }
+        r.read(value, &mut b)?;
+        if let Some(d) = crate::tlv::Dependency::decode(&b) {
+            visit(d);
+        }
+    }
+    Ok(())
+}
+
 /// Verify the image stored at `offset` in a slot of `slot_size` bytes.
 ///
 /// With `keys` empty only the structure and the SHA-256 are checked (MCUboot without

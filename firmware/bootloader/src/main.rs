@@ -161,6 +161,8 @@ fn boot(mut con: Console, flash: Flash, layout: Layout, cause: ResetCause) -> ! 
             let flash = bl.into_flash();
             recover(con, flash, layout, Entry::NoImage)
         }
+        // Bank swap changed the option bytes: the new mapping takes effect at reset.
+        Some(BootDecision::Reset) => cortex_m::peripheral::SCB::sys_reset(),
         None => {
             let flash = bl.into_flash();
             recover(con, flash, layout, Entry::FlashFailure)

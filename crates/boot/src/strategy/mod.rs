@@ -8,13 +8,57 @@
 //! cut anywhere, torn writes and half-erased units included, is repaired by re-running, and
 //! an update costs only the erases and writes of the data plus a few state records.
 //!
-//! Adding a strategy: a new file here implementing [`Strategy`], plus its line in the
-//! `strategies!` list at the end of this file.
-use crate::layout::{Layout, LayoutSpec, Region, DIGEST_LEN};
+//! Adding a strategy: a new file here implementing [`Strategy`], its `mod` line below, and
+//! its line in the `strategies!` list at the end of this file. (The `mod` lines stay plain,
+//! outside the macro, so tools that read the module tree, `cargo mutants` among them, see
+//! the strategy files.)
+use crate::layout::{Layout, LayoutError, LayoutSpec, Region, DIGEST_LEN};
 use crate::state::{flash_error, StateStore};
 use crate::{Error, ImageInfo, Platform};
+use brickless_flash::{BankSwap as BankSwapFlash, Geometry};
 use embedded_storage::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
+
+/// The bank-swap controls of a flash that has them ([`brickless_flash::BankSwap`]), kept as
+/// function pointers so the engine's types need no extra bound for flashes without them.
+pub struct BankOps<F> {
+    swapped: fn(&mut F) -> Result<bool, Error>,
+    at_reset: fn(&mut F) -> Result<bool, Error>,
+    set: fn(&mut F, bool) -> Result<(), Error>,
+}
+
+impl<F> Clone for BankOps<F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<F> Copy for BankOps<F> {}
+
+impl<F: BankSwapFlash> BankOps<F> {
+    /// The controls of `F`.
+    pub fn of() -> Self {
+        BankOps {
+            swapped: |f| f.banks_swapped().map_err(flash_error),
+            at_reset: |f| f.swap_at_reset().map_err(flash_error),
+            set: |f, on| f.set_swap_at_reset(on).map_err(flash_error),
+        }
+    }
+}
+
+impl<F> BankOps<F> {
+    /// Whether bank 2 is mapped at the base now.
+    pub fn swapped(&self, flash: &mut F) -> Result<bool, Error> {
+        (self.swapped)(flash)
+    }
+    /// Whether the option bytes select bank 2 for the next reset.
+    pub fn swap_at_reset(&self, flash: &mut F) -> Result<bool, Error> {
+        (self.at_reset)(flash)
+    }
+    /// Programs the option bytes for the next reset.
+    pub fn set_swap_at_reset(&self, flash: &mut F, on: bool) -> Result<(), Error> {
+        (self.set)(flash, on)
+    }
+}
 
 /// Flash, layout, copy buffer and platform hooks, borrowed for one piece of work.
 pub struct Ctx<'a, F, P> {
@@ -26,6 +70,8 @@ pub struct Ctx<'a, F, P> {
     pub buf: &'a mut [u8],
     /// Board hooks, called before every erase and copied unit.
     pub platform: &'a mut P,
+    /// The flash's bank-swap controls, when it has them.
+    pub banks: Option<BankOps<F>>,
 }
 
 impl<F: NorFlash, P: Platform> Ctx<'_, F, P> {
@@ -62,13 +108,17 @@ impl<F: NorFlash, P: Platform> Ctx<'_, F, P> {
 
     /// Erases the unit at `dst` and copies the first `len` bytes of the unit at `src` into it.
     pub fn copy_unit(&mut self, src: u32, dst: u32, len: u32) -> Result<(), Error> {
+        self.copy_span(src, dst, self.unit(), len.min(self.unit()))
+    }
+
+    /// Erases `erase` bytes (whole sectors) at `dst` and copies `len` bytes from `src` there.
+    pub fn copy_span(&mut self, src: u32, dst: u32, erase: u32, len: u32) -> Result<(), Error> {
         self.platform.tick();
-        let unit = self.unit();
-        self.flash.erase(dst, dst + unit).map_err(flash_error)?;
+        self.flash.erase(dst, dst + erase).map_err(flash_error)?;
         let chunk = self.chunk();
         let mut done = 0;
-        while done < len.min(unit) {
-            let n = (len.min(unit) - done).min(chunk as u32) as usize;
+        while done < len {
+            let n = (len - done).min(chunk as u32) as usize;
             // The source is intact by construction; a read error means damaged flash.
             self.flash
                 .read(src + done, &mut self.buf[..n])
@@ -103,7 +153,11 @@ impl<F: NorFlash, P: Platform> Ctx<'_, F, P> {
     /// Whether the first `len` bytes of the units at `a` and `b` are the same (unreadable
     /// counts as different).
     pub fn same(&mut self, a: u32, b: u32, len: u32) -> bool {
-        let len = len.min(self.unit());
+        self.same_span(a, b, len.min(self.unit()))
+    }
+
+    /// Whether `len` bytes at `a` and `b` are the same (unreadable counts as different).
+    pub fn same_span(&mut self, a: u32, b: u32, len: u32) -> bool {
         let wu = self.layout.write_unit() as usize;
         let half = (self.buf.len() / 2 / wu) * wu;
         let mut done = 0;
@@ -147,6 +201,10 @@ pub trait Strategy {
     /// The code state records carry (a record of another strategy is not this layout's).
     /// Never reuse one: it is part of the on-flash format.
     fn code(&self) -> u8;
+    /// Whether its `Swapping` records carry a digest per unit (part of the record format).
+    fn plan_digests(&self) -> bool;
+    /// Rules of its own a layout must follow, beyond the common ones.
+    fn check_layout(&self, spec: &LayoutSpec, geometry: &Geometry) -> Result<(), LayoutError>;
     /// Whether an install can be undone (trial boots and reverts).
     fn can_revert(&self) -> bool;
     /// Where the application stages an update (absolute region).
@@ -173,11 +231,12 @@ pub trait Strategy {
         ctx: &mut Ctx<'_, F, P>,
         store: &mut StateStore,
     ) -> Result<(), Error>;
-    /// From `Phase::Trial`: put the old image back into the primary slot.
+    /// From `Phase::Trial`: put the old image back into the primary slot. It may record the
+    /// `Idle` state itself (bank swap: the mapping to restore); otherwise the caller does.
     fn revert<F: NorFlash, P: Platform>(
         &self,
         ctx: &mut Ctx<'_, F, P>,
-        store: &StateStore,
+        store: &mut StateStore,
     ) -> Result<(), Error>;
 }
 
@@ -185,7 +244,7 @@ pub trait Strategy {
 /// strategy, `module::Type`, the type implementing [`Strategy`] as a unit struct.
 macro_rules! strategies {
     ($($module:ident::$ty:ident),+ $(,)?) => {
-        $(mod $module; pub use $module::$ty;)+
+        $(pub use $module::$ty;)+
 
         /// The strategies a layout can name (the registration list: one variant per file
         /// in `strategy/`). Each method hands over to the strategy's own file.
@@ -206,6 +265,12 @@ macro_rules! strategies {
             }
             fn code(&self) -> u8 {
                 match self { $(StrategyKind::$ty => $ty.code(),)+ }
+            }
+            fn plan_digests(&self) -> bool {
+                match self { $(StrategyKind::$ty => $ty.plan_digests(),)+ }
+            }
+            fn check_layout(&self, spec: &LayoutSpec, geometry: &Geometry) -> Result<(), LayoutError> {
+                match self { $(StrategyKind::$ty => $ty.check_layout(spec, geometry),)+ }
             }
             fn can_revert(&self) -> bool {
                 match self { $(StrategyKind::$ty => $ty.can_revert(),)+ }
@@ -238,7 +303,7 @@ macro_rules! strategies {
             fn revert<F: NorFlash, P: Platform>(
                 &self,
                 ctx: &mut Ctx<'_, F, P>,
-                store: &StateStore,
+                store: &mut StateStore,
             ) -> Result<(), Error> {
                 match self { $(StrategyKind::$ty => $ty.revert(ctx, store),)+ }
             }
@@ -264,12 +329,28 @@ impl StrategyKind {
     pub fn can_revert(self) -> bool {
         Strategy::can_revert(&self)
     }
+
+    /// Whether a part with this geometry can run the strategy (bank swap needs two banks it
+    /// can swap; the others run anywhere).
+    pub fn available_on(self, geometry: &Geometry) -> bool {
+        self != StrategyKind::BankSwap || geometry.bank_mirror().is_some()
+    }
+
+    /// Whether its `Swapping` records carry unit digests.
+    pub fn plan_digests(self) -> bool {
+        Strategy::plan_digests(&self)
+    }
 }
+
+mod bank_swap;
+mod overwrite;
+mod swap;
 
 // The registration list.
 strategies! {
     swap::Swap,
     overwrite::Overwrite,
+    bank_swap::BankSwap,
 }
 
 #[cfg(test)]

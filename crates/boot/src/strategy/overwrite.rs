@@ -1,8 +1,9 @@
 //! Overwrite: copy the update over the primary slot, no revert.
 use super::{Ctx, Strategy};
-use crate::layout::{LayoutSpec, Region};
+use crate::layout::{LayoutError, LayoutSpec, Region};
 use crate::state::StateStore;
 use crate::{Error, ImageInfo, Platform};
+use brickless_flash::Geometry;
 use embedded_storage::nor_flash::NorFlash;
 
 /// Overwrite (no revert): the verified update in the secondary slot is copied over the
@@ -20,6 +21,12 @@ impl Strategy for Overwrite {
     }
     fn code(&self) -> u8 {
         2
+    }
+    fn plan_digests(&self) -> bool {
+        false
+    }
+    fn check_layout(&self, _spec: &LayoutSpec, _geometry: &Geometry) -> Result<(), LayoutError> {
+        Ok(())
     }
     fn can_revert(&self) -> bool {
         false
@@ -57,7 +64,7 @@ impl Strategy for Overwrite {
     fn revert<F: NorFlash, P: Platform>(
         &self,
         _ctx: &mut Ctx<'_, F, P>,
-        _store: &StateStore,
+        _store: &mut StateStore,
     ) -> Result<(), Error> {
         Err(Error::RevertUnsupported)
     }

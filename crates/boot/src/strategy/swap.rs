@@ -1,8 +1,9 @@
 //! Swap with revert, "offset" style.
 use super::{Ctx, Strategy};
-use crate::layout::{LayoutSpec, Region};
+use crate::layout::{LayoutError, LayoutSpec, Region};
 use crate::state::{BootState, DigestSet, Phase, StateStore};
 use crate::{Error, ImageInfo, Platform};
+use brickless_flash::Geometry;
 use embedded_storage::nor_flash::NorFlash;
 
 /// Swap with revert, "offset" style: the update is staged one unit into the secondary slot,
@@ -26,6 +27,12 @@ impl Strategy for Swap {
     }
     fn code(&self) -> u8 {
         1
+    }
+    fn plan_digests(&self) -> bool {
+        true
+    }
+    fn check_layout(&self, _spec: &LayoutSpec, _geometry: &Geometry) -> Result<(), LayoutError> {
+        Ok(())
     }
     fn can_revert(&self) -> bool {
         true
@@ -66,6 +73,7 @@ impl Strategy for Swap {
                 layout,
                 buf: &mut *ctx.buf,
                 platform: &mut *ctx.platform,
+                banks: ctx.banks,
             };
             let len = sub.span(size, i);
             sub.digest(at, len).ok_or(Error::Corrupt)
@@ -139,7 +147,7 @@ impl Strategy for Swap {
     fn revert<F: NorFlash, P: Platform>(
         &self,
         ctx: &mut Ctx<'_, F, P>,
-        store: &StateStore,
+        store: &mut StateStore,
     ) -> Result<(), Error> {
         ctx.copy_secondary_to_primary(store.state.old_size)
     }

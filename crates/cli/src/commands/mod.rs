@@ -53,7 +53,7 @@ pub enum Command {
   brickless upgrade --port ./ttySMP --no-confirm app-v3.signed.bin")]
     Upgrade(smp::UpgradeArgs),
     /// Virtual devices and the power-cut campaign.
-    Sim(sim::SimArgs),
+    Sim(Box<sim::SimArgs>),
 }
 
 /// Parses the command line and runs it.
@@ -67,6 +67,6 @@ pub fn run() -> miette::Result<()> {
         Command::Rom(cmd) => rom::run(cmd),
         Command::Smp(args) => smp::run(args),
         Command::Upgrade(args) => smp::upgrade(args),
-        Command::Sim(args) => sim::run(args),
+        Command::Sim(args) => sim::run(*args),
     }
 }

@@ -150,6 +150,9 @@ fn upload_ram(part: &brickless_flash::Part) -> usize {
     (part.ram_size as usize).min(128 * 1024)
 }
 
+/// Resets in a row the bootloader may ask for (bank swap: one per flip).
+const MAX_RESETS: u32 = 4;
+
 impl VirtualMcu {
     /// A device over `flash` with `layout`, trusting `keys`; powered off until [`reset`](Self::reset).
     pub fn new(
@@ -186,9 +189,23 @@ impl VirtualMcu {
         }
         let before = self.flash.op_count();
         let mut buf = [0u8; 4096];
-        let check = McubootCheck { keys: &self.keys };
-        let decision = BootLoader::new(&mut self.flash, self.layout, check, &mut buf)
+        // A bank-swap flip asks for a reset: the chip resets and the bootloader runs again.
+        let mut decision = Ok(BootDecision::Reset);
+        for _ in 0..MAX_RESETS {
+            let check = McubootCheck { keys: &self.keys };
+            decision = BootLoader::with_bank_swap(
+                &mut self.flash,
+                self.layout,
+                check,
+                brickless_boot::NoPlatform,
+                &mut buf,
+            )
             .and_then(|mut b| b.boot());
+            if decision != Ok(BootDecision::Reset) {
+                break;
+            }
+            self.flash.reset();
+        }
         self.booted = match decision {
             _ if !self.flash.is_powered() => Booted::PowerLost,
             Ok(BootDecision::Boot(t)) => {
@@ -213,6 +230,9 @@ impl VirtualMcu {
                 }
             }
             Ok(BootDecision::Recovery(_)) => Booted::Recovery,
+            Ok(BootDecision::Reset) => Booted::Failed(format!(
+                "the bootloader asked for {MAX_RESETS} resets in a row"
+            )),
             Err(e) => Booted::Failed(e.to_string()),
         };
         let mode = match self.booted {

@@ -2,7 +2,7 @@
 //! model of each part, and prove the device still boots a verified image.
 use super::campaign_print as print;
 use brickless_boot::StrategyKind;
-use brickless_campaign::bench::bench_report;
+use brickless_campaign::bench::{bank_swap_comparison, bench_report};
 use brickless_campaign::history::{
     History, HistoryOptions, DEFAULT_HORIZON, DEFAULT_STEPS, FLOW_NAME,
 };
@@ -23,8 +23,9 @@ pub struct CampaignArgs {
     /// stm32l475vg, stm32f407vg, stm32g071rb, stm32l073rz, stm32u585ai.
     #[arg(long, value_delimiter = ',')]
     pub part: Vec<String>,
-    /// Update strategies to test: `swap` (trial boot with revert) and/or `overwrite`.
-    /// Default: both.
+    /// Update strategies to test: `swap` (trial boot with revert, copies), `overwrite`
+    /// (no revert) and `bank-swap` (dual-bank parts: flips the banks, no copies).
+    /// Default: every strategy the part can run.
     #[arg(long, value_delimiter = ',')]
     pub strategy: Vec<String>,
     /// Flows to test: test-confirm, test-revert, permanent, confirm-cut, downgrade (one
@@ -89,9 +90,15 @@ pub struct CampaignArgs {
     pub json: bool,
     /// Print the upgrade benchmark instead: flash operations, erases per sector and modelled
     /// time of a full-slot upgrade per part and strategy, against the physical minimum and
-    /// MCUboot's figures on a k64f-shaped geometry.
+    /// MCUboot's figures on a k64f-shaped geometry; on dual-bank parts, bank swap against
+    /// swap with staging included.
     #[arg(long, conflicts_with_all = ["exhaustive", "pairs", "random"])]
     pub bench: bool,
+    /// Update a two-image group (a dual-core part's Cortex-M7 and Cortex-M4 images, each
+    /// requiring the other's release) as one: any boot that runs a mix of old and new
+    /// counts as an unverified boot. Default part with it: stm32h755zi.
+    #[arg(long, conflicts_with = "layout")]
+    pub group: bool,
 }
 
 fn parse_list<T>(
@@ -120,7 +127,9 @@ fn parse_list<T>(
 /// Runs `brickless sim campaign`: the rows asked for, or the benchmark, or a replay; fails
 /// when any row bricked a device or booted an unverified image.
 pub fn run(args: CampaignArgs) -> miette::Result<()> {
-    let part_names: Vec<String> = if args.part.is_empty() {
+    let part_names: Vec<String> = if args.part.is_empty() && args.group {
+        vec!["stm32h755zi".to_string()]
+    } else if args.part.is_empty() {
         CAMPAIGN_PARTS.iter().map(|s| s.to_string()).collect()
     } else {
         args.part.clone()
@@ -141,7 +150,7 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
         &args.strategy,
         StrategyKind::ALL.to_vec(),
         "strategy",
-        "swap, overwrite",
+        "swap, overwrite, bank-swap",
         StrategyKind::from_name,
     )?;
     let mut default_flows: Vec<Option<Flow>> = Flow::ALL.into_iter().map(Some).collect();
@@ -181,7 +190,8 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
 
     if args.bench {
         let rows = bench_report(&parts, args.buffer).map_err(|e| miette!("{e}"))?;
-        return print::bench(&rows, args.json);
+        let banks = bank_swap_comparison(&parts).map_err(|e| miette!("{e}"))?;
+        return print::bench(&rows, &banks, args.json);
     }
 
     let file_layout = match &args.layout {
@@ -228,6 +238,14 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
     for p in &parts {
         let strategies = match &file_layout {
             Some(l) => vec![l.strategy()],
+            // By default, only what the part can run (bank swap needs two swappable banks).
+            None if args.strategy.is_empty() => strategies
+                .iter()
+                .copied()
+                .filter(|s| s.available_on(&p.geometry))
+                // A group spans both banks: nothing to mirror.
+                .filter(|s| !(args.group && *s == StrategyKind::BankSwap))
+                .collect(),
             None => strategies.clone(),
         };
         for strategy in strategies {
@@ -239,6 +257,7 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
                         seed: args.seed,
                         unstable_torn: args.unstable_torn,
                         staging_during_trial: !args.no_staging_during_trial,
+                        group: args.group,
                     };
                     let mut h = History::generate(p, strategy, &opts)
                         .map_err(|e| miette!("{}: reduced layout: {e}", p.name))?;
@@ -260,6 +279,13 @@ pub fn run(args: CampaignArgs) -> miette::Result<()> {
                 };
                 let mut scn = match (&file_layout, plan) {
                     (Some(l), _) => Scenario::with_layout(p, *l, flow),
+                    (None, _) if args.group => Scenario::group(p, strategy, flow).map_err(|e| {
+                        miette!(
+                            help = "--group needs a dual-bank part such as stm32h755zi",
+                            "{}: group layout: {e}",
+                            p.name
+                        )
+                    })?,
                     (None, CutPlan::Pairs) => reduced_scenario(p, strategy, flow)
                         .map_err(|e| miette!("{}: reduced layout: {e}", p.name))?,
                     (None, _) => Scenario::new(p, strategy, flow).map_err(|e| {

@@ -31,6 +31,18 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "NAME")]
     pub part: Option<String>,
 
+    /// How the MCU installs updates: `swap` (the default: trial boot, revert by copying back),
+    /// `overwrite` (no revert) or `bank-swap` (dual-bank parts: the update is staged in the
+    /// other bank and the option bytes flip the banks at reset; nothing is copied). Use the
+    /// same strategy with the same flash file: records of another strategy are not read.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "swap",
+        conflicts_with = "rom"
+    )]
+    pub strategy: String,
+
     /// Flash contents file: created erased on first use, reused (and checked to hold the same
     /// part) on later runs. Default: PART.flash in the current directory.
     #[arg(long, value_name = "FILE")]
@@ -204,8 +216,21 @@ fn run_mcu(args: DeviceArgs) -> miette::Result<()> {
         .flash
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.flash", part.name)));
-    let layout = brickless_boot::default_layout(&part.geometry, brickless_boot::StrategyKind::Swap)
-        .map_err(|e| miette!("no default layout for {}: {e}", part.name))?;
+    let strategy = brickless_boot::StrategyKind::from_name(&args.strategy).ok_or_else(|| {
+        miette!(
+            help = "use swap, overwrite or bank-swap",
+            "unknown strategy `{}`",
+            args.strategy
+        )
+    })?;
+    let layout = brickless_boot::default_layout(&part.geometry, strategy).map_err(|e| {
+        miette!(
+            help = "pick another --strategy or --part",
+            "no {} layout for {}: {e}",
+            strategy.name(),
+            part.name
+        )
+    })?;
     let mut keys = Vec::new();
     for path in &args.keys {
         keys.push(crate::commands::keys::load_key(path)?.public_key());
