@@ -4,6 +4,7 @@ use crate::layout::Layout;
 use crate::slots::{slot_accessors, Slots};
 use crate::state::{BootState, Phase, StateStore};
 use crate::strategy::{BankOps, Ctx, Strategy, StrategyKind};
+use crate::trailer;
 use crate::{Error, Exec, ImageCheck, ImageInfo, NoPlatform, Platform};
 use brickless_flash::BankSwap;
 use embedded_storage::nor_flash::NorFlash;
@@ -175,12 +176,19 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
         // would fail the same way): the next decision is between what verifies and recovery.
         let mut install_failed = false;
         let mut event = BootEvent::None;
+        // MCUboot trailer requests: taken once per boot, none while an update is in flight or
+        // right after a revert (a bank flip maps the rejected trial's trailer into staging).
+        let mut mcuboot_taken = store.state.phase != Phase::Idle || store.state.reverted;
         for _ in 0..MAX_PASSES {
             if let Some(d) = self.settle_banks(&mut store)? {
                 return Ok(d);
             }
             match store.state.phase {
                 Phase::Idle => {
+                    // An MCUboot-built application's request (trailer.rs).
+                    if trailer::take_request(&mut self.slots, &mut store, &mut mcuboot_taken)? {
+                        continue;
+                    }
                     if store.state.reverted {
                         // A bank-swap revert flipped back before this boot's reset.
                         let next = store.state.idle();
@@ -247,10 +255,15 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
                     }
                 }
                 Phase::Trial => {
+                    // An MCUboot-built trial image confirms itself in the trailer (trailer.rs).
+                    if trailer::confirmed(&mut self.slots, &mut store, self.buf)? {
+                        continue;
+                    }
                     // The trial image did not confirm itself: put the old one back. The revert
                     // source is never modified (and staging is refused during a trial), so a
                     // resumed revert finds it intact too.
                     if self.revert_source_intact(&store.state) {
+                        trailer::mark_reverted(&mut self.slots, &store.state)?;
                         match self.moving(|ctx| strategy.revert(ctx, &mut store)) {
                             Ok(()) => {
                                 if store.state.phase != Phase::Idle {
@@ -404,6 +417,13 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
             && !store.state.permanent
             && store.state.phase == Phase::Swapping
             && store.state.old_size > 0;
+        if let Some(img) = &installed {
+            // The primary trailer an MCUboot-built application reads (trailer.rs); `false`:
+            // it erased under the image's end, the recorded install runs again first.
+            if !trailer::mark_installed(&mut self.slots, store, img.size, trial)? {
+                return Ok(None);
+            }
+        }
         match installed {
             Some(img) if trial => {
                 self.slots.record(store, store.state.next(Phase::Trial))?;
@@ -411,6 +431,7 @@ impl<'b, F: NorFlash, C: ImageCheck<F>, P: Platform> BootLoader<'b, F, C, P> {
             }
             Some(img) => {
                 self.slots.keep(store, &img, self.buf)?;
+                trailer::retire_request(&mut self.slots, store)?;
                 Ok(Some(self.target(img, false, BootEvent::Installed)))
             }
             None => {

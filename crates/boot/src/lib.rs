@@ -11,6 +11,7 @@ pub mod multi;
 mod slots;
 pub mod state;
 pub mod strategy;
+pub mod trailer;
 pub mod updater;
 
 pub use bootloader::{
