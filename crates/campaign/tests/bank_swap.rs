@@ -218,7 +218,7 @@ fn bank_swap_is_named_and_recorded_as_such() {
 fn bank_swap_the_boot_after_a_revert_says_so_once() {
     for name in PARTS {
         let (scn, mut flash) = requested(name);
-        let mut boot = |flash: &mut brickless_flash_model::SimFlash| {
+        let boot = |flash: &mut brickless_flash_model::SimFlash| {
             let mut buf = vec![0u8; scn.buffer];
             match brickless_campaign::boot_device(
                 flash, scn.layout, scn.check, scn.policy, &mut buf,
