@@ -322,6 +322,18 @@ fn bank_swap_layouts_that_do_not_mirror_name_the_region_and_its_place() {
     );
     let place = format!("must start at {:#010x}", spec.primary.start + 0x10_0000);
     assert!(err.to_string().contains(&place), "{err}");
+    // In place but not the primary's size: still not its twin.
+    let short = LayoutSpec {
+        secondary: Region::new(spec.secondary.start, spec.secondary.size - 128 * 1024),
+        ..spec
+    };
+    assert!(matches!(
+        Layout::new(short, g),
+        Err(LayoutError::NotMirrored {
+            region: "secondary",
+            ..
+        })
+    ));
     let swapped_states = LayoutSpec {
         state: [spec.state[1], spec.state[0]],
         ..spec

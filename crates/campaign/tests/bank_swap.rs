@@ -292,3 +292,40 @@ fn bank_swap_a_device_that_came_swapped_keeps_its_mapping() {
         assert_eq!(flash.op_count(), ops + 1, "{name}");
     }
 }
+
+#[test]
+fn bank_swap_never_flips_back_to_a_damaged_old_image() {
+    for name in PARTS {
+        let (scn, mut flash) = requested(name);
+        let mut buf = vec![0u8; scn.buffer];
+        let mut boot =
+            |flash: &mut brickless_flash_model::SimFlash| match brickless_campaign::boot_device(
+                flash, scn.layout, scn.check, scn.policy, &mut buf,
+            )
+            .unwrap()
+            {
+                brickless_boot::BootDecision::Boot(t) => t,
+                d => panic!("{name}: {d:?}"),
+            };
+        let trial = boot(&mut flash);
+        assert!(trial.trial, "{name}");
+        // During the trial the old image, now in the other bank, loses a byte.
+        let old_at = scn.layout.spec().secondary.start + 0x200;
+        let mut byte = [0u8; 1];
+        flash.peek(old_at, &mut byte).unwrap();
+        flash.preload(old_at, &[byte[0] ^ 0x40]).unwrap();
+        let swapped = flash.banks_swapped();
+        let again = boot(&mut flash);
+        assert_eq!(
+            again.event,
+            brickless_boot::BootEvent::RevertImpossible,
+            "{name}"
+        );
+        assert!(again.trial, "{name}: still a trial, never kept by default");
+        assert_eq!(
+            flash.banks_swapped(),
+            swapped,
+            "{name}: no flip to the damaged image"
+        );
+    }
+}
