@@ -280,8 +280,12 @@ fn group_imgtool_dependencies_are_honoured() {
         if let Some(d) = deps {
             cmd.args(["--dependencies", d]);
         }
-        let status = cmd.arg(&raw).arg(&out).status().unwrap();
-        assert!(status.success(), "imgtool sign {name}");
+        let run = cmd.arg(&raw).arg(&out).output().unwrap();
+        assert!(
+            run.status.success(),
+            "imgtool sign {name}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
         std::fs::read(out).unwrap()
     };
     let scn = Scenario::group(part(H755).unwrap(), StrategyKind::Swap, Flow::Permanent).unwrap();
