@@ -208,3 +208,61 @@ pub fn dual_core_layout(
     ];
     Ok((layout, images))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Exec;
+    use brickless_flash_model::SimFlash;
+
+    /// Says every offset holds a 16-byte image whose security counter is its offset / 0x100.
+    struct Fixed;
+
+    impl<F: ReadNorFlash> ImageCheck<F> for Fixed {
+        fn check(&mut self, _: &mut F, offset: u32, _: u32) -> Option<ImageInfo> {
+            Some(ImageInfo {
+                version: ImageVersion::new(1, 0, 0, 0),
+                security_counter: offset / 0x100,
+                size: 16,
+                hash: [0; 32],
+                exec: Exec::InPlace,
+            })
+        }
+    }
+
+    fn group<const N: usize>() -> GroupCheck<Fixed, N> {
+        GroupCheck {
+            check: Fixed,
+            images: core::array::from_fn(|i| GroupImage {
+                offset: i as u32 * 0x100,
+                size: 0x100,
+            }),
+            primary: 0x0800_0000,
+        }
+    }
+
+    fn flash() -> SimFlash {
+        SimFlash::new(brickless_flash::part("stm32l475vg").expect("in the table"))
+    }
+
+    #[test]
+    fn one_to_four_images_pack_their_counters_and_more_are_refused() {
+        let mut f = flash();
+        let one = group::<1>().check(&mut f, 0, 0x1000).expect("one image");
+        assert_eq!((one.security_counter, one.size), (0, 16));
+        assert_eq!(GroupCheck::<(), 1>::pack([u32::MAX]), Some(u32::MAX));
+        let three = group::<3>().check(&mut f, 0, 0x1000).expect("three images");
+        assert_eq!(three.security_counter, (2 << 20) | (1 << 10));
+        assert_eq!(three.size, 0x200 + 16);
+        let four = group::<4>().check(&mut f, 0, 0x1000).expect("four images");
+        assert_eq!(four.security_counter, 0x0302_0100);
+        assert_eq!(
+            GroupCheck::<(), 4>::pack([0x100, 0, 0, 0]),
+            None,
+            "8-bit lanes"
+        );
+        assert!(group::<5>().check(&mut f, 0, 0x1000).is_none());
+        // An image that does not fit the slot refuses the group.
+        assert!(group::<4>().check(&mut f, 0, 0x3FF).is_none());
+    }
+}
