@@ -262,7 +262,8 @@ mod tests {
             "8-bit lanes"
         );
         assert!(group::<5>().check(&mut f, 0, 0x1000).is_none());
-        // An image that does not fit the slot refuses the group.
+        // An image that does not fit the slot refuses the group; one that just fits does not.
         assert!(group::<4>().check(&mut f, 0, 0x3FF).is_none());
+        assert!(group::<4>().check(&mut f, 0, 0x400).is_some());
     }
 }
