@@ -14,7 +14,7 @@
 //! mirrored banks, which a group spanning both banks is not).
 use crate::layout::{plan_record_len, Layout, LayoutError, LayoutSpec, Region};
 use crate::strategy::{Strategy, StrategyKind};
-use crate::{ImageCheck, ImageInfo, ImageVersion};
+use crate::{ImageCheck, ImageInfo};
 use brickless_flash::Geometry;
 use embedded_storage::nor_flash::ReadNorFlash;
 
@@ -131,16 +131,6 @@ impl<F: ReadNorFlash, C: ImageCheck<F>, const N: usize> ImageCheck<F> for GroupC
         }
         Self::pack(out).unwrap_or(floor.max(counter))
     }
-
-    fn dependencies(
-        &mut self,
-        flash: &mut F,
-        offset: u32,
-        max_size: u32,
-        visit: &mut dyn FnMut(u8, ImageVersion),
-    ) -> bool {
-        self.check.dependencies(flash, offset, max_size, visit)
-    }
 }
 
 /// A layout for a dual-core part (STM32H745/H747/H755/H757) whose two images form a group:
@@ -212,7 +202,7 @@ pub fn dual_core_layout(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Exec;
+    use crate::{Exec, ImageVersion};
     use brickless_flash_model::SimFlash;
 
     /// Says every offset holds a 16-byte image whose security counter is its offset / 0x100.
