@@ -131,7 +131,8 @@ impl<F: NorFlash, C: ImageCheck<F>> Slots<F, C> {
     }
 }
 
-fn no_digests<F>(_: &mut F, _: DigestSet, _: u32) -> Result<[u8; DIGEST_LEN], Error> {
+/// The digest source of a record without a plan (every record but a digest plan).
+pub(crate) fn no_digests<F>(_: &mut F, _: DigestSet, _: u32) -> Result<[u8; DIGEST_LEN], Error> {
     Err(Error::Corrupt)
 }
 

@@ -1,6 +1,7 @@
 //! Bank swap: flip which bank the chip maps at the base, no copying.
 use super::{Ctx, Strategy};
 use crate::layout::{LayoutError, LayoutSpec, Region};
+use crate::slots::no_digests;
 use crate::state::{BootState, Phase, StateStore};
 use crate::{Error, ImageInfo, Platform};
 use brickless_flash::Geometry;
@@ -103,7 +104,7 @@ impl Strategy for BankSwap {
             ..store.state.next(Phase::Swapping)
         };
         // The caller programs the option bytes and resets (the mapping now differs).
-        store.write(ctx.flash, ctx.layout, plan, |_, _, _| Err(Error::Corrupt))
+        store.write(ctx.flash, ctx.layout, plan, no_digests)
     }
 
     /// Nothing to move: the caller resumes a bank-swap plan by making the chip's mapping the
@@ -128,7 +129,7 @@ impl Strategy for BankSwap {
             reverted: true,
             ..store.state.idle()
         };
-        store.write(ctx.flash, ctx.layout, next, |_, _, _| Err(Error::Corrupt))
+        store.write(ctx.flash, ctx.layout, next, no_digests)
     }
 }
 
