@@ -40,6 +40,9 @@ pub enum ClientError {
     /// The image to upload is empty or larger than 4 GiB.
     #[error("the image is empty or too large to upload")]
     BadImage,
+    /// The caller cancelled the work ([`Client::set_cancel`]).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// A version as mcumgr tools show it ("1.2.3", "1.2.3.4" with a build number).
@@ -144,6 +147,7 @@ pub struct Client<T> {
     retries: u32,
     buf_size: Option<usize>,
     fast: bool,
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Bytes an upload request spends on CBOR around its data: a first request carries
@@ -161,6 +165,20 @@ impl<T: Transport> Client<T> {
             retries: 3,
             buf_size: None,
             fast: true,
+            cancel: None,
+        }
+    }
+
+    /// Gives the client a flag another thread may set: requests and uploads then stop with
+    /// [`ClientError::Cancelled`] at the next request or answer.
+    pub fn set_cancel(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.cancel = Some(flag);
+    }
+
+    fn check_cancel(&self) -> Result<(), ClientError> {
+        match &self.cancel {
+            Some(f) if f.load(std::sync::atomic::Ordering::Relaxed) => Err(ClientError::Cancelled),
+            _ => Ok(()),
         }
     }
 
@@ -193,6 +211,7 @@ impl<T: Transport> Client<T> {
             .map_err(|_| ClientError::Malformed("request too large".into()))?;
         let mut last_io = None;
         for attempt in 0..=self.retries {
+            self.check_cancel()?;
             if attempt > 0 {
                 if let Err(e) = self.link.reconnect() {
                     last_io = Some(e);
@@ -490,6 +509,7 @@ impl<T: Transport> Client<T> {
         let mut inflight: std::collections::VecDeque<(u8, u32)> = Default::default();
         let mut failures = 0u32;
         loop {
+            self.check_cancel()?;
             // The first request starts the session (and may erase): it goes alone.
             let limit = if acked == 0 { 1 } else { window };
             while inflight.len() < limit && sent_to < len {
