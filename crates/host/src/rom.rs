@@ -81,7 +81,20 @@ pub fn load_segments(
             brickless_image::firmware::FirmwareFileError::Read { .. } => ErrorKind::File,
             _ => ErrorKind::BadImage,
         };
-        Error::new(kind, e.to_string())
+        let help = match e {
+            brickless_image::firmware::FirmwareFileError::HexRecord { .. } => {
+                Some("the file is damaged or not Intel HEX; regenerate it (e.g. objcopy -O ihex)")
+            }
+            brickless_image::firmware::FirmwareFileError::Elf { .. } => {
+                Some("pass the linker's output ELF, or convert it to BIN/HEX with objcopy")
+            }
+            _ => None,
+        };
+        Error {
+            kind,
+            message: e.to_string(),
+            help,
+        }
     };
     let image = if file
         .extension()
@@ -98,6 +111,7 @@ pub fn load_segments(
                 ErrorKind::BadImage,
                 format!("{}: not a usable .dfu file: {e}", file.display()),
             )
+            .with_help("regenerate it (dfuse-pack, STM32CubeProgrammer) or pass the ELF/HEX/BIN")
         })?;
         if let Some(reason) = dfu.no_data(None) {
             return Err(Error::new(
@@ -118,10 +132,10 @@ pub fn load_segments(
         FirmwareImage::load(file, base).map_err(bad)?
     };
     if image.is_empty() {
-        return Err(Error::new(
-            ErrorKind::BadImage,
-            format!("{} holds no data to write", file.display()),
-        ));
+        // Never report writing 0 bytes as success.
+        return Err(bad(brickless_image::firmware::FirmwareFileError::Empty {
+            path: file.into(),
+        }));
     }
     Ok(coalesce(image.segments(), 256, erased))
 }

@@ -101,6 +101,13 @@ impl Session {
         })
     }
 
+    /// Makes `cancel` (shared with other jobs) the flag that stops this session.
+    pub fn with_cancel(mut self, cancel: &Cancel) -> Session {
+        self.client.set_cancel(cancel.flag());
+        self.cancel = cancel.clone();
+        self
+    }
+
     /// The device this session talks to.
     pub fn target(&self) -> &Target {
         &self.target
@@ -110,6 +117,11 @@ impl Session {
     /// [`Cancel::reset`] to use the session again).
     pub fn cancel_handle(&self) -> Cancel {
         self.cancel.clone()
+    }
+
+    /// The SMP client alone (the cancel flag stays with it).
+    pub fn into_client(self) -> Client<Box<dyn Transport>> {
+        self.client
     }
 
     /// The SMP client, for commands this layer does not wrap.

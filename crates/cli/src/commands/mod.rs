@@ -2,6 +2,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod gang;
 pub mod image;
 pub mod keys;
 pub mod rom;
@@ -47,8 +48,14 @@ pub enum Command {
     /// device comes back with another image (it refused or reverted the update), it says so
     /// and exits 1. With --no-confirm the image is left as a trial: the next reset reverts it
     /// unless the application confirms itself.
+    ///
+    /// With several devices (repeated --udp/--port, or --targets FILE) they are updated at
+    /// once, with a progress line each and a result table (or --json); a device that fails
+    /// does not stop the others, and the exit status is the number that failed.
     #[command(after_help = "Examples:
   brickless upgrade --port /dev/ttyACM0 app-v2.signed.bin
+  brickless upgrade --udp 10.0.0.11 --udp 10.0.0.12 --port /dev/ttyACM0 app-v2.signed.bin
+  brickless upgrade --targets fleet.txt --json app-v2.signed.bin   (lines: udp:HOST[:PORT], serial:PATH[@BAUD])
   brickless upgrade --udp 127.0.0.1 --json app-v2.signed.bin
   brickless upgrade --port ./ttySMP --no-confirm app-v3.signed.bin")]
     Upgrade(smp::UpgradeArgs),

@@ -4,8 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use brickless_host::smp::{Session, SmpOptions, Upgraded};
+use brickless_host::target::Target;
 use brickless_smp::client::{Client, ClientError, ImageState, UploadReport};
-use brickless_smp::transport::{SerialTransport, Transport, UdpTransport};
+use brickless_smp::transport::Transport;
+
+use crate::commands::gang::to_report;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use miette::{miette, Result};
@@ -13,18 +17,18 @@ use miette::{miette, Result};
 /// Where the device is.
 #[derive(Args, Debug, Clone)]
 pub struct Connection {
-    /// The device's UDP address (port 1337, mcumgr's, when not given).
-    #[arg(
-        long,
-        value_name = "HOST[:PORT]",
-        conflicts_with = "port",
-        global = true
-    )]
-    pub udp: Option<String>,
+    /// The device's UDP address (port 1337, mcumgr's, when not given). `upgrade` takes
+    /// several (with --port too) and updates them at once.
+    #[arg(long, value_name = "HOST[:PORT]", global = true)]
+    pub udp: Vec<String>,
     /// The device's serial port (SMP console framing, 8N1), e.g. /dev/ttyACM0 or a
-    /// `brickless sim --link` path.
+    /// `brickless sim --link` path. `upgrade` takes several.
     #[arg(long, value_name = "PATH", global = true)]
-    pub port: Option<String>,
+    pub port: Vec<String>,
+    /// A file listing devices for `upgrade` to update at once, one per line:
+    /// `udp:HOST[:PORT]` or `serial:PATH[@BAUD]` (`#` starts a comment).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub targets: Option<PathBuf>,
     /// Serial baud rate.
     #[arg(long, value_name = "BAUD", default_value_t = 115_200, global = true)]
     pub baud: u32,
@@ -124,36 +128,59 @@ pub struct UpgradeArgs {
     pub wait: f64,
 }
 
-/// Opens the link `conn` names.
-pub fn connect(conn: &Connection) -> Result<Client<Box<dyn Transport>>> {
-    let link: Box<dyn Transport> = match (&conn.udp, &conn.port) {
-        (Some(addr), _) => {
-            let addr = if addr.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-                addr.clone()
-            } else {
-                format!("{addr}:1337")
-            };
-            Box::new(UdpTransport::connect(&addr, conn.mtu).map_err(|e| {
-                miette!(help = "e.g. --udp 127.0.0.1:1337", "cannot reach {addr} over UDP: {e}")
-            })?)
-        }
-        (None, Some(port)) => Box::new(SerialTransport::open(port, conn.baud).map(|t| t.with_mtu(brickless_smp::transport::SERIAL_RECV_MAX)).map_err(|e| {
-            miette!(
-                help = "is the device connected? `brickless sim --link ./ttySMP` makes a virtual one",
-                "cannot open the serial port {port}: {e}"
-            )
-        })?),
-        (None, None) => {
-            return Err(miette!(
-                help = "start a virtual device with `brickless sim` (it serves UDP 127.0.0.1:1337)",
-                "say where the device is: --udp HOST[:PORT] or --port PATH"
+/// The devices `conn` names, flags first, then the lines of --targets.
+pub fn targets(conn: &Connection) -> Result<Vec<Target>> {
+    let flags = conn
+        .udp
+        .iter()
+        .map(|a| {
+            Target::Udp(brickless_host::target::with_port(
+                a,
+                brickless_host::target::SMP_UDP_PORT,
             ))
-        }
-    };
-    let mut c = Client::new(link);
-    c.set_timeout(Duration::from_secs_f64(conn.timeout.max(0.05)));
-    c.set_fast(!conn.standard);
-    Ok(c)
+        })
+        .chain(conn.port.iter().map(|p| Target::Serial {
+            path: p.clone(),
+            baud: conn.baud,
+        }));
+    crate::commands::gang::collect(flags, conn.targets.as_ref(), conn.baud)
+}
+
+fn options(conn: &Connection) -> SmpOptions {
+    SmpOptions {
+        timeout: conn.timeout.max(0.05),
+        mtu: conn.mtu,
+        fast: !conn.standard,
+    }
+}
+
+/// The one device `conn` names.
+fn one_target(conn: &Connection) -> Result<Target> {
+    let mut all = targets(conn)?;
+    match all.len() {
+        1 => Ok(all.remove(0)),
+        0 => Err(miette!(
+            help = "start a virtual device with `brickless sim` (it serves UDP 127.0.0.1:1337)",
+            "say where the device is: --udp HOST[:PORT] or --port PATH"
+        )),
+        n => Err(miette!(
+            help = "`brickless upgrade` updates several devices at once",
+            "this command talks to one device, and {n} are named"
+        )),
+    }
+}
+
+/// Opens a session with the one device `conn` names.
+pub fn session(conn: &Connection) -> Result<Session> {
+    Session::connect(&one_target(conn)?, &options(conn)).map_err(to_report)
+}
+
+/// Opens the link to the one device `conn` names.
+pub fn connect(conn: &Connection) -> Result<Client<Box<dyn Transport>>> {
+    let target = one_target(conn)?;
+    Ok(Session::connect(&target, &options(conn))
+        .map_err(to_report)?
+        .into_client())
 }
 
 fn device_error(e: ClientError) -> miette::Report {
@@ -370,91 +397,88 @@ bootloader sectors: {wrp}",
     Ok(())
 }
 
-/// Runs `brickless upgrade`: upload, mark for test, reset, wait for the new image, confirm.
+/// Runs `brickless upgrade`: upload, mark for test, reset, wait for the new image, confirm;
+/// on every device named, at once when there are several.
 pub fn upgrade(args: UpgradeArgs) -> Result<()> {
     let json = args.conn.json;
-    let (bytes, info) = read_image(&args.file)?;
-    let hash = info.computed_hash;
-    let version = brickless_smp::client::version_text(info.header.version);
-    let mut c = connect(&args.conn)?;
-    let say = |s: &str| {
-        if !json {
-            println!("{s}");
-        }
-    };
-    let images = c.images().map_err(device_error)?;
-    if let Some(r) = images
-        .iter()
-        .find(|s| s.slot == 0 && s.active && s.hash == hash)
-    {
-        let confirmed =
-            r.confirmed || (!args.no_confirm && c.confirm(None).map_err(device_error).is_ok());
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({ "version": version, "hash": hex(&hash), "bytes": 0, "confirmed": confirmed, "already_running": true })
-            );
-        } else {
-            println!(
-                "{version} already runs{}",
-                if confirmed {
-                    " and is confirmed"
-                } else {
-                    " as a trial"
-                }
-            );
-        }
-        return Ok(());
-    }
-    let report = upload_with_progress(&mut c, &bytes, json)?;
-    c.test(&hash).map_err(device_error)?;
-    say(&format!("marked {version} for a test boot; resetting"));
-    c.reset().map_err(device_error)?;
-    let deadline = Instant::now() + Duration::from_secs_f64(args.wait.max(0.0));
-    let running = loop {
-        match c.images() {
-            Ok(images) => {
-                if let Some(r) = images.into_iter().find(|s| s.slot == 0 && s.active) {
-                    break r;
-                }
-            }
-            Err(_) if Instant::now() < deadline => {}
-            Err(e) => return Err(device_error(e)),
-        }
-        if Instant::now() >= deadline {
-            return Err(miette!(
-                "the device did not come back with a running image within {} s",
-                args.wait
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    if running.hash != hash {
-        return Err(miette!(
-            help = "the device refused or reverted the update; `brickless smp image list` shows its slots",
-            "the device runs {} ({}) instead of {version}",
-            running.version,
-            hex(&running.hash)
-        ));
-    }
-    let confirmed = if args.no_confirm || running.confirmed {
-        running.confirmed
-    } else {
-        c.confirm(None).map_err(device_error)?;
-        true
-    };
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "version": version, "hash": hex(&hash), "bytes": report.len,
-                "requests": report.requests, "resumes": report.resumes, "confirmed": confirmed
-            })
+    // Refuse a bad image before any device is touched.
+    brickless_host::image::read_signed(&args.file).map_err(to_report)?;
+    let targets = targets(&args.conn)?;
+    let opts = options(&args.conn);
+    let wait = Duration::from_secs_f64(args.wait.max(0.0));
+    let confirm = !args.no_confirm;
+    if targets.len() > 1 || args.conn.targets.is_some() {
+        return crate::commands::gang::run(
+            &format!("upgrading to {}", args.file.display()),
+            &targets,
+            json,
+            |target, step, cancel| {
+                let mut s = Session::connect(target, &opts)?.with_cancel(cancel);
+                s.upgrade(&args.file, confirm, wait, &mut |done, total| {
+                    step(brickless_host::gang::Step {
+                        phase: "uploading",
+                        done,
+                        total,
+                    })
+                })
+            },
+            describe_upgrade,
         );
-    } else if confirmed {
-        println!("{version} runs and is confirmed");
+    }
+    let target = one_target(&args.conn)?;
+    let mut s = Session::connect(&target, &opts).map_err(to_report)?;
+    let bar = if json {
+        ProgressBar::hidden()
     } else {
-        println!("{version} runs as a trial: it is reverted at the next reset unless confirmed");
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "uploading [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let t0 = Instant::now();
+    let done = s
+        .upgrade(&args.file, confirm, wait, &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .map_err(to_report);
+    bar.finish_and_clear();
+    let u = done?;
+    if json {
+        println!("{}", serde_json::to_string(&u).unwrap_or_default());
+    } else {
+        if !u.already_running {
+            println!(
+                "uploaded {} bytes ({} requests{}) and test-booted {} in {:.1} s",
+                u.bytes,
+                u.requests,
+                if u.resumes > 0 {
+                    format!(", resumed {} times", u.resumes)
+                } else {
+                    String::new()
+                },
+                u.version,
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        println!("{}", describe_upgrade(&u));
     }
     Ok(())
+}
+
+fn describe_upgrade(u: &Upgraded) -> String {
+    let state = if u.confirmed {
+        "runs and is confirmed"
+    } else {
+        "runs as a trial: it is reverted at the next reset unless confirmed"
+    };
+    if u.already_running {
+        format!("{} already {state}", u.version)
+    } else {
+        format!("{} {state}", u.version)
+    }
 }

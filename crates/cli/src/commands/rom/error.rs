@@ -123,6 +123,16 @@ pub enum RomError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A shared job (`brickless_host`) failed: its message and hint.
+    #[error("{message}")]
+    #[diagnostic(code(brickless::rom::job))]
+    Job {
+        /// What went wrong.
+        message: String,
+        /// What to do about it.
+        #[help]
+        help: Option<String>,
+    },
     /// A firmware file (BIN, HEX, ELF) that cannot be read or written.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -211,6 +221,15 @@ pub enum RomError {
         /// Product ID of the attached device.
         pid: u16,
     },
+}
+
+impl From<brickless_host::Error> for RomError {
+    fn from(e: brickless_host::Error) -> Self {
+        RomError::Job {
+            message: e.message,
+            help: e.help.map(str::to_string),
+        }
+    }
 }
 
 impl From<HostError> for RomError {

@@ -23,6 +23,14 @@ pub enum RomCommand {
     /// Read memory to a file (.hex: Intel HEX; anything else: raw binary).
     Read(ReadArgs),
     /// Erase what a firmware file needs, write it and read it back to verify.
+    ///
+    /// With several boards (repeated --port/--tcp, or --targets FILE) they are programmed
+    /// at once: one progress line each, then a table (or --json) of what each did. A board
+    /// that fails does not stop the others; the exit status is the number that failed.
+    #[command(after_help = "Examples:
+  brickless rom write --port /dev/ttyUSB0 firmware.elf
+  brickless rom write --port /dev/ttyUSB0 --port /dev/ttyUSB1 --port /dev/ttyUSB2 module.hex
+  brickless rom write --targets line-3.txt --json module.bin   (lines: serial:/dev/ttyUSB0@115200, tcp:10.0.0.7:4000)")]
     Write(WriteArgs),
     /// Compare memory with a firmware file.
     Verify(VerifyArgs),
@@ -38,18 +46,20 @@ pub enum RomCommand {
     Devices(DevicesArgs),
 }
 
-/// How to reach the bootloader: exactly one of --port, --tcp, --i2c, --dfu.
+/// How to reach the bootloader: one of --port, --tcp, --i2c, --dfu (`rom write` takes
+/// several --port/--tcp, or --targets, and programs them at once).
 #[derive(Args, Debug, Clone)]
 #[command(group(
     clap::ArgGroup::new("link")
         .required(true)
-        .multiple(false)
-        .args(["port", "tcp", "i2c", "dfu"])
+        .multiple(true)
+        .args(["port", "tcp", "i2c", "dfu", "targets"])
 ))]
 pub struct Transport {
     /// Serial port of a USB-UART wired to the STM32's bootloader USART (e.g. /dev/ttyUSB0).
+    /// `rom write` takes it repeated, to program several boards at once.
     #[arg(long, value_name = "PATH")]
-    pub port: Option<PathBuf>,
+    pub port: Vec<PathBuf>,
 
     /// Baud rate (the bootloader detects it from the 0x7F sync byte; 115200 is the tested
     /// maximum on most parts).
@@ -62,14 +72,20 @@ pub struct Transport {
     pub parity: Parity,
 
     /// A raw TCP byte stream instead of a serial port (the virtual device's --tcp, ser2net).
+    /// `rom write` takes it repeated.
     #[arg(long, value_name = "HOST:PORT")]
-    pub tcp: Option<String>,
+    pub tcp: Vec<String>,
+
+    /// A file listing the boards for `rom write` to program at once, one per line:
+    /// `serial:PATH[@BAUD]` or `tcp:HOST:PORT` (`#` starts a comment).
+    #[arg(long, value_name = "FILE")]
+    pub targets: Option<PathBuf>,
 
     /// Linux I2C bus wired to the part's bootloader I2C pins (AN4221 protocol), e.g.
     /// /dev/i2c-1. Needs the i2c-dev module (`modprobe i2c-dev`), read/write access to the
     /// node (the `i2c` group), SCL/SDA on the I2C peripheral AN2606 names for the part, with
     /// pull-ups, and BOOT0 high at reset. The adapter must do plain I2C (not SMBus-only).
-    #[arg(long, value_name = "/dev/i2c-N")]
+    #[arg(long, value_name = "/dev/i2c-N", conflicts_with_all = ["port", "tcp", "dfu", "targets"])]
     pub i2c: Option<PathBuf>,
 
     /// 7-bit I2C address of the bootloader (AN2606 gives it per part). Default: try the
@@ -85,7 +101,8 @@ pub struct Transport {
         long,
         value_name = "VID:PID",
         num_args = 0..=1,
-        default_missing_value = "0483:df11"
+        default_missing_value = "0483:df11",
+        conflicts_with_all = ["port", "tcp", "targets"]
     )]
     pub dfu: Option<String>,
 
@@ -188,6 +205,9 @@ pub struct WriteArgs {
     /// Start the firmware afterwards (Go to the start of the image).
     #[arg(long)]
     pub go: bool,
+    /// Print the result as JSON (one entry per board).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `brickless rom verify`.
@@ -320,7 +340,10 @@ pub(crate) fn parse_list(s: &str) -> Result<Vec<u16>, RomError> {
 
 /// Runs one `brickless rom` subcommand.
 pub fn run(cmd: RomCommand) -> miette::Result<()> {
-    Ok(run_inner(cmd)?)
+    match cmd {
+        RomCommand::Write(a) => write::write_command(a),
+        cmd => Ok(run_inner(cmd)?),
+    }
 }
 
 fn run_inner(cmd: RomCommand) -> Result<(), RomError> {

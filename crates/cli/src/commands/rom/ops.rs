@@ -14,6 +14,22 @@ use crate::firmware_file::{self, FirmwareImage};
 
 /// The library's transport description for the arguments.
 pub(super) fn transport(t: &Transport) -> Result<open::Transport, RomError> {
+    let named = t.port.len()
+        + t.tcp.len()
+        + usize::from(t.i2c.is_some())
+        + usize::from(t.dfu.is_some())
+        + usize::from(t.targets.is_some());
+    if named > 1 {
+        return Err(RomError::Usage(
+            "name one bootloader (--port, --tcp, --i2c or --dfu); only `rom write` programs several at once".into(),
+        ));
+    }
+    if t.targets.is_some() {
+        return Err(RomError::Usage(
+            "--targets names boards for `rom write`; other commands take one --port or --tcp"
+                .into(),
+        ));
+    }
     if t.addr.is_some() && t.i2c.is_none() {
         return Err(RomError::Usage(
             "--addr is the I2C address: use it with --i2c".into(),
@@ -27,9 +43,9 @@ pub(super) fn transport(t: &Transport) -> Result<open::Transport, RomError> {
     } else if let Some(arg) = &t.dfu {
         let (vid, pid) = dfu_vid_pid(arg)?;
         Link::Dfu { vid, pid }
-    } else if let Some(addr) = &t.tcp {
+    } else if let Some(addr) = t.tcp.first() {
         Link::Tcp(addr.clone())
-    } else if let Some(path) = &t.port {
+    } else if let Some(path) = t.port.first() {
         Link::Serial {
             path: path.display().to_string(),
             parity_even: t.parity == Parity::Even,

@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use brickless_rom::device::RomDevice;
 use brickless_rom::dfu_file::DfuFile;
-use brickless_rom::program::{self, ProgramError};
+use brickless_rom::program::{self, Phase, ProgramError};
 use brickless_rom::RomTarget;
 
 use super::ops::{connect, device_of, dfu_vid_pid, finish, Progress};
 use super::*;
-use crate::firmware_file::{self, FileError, FirmwareImage, Segment};
+use crate::firmware_file::Segment;
 
 /// Reads and parses a `.dfu` file, then calls `f` with it.
 fn with_dfu<R>(
@@ -57,39 +57,11 @@ fn load_image(
     address: Option<u32>,
     d: Option<&RomDevice>,
 ) -> Result<Vec<Segment>, RomError> {
-    let base = address
-        .or(d.map(|d| d.flash().start))
-        .unwrap_or(0x0800_0000);
-    let image = if is_dfu_file(file) {
-        let segments = with_dfu(file, |dfu| match dfu.no_data(None) {
-            Some(reason) => Err(RomError::BadDfu {
-                path: file.into(),
-                reason,
-            }),
-            None => Ok(dfu
-                .segments(base)
-                .into_iter()
-                .map(|(address, data)| Segment {
-                    address,
-                    data: data.to_vec(),
-                })
-                .collect()),
-        })?;
-        FirmwareImage::from_segments(segments, file).map_err(FileError)?
-    } else {
-        FirmwareImage::load(file, base).map_err(FileError)?
-    };
-    if image.is_empty() {
-        // Never report writing or verifying 0 bytes as success.
-        let empty = firmware_file::FirmwareFileError::Empty { path: file.into() };
-        return Err(FileError(empty).into());
-    }
+    let base = d.map_or(0x0800_0000, |d| d.flash().start);
     let erased = d.map_or(0xFF, |d| d.geometry.erased);
-    Ok(brickless_image::firmware::coalesce(
-        image.segments(),
-        256,
-        erased,
-    ))
+    Ok(brickless_host::rom::load_segments(
+        file, address, base, erased,
+    )?)
 }
 
 /// A `.dfu` file over DFU, the way DfuSe tools do it: every element of alt setting 0 is
@@ -150,6 +122,96 @@ fn skipped_note(skipped: u64) -> String {
 fn is_dfu_file(file: &Path) -> bool {
     file.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("dfu"))
+}
+
+/// Several boards (repeated --port/--tcp, --targets) or --json: the same write on each at
+/// once, through the library's job.
+fn is_gang(a: &WriteArgs) -> bool {
+    a.transport.port.len() + a.transport.tcp.len() > 1 || a.transport.targets.is_some() || a.json
+}
+
+fn gang_write(a: WriteArgs) -> miette::Result<()> {
+    use brickless_host::target::Target;
+    let t = &a.transport;
+    if t.i2c.is_some() || t.dfu.is_some() {
+        return Err(miette::miette!(
+            "several boards are programmed over --port or --tcp; I2C and DFU take one at a time"
+        ));
+    }
+    if t.entry.is_some() || t.exit.is_some() || a.erase != EraseMode::Auto {
+        return Err(miette::miette!(
+            help = "program several boards with the default erase, and put them in their bootloader beforehand",
+            "--entry, --exit and --erase take one board at a time"
+        ));
+    }
+    let flags = t
+        .port
+        .iter()
+        .map(|p| Target::Serial {
+            path: p.display().to_string(),
+            baud: t.baud,
+        })
+        .chain(t.tcp.iter().map(|a| Target::Tcp(a.clone())));
+    let targets = super::super::gang::collect(flags, t.targets.as_ref(), t.baud)?;
+    if let Some(udp) = targets.iter().find(|t| matches!(t, Target::Udp(_))) {
+        return Err(miette::miette!(
+            "{udp}: ROM bootloaders are reached over serial:PATH or tcp:HOST:PORT"
+        ));
+    }
+    // Refuse a bad file before any board is touched.
+    brickless_host::rom::load_segments(&a.file, a.address, 0x0800_0000, 0xff)
+        .map_err(super::super::gang::to_report)?;
+    let opts = brickless_host::rom::RomOptions {
+        baud: t.baud,
+        parity_even: t.parity == Parity::Even,
+        timeout_ms: t.timeout_ms,
+        retries: t.retries,
+        verify: !a.no_verify,
+        address: a.address,
+        go: a.go,
+    };
+    super::super::gang::run(
+        &format!("writing {}", a.file.display()),
+        &targets,
+        a.json,
+        |target, step, cancel| {
+            brickless_host::rom::write_file(
+                target,
+                &a.file,
+                &opts,
+                &mut |ph, done, total| {
+                    step(brickless_host::gang::Step {
+                        phase: match ph {
+                            Phase::Erase => "erasing",
+                            Phase::Write => "writing",
+                            Phase::Verify => "verifying",
+                        },
+                        done: u64::from(done),
+                        total: u64::from(total),
+                    })
+                },
+                cancel,
+            )
+        },
+        |w| {
+            format!(
+                "{}: {} bytes{}{}",
+                w.device,
+                w.bytes,
+                if w.verified { ", verified" } else { "" },
+                skipped_note(w.skipped)
+            )
+        },
+    )
+}
+
+/// `brickless rom write`.
+pub(super) fn write_command(a: WriteArgs) -> miette::Result<()> {
+    if is_gang(&a) {
+        gang_write(a)
+    } else {
+        Ok(write(a)?)
+    }
 }
 
 pub(super) fn write(a: WriteArgs) -> Result<(), RomError> {
