@@ -200,15 +200,7 @@ fn device_error(e: ClientError) -> miette::Report {
 
 /// Parses a hash given in hex.
 fn parse_hash(text: &str) -> Result<Vec<u8>> {
-    let t = text.trim();
-    let mut out = vec![0u8; t.len() / 2];
-    match base16ct::mixed::decode(t, &mut out) {
-        Ok(b) if b.len() == 32 => Ok(b.to_vec()),
-        _ => Err(miette!(
-            help = "pass the 64 hex digits `brickless smp image list` shows",
-            "`{text}` is not a SHA-256 hash"
-        )),
-    }
+    brickless_host::smp::parse_hash(text).map_err(to_report)
 }
 
 fn hex(b: &[u8]) -> String {
@@ -249,22 +241,7 @@ fn print_images(images: &[ImageState], json: bool) {
 
 /// Reads an image file, refusing what is not a signed MCUboot image before connecting.
 fn read_image(file: &Path) -> Result<(Vec<u8>, brickless_image::inspect::ImageInfo)> {
-    let bytes = std::fs::read(file).map_err(|e| miette!("cannot read {}: {e}", file.display()))?;
-    let info = brickless_image::inspect::inspect(&bytes, 0xff).map_err(|e| {
-        miette!(
-            help = "upload an image signed with `brickless image sign` or `imgtool sign`",
-            "{} is not an MCUboot image: {e}",
-            file.display()
-        )
-    })?;
-    if !info.hash_matches {
-        return Err(miette!(
-            help = "the file was changed after signing: sign it again",
-            "{}: its SHA256 TLV does not match its contents",
-            file.display()
-        ));
-    }
-    Ok((bytes, info))
+    brickless_host::image::read_signed(file).map_err(to_report)
 }
 
 /// Uploads with a progress bar (rate and ETA); prints the achieved rate.
