@@ -43,7 +43,7 @@ impl Default for SignSpec {
 /// What an image is, as `image inspect` summarises it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ImageSummary {
-    /// Version text (`1.2.3` or `1.2.3+4`).
+    /// Version text as mcumgr shows it (`1.2.3`, or `1.2.3.4` with a build number).
     pub version: String,
     /// SHA-256 over header, payload and protected TLVs (the image's hash), hex.
     pub hash: String,
@@ -200,7 +200,7 @@ fn summary_of(info: &ImageInfo) -> ImageSummary {
         })
         .collect();
     ImageSummary {
-        version: info.header.version.to_string(),
+        version: brickless_smp::client::version_text(info.header.version),
         hash: hex(&info.computed_hash),
         hash_matches: info.hash_matches,
         header_size: u32::from(info.header.hdr_size),
@@ -285,7 +285,7 @@ pub fn verify_file(path: &Path, keys: &[&Path]) -> Result<Verified, Error> {
         Error::new(kind, format!("{} failed verification: {e}", path.display())).with_help(help)
     })?;
     Ok(Verified {
-        version: v.version().to_string(),
+        version: brickless_smp::client::version_text(v.version()),
         hash: hex(&v.hash),
         key_index: v.key_index,
     })
