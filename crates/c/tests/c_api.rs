@@ -379,3 +379,46 @@ fn the_rom_example_writes_through_a_virtual_rom_bootloader_over_tcp() {
     }
     assert!(back == fw, "the flash differs from the file");
 }
+
+#[test]
+fn the_header_serves_cpp_too() {
+    let ok = Command::new("c++")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        return missing_peer("c++");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("abi.cpp");
+    std::fs::write(
+        &src,
+        "#include \"brickless.h\"\n#include <cstring>\n\
+         int main() {\n\
+           BricklessSmp *h = nullptr;\n\
+           int rc = brickless_smp_open(\"garbage\", 1.0, &h);\n\
+           return brickless_abi_version() == BRICKLESS_ABI_VERSION && h == nullptr &&\n\
+                  rc == BRICKLESS_ERR_INVALID_ARGUMENT &&\n\
+                  std::strstr(brickless_last_error_message(), \"garbage\") ? 0 : 1;\n\
+         }\n",
+    )
+    .unwrap();
+    let exe = dir.path().join("abi");
+    let out = Command::new("c++")
+        .args(["-std=c++11", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(Path::new(CRATE).join("include"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .arg(lib_dir().join("libbrickless_c.a"))
+        .args(["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = run(&mut Command::new(&exe));
+    assert!(run.status.success());
+}
