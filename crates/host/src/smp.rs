@@ -184,7 +184,8 @@ impl Session {
 
     /// The whole upgrade: upload the image at `path`, mark it for a test boot, reset, wait up
     /// to `wait` for the device to run it, then confirm it (unless `confirm` is false). An
-    /// image that already runs is not uploaded again.
+    /// image that already runs is not uploaded again; a blank device (recovery) installs the
+    /// upload for good at the reset.
     pub fn upgrade(
         &mut self,
         path: &Path,
@@ -212,8 +213,13 @@ impl Session {
                 already_running: true,
             });
         }
+        // Nothing runs: the bootloader's recovery serves, and it marks a complete upload
+        // for installation itself (a test request would be refused as already pending).
+        let recovery = !images.iter().any(|s| s.slot == 0 && s.active);
         let report = self.upload(&bytes, progress)?;
-        self.client.test(&hash)?;
+        if !recovery {
+            self.client.test(&hash)?;
+        }
         self.client.reset()?;
         let deadline = Instant::now() + wait;
         let running = loop {
