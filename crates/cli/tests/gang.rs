@@ -3,47 +3,27 @@
 //! and the exit status counts the failures.
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 use brickless_test_support::pseudo_random_bytes;
-use common::{brickless, run, run_ok};
-
-const DEV_KEY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../keys/insecure-dev-ed25519.pem"
-);
+use common::{brickless, run, run_fails, run_ok, signed_app, SimProcess};
 
 /// A virtual device process, killed when dropped.
 struct Sim {
-    child: Child,
+    _process: SimProcess,
     addr: String,
 }
 
 impl Sim {
-    /// `brickless sim` with `args`; the address comes from its first line.
     fn start(args: &[&str], flash: &Path) -> Sim {
-        let mut child = brickless()
-            .arg("sim")
-            .args(args)
-            .arg("--flash")
-            .arg(flash)
-            .arg("--no-pty")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start brickless sim");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let addr = first
-            .split_whitespace()
-            .nth(4)
-            .unwrap_or_else(|| panic!("no address in: {first}"))
-            .to_string();
-        Sim { child, addr }
+        let mut all: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        all.extend(["--no-pty".into(), "--flash".into(), flash.into()]);
+        let process = SimProcess::start(&all);
+        Sim {
+            addr: process.addr(),
+            _process: process,
+        }
     }
 
     /// A virtual ST ROM bootloader (STM32L073, the module a base board updates) on TCP with
@@ -74,11 +54,14 @@ impl Sim {
     }
 }
 
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// `brickless upgrade` with every sim as a --udp target.
+fn upgrade_all(sims: &[Sim]) -> std::process::Command {
+    let mut cmd = brickless();
+    cmd.arg("upgrade");
+    for s in sims {
+        cmd.args(["--udp", &s.addr]);
     }
+    cmd
 }
 
 fn firmware(dir: &Path, len: usize) -> PathBuf {
@@ -188,56 +171,24 @@ fn targets_come_from_a_file_and_bad_lists_change_nothing() {
     let before: Vec<Vec<u8>> = (0..2)
         .map(|n| std::fs::read(dir.path().join(format!("rom{n}.flash"))).unwrap())
         .collect();
+    let refused = |args: &[&str], file: &Path, why: &str| {
+        let err = run_fails(brickless().args(["rom", "write"]).args(args).arg(file));
+        assert!(err.contains(why), "{args:?}: {err}");
+    };
+    let list_arg = list.to_str().unwrap();
     std::fs::write(&list, format!("tcp:{}\nbogus line\n", sims[0].addr)).unwrap();
-    let o = run(brickless()
-        .args(["rom", "write", "--targets"])
-        .arg(&list)
-        .arg(&file));
-    assert!(!o.status.success());
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("line 2"),
-        "{o:?}"
-    );
-    let o = run(brickless()
-        .args([
-            "rom",
-            "write",
-            "--tcp",
-            &sims[0].addr,
-            "--tcp",
-            &sims[0].addr,
-        ])
-        .arg(&file));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("named twice"),
-        "{o:?}"
-    );
+    refused(&["--targets", list_arg], &file, "line 2");
+    let (a, b) = (sims[0].addr.as_str(), sims[1].addr.as_str());
+    refused(&["--tcp", a, "--tcp", a], &file, "named twice");
     std::fs::write(&list, "udp:127.0.0.1:1337\n").unwrap();
-    let o = run(brickless()
-        .args(["rom", "write", "--targets"])
-        .arg(&list)
-        .arg(&file));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("ROM bootloaders are reached over"),
-        "{o:?}"
+    refused(
+        &["--targets", list_arg],
+        &file,
+        "ROM bootloaders are reached over",
     );
     let empty = dir.path().join("empty.hex");
     std::fs::write(&empty, ":00000001FF\n").unwrap();
-    let o = run(brickless()
-        .args([
-            "rom",
-            "write",
-            "--tcp",
-            &sims[0].addr,
-            "--tcp",
-            &sims[1].addr,
-        ])
-        .arg(&empty));
-    assert!(!o.status.success());
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("holds no data"),
-        "{o:?}"
-    );
+    refused(&["--tcp", a, "--tcp", b], &empty, "holds no data");
     std::thread::sleep(std::time::Duration::from_millis(200));
     for (n, was) in before.iter().enumerate() {
         let now = std::fs::read(dir.path().join(format!("rom{n}.flash"))).unwrap();
@@ -258,34 +209,14 @@ fn targets_come_from_a_file_and_bad_lists_change_nothing() {
     );
 }
 
-fn signed(dir: &Path, major: u8, size: usize) -> PathBuf {
-    let raw = dir.join(format!("app{major}.bin"));
-    std::fs::write(&raw, pseudo_random_bytes(size, u64::from(major))).unwrap();
-    let out = dir.join(format!("app{major}.signed.bin"));
-    run_ok(
-        brickless()
-            .args(["image", "sign", "-k", DEV_KEY, "--version"])
-            .arg(format!("{major}.0.0"))
-            .args([
-                "-H",
-                "0x400",
-                "--pad-header",
-                "-S",
-                "0xc0000",
-                "--align",
-                "32",
-            ])
-            .arg(&raw)
-            .arg(&out),
-    );
-    out
-}
-
 #[test]
 fn upgrade_updates_eight_devices_at_once_and_counts_failures() {
     let dir = tempfile::tempdir().unwrap();
     let sims: Vec<Sim> = (0..8).map(|n| Sim::mcu(dir.path(), n)).collect();
-    let (v1, v2) = (signed(dir.path(), 1, 30_000), signed(dir.path(), 2, 40_000));
+    let (v1, v2) = (
+        signed_app(dir.path(), 1, 30_000),
+        signed_app(dir.path(), 2, 40_000),
+    );
     // Each device starts empty: recovery takes v1.
     for s in &sims {
         run_ok(
@@ -295,11 +226,8 @@ fn upgrade_updates_eight_devices_at_once_and_counts_failures() {
         );
         run_ok(brickless().args(["smp", "--udp", &s.addr, "reset"]));
     }
-    let mut cmd = brickless();
-    cmd.args(["upgrade", "--json"]);
-    for s in &sims {
-        cmd.args(["--udp", &s.addr]);
-    }
+    let mut cmd = upgrade_all(&sims);
+    cmd.arg("--json");
     // A ninth device that is not there: it fails, the eight succeed, the exit status is 1.
     cmd.args(["--udp", "127.0.0.1:9", "--timeout", "1"]);
     let out = run(cmd.arg(&v2));
@@ -327,12 +255,7 @@ fn upgrade_updates_eight_devices_at_once_and_counts_failures() {
         assert_eq!(images[0]["confirmed"], true);
     }
     // A second run finds v2 running everywhere and sends nothing.
-    let mut cmd = brickless();
-    cmd.arg("upgrade");
-    for s in &sims {
-        cmd.args(["--udp", &s.addr]);
-    }
-    let out = run_ok(cmd.arg(&v2));
+    let out = run_ok(upgrade_all(&sims).arg(&v2));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("8 of 8 devices succeeded"), "{text}");
     assert_eq!(

@@ -3,54 +3,40 @@
 //! the CPU while it is timed. Prints the ratio against the limit.
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::Instant;
 
 use brickless_test_support::pseudo_random_bytes;
-use common::{brickless, run_ok};
+use common::{brickless, run_ok, SimProcess};
 
 const LIMIT: f64 = 1.2;
 
-struct Sim(Child, String);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A virtual STM32L073 ROM bootloader on TCP, its line modelled at 115200 baud 8E1.
+fn rom_sim(dir: &std::path::Path, n: usize) -> SimProcess {
+    let mut args: Vec<std::ffi::OsString> = [
+        "--rom",
+        "--part",
+        "stm32l073rz",
+        "--tcp",
+        "127.0.0.1:0",
+        "--no-pty",
+        "--line-rate",
+        "--baud",
+        "115200",
+        "--checksum",
+        "--flash",
+    ]
+    .into_iter()
+    .map(Into::into)
+    .collect();
+    args.push(dir.join(format!("b{n}.flash")).into());
+    SimProcess::start(&args)
 }
 
-fn rom_sim(dir: &std::path::Path, n: usize) -> Sim {
-    let mut child = brickless()
-        .args([
-            "sim",
-            "--rom",
-            "--part",
-            "stm32l073rz",
-            "--tcp",
-            "127.0.0.1:0",
-            "--no-pty",
-        ])
-        .args(["--line-rate", "--baud", "115200", "--checksum", "--flash"])
-        .arg(dir.join(format!("b{n}.flash")))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first.split_whitespace().nth(4).unwrap().to_string();
-    Sim(child, addr)
-}
-
-fn gang_seconds(sims: &[Sim], file: &std::path::Path) -> f64 {
+fn gang_seconds(sims: &[SimProcess], file: &std::path::Path) -> f64 {
     let mut cmd = brickless();
     cmd.args(["rom", "write", "--json"]);
     for s in sims {
-        cmd.args(["--tcp", &s.1]);
+        cmd.args(["--tcp", &s.addr()]);
     }
     let t0 = Instant::now();
     let out = run_ok(cmd.arg(file));
@@ -70,10 +56,10 @@ fn eight_boards_take_at_most_1_2_times_one() {
     let file = dir.path().join("module.bin");
     // 32 KiB: about 3.5 s of line time at 115200 8E1, write and CRC verify.
     std::fs::write(&file, pseudo_random_bytes(32 * 1024, 11)).unwrap();
-    let one: Vec<Sim> = vec![rom_sim(dir.path(), 100)];
+    let one: Vec<SimProcess> = vec![rom_sim(dir.path(), 100)];
     let t1 = gang_seconds(&one, &file);
     drop(one);
-    let eight: Vec<Sim> = (0..8).map(|n| rom_sim(dir.path(), n)).collect();
+    let eight: Vec<SimProcess> = (0..8).map(|n| rom_sim(dir.path(), n)).collect();
     let t8 = gang_seconds(&eight, &file);
     let ratio = t8 / t1;
     println!(

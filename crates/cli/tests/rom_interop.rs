@@ -1,15 +1,16 @@
 //! `brickless sim --rom` driven by the real peers (stm32flash on the pty, stm32loader's
 //! bootloader class over TCP) and by `brickless rom` itself, on several part profiles.
 use brickless_test_support::{assert_fill_units_erased, missing_peer, pseudo_random_bytes};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_brickless");
 
 /// A running virtual ROM device, killed on drop.
 struct Sim {
-    child: Child,
+    _process: common::SimProcess,
     pty: PathBuf,
     tcp: String,
 }
@@ -17,43 +18,29 @@ struct Sim {
 impl Sim {
     fn start(dir: &Path, part: &str, flash: &str, extra: &[&str]) -> Sim {
         let link = dir.join(format!("tty-{part}"));
-        let mut child = Command::new(BIN)
-            .args(["sim", "--rom", "--part", part, "--flash"])
-            .arg(dir.join(flash))
-            .arg("--link")
-            .arg(&link)
-            .args(["--tcp", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start brickless sim");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "--rom".into(),
+            "--part".into(),
+            part.into(),
+            "--flash".into(),
+            dir.join(flash).into(),
+            "--link".into(),
+            link.clone().into(),
+            "--tcp".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(extra.iter().map(Into::into));
+        let process = common::SimProcess::start(&args);
         assert!(
-            first.starts_with("serving AN3155 on "),
-            "first line: {first}"
+            process.first_line.starts_with("serving AN3155 on "),
+            "first line: {}",
+            process.first_line
         );
-        let tcp = first
-            .split("tcp ")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .expect("tcp address in the first line")
-            .to_string();
         Sim {
-            child,
+            tcp: process.addr(),
             pty: link,
-            tcp,
+            _process: process,
         }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -6,16 +6,12 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use brickless_test_support::{missing_peer, pseudo_random_bytes};
+use brickless_test_support::missing_peer;
 use common::run_ok as run;
 
 mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_brickless");
-const DEV_KEY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../keys/insecure-dev-ed25519.pem"
-);
 
 /// A running `brickless sim`, killed on drop.
 struct Sim {
@@ -81,24 +77,7 @@ fn text(out: &Output) -> String {
 
 /// Signs a pseudo-random payload as version `major.0.0` with the development key.
 fn signed(dir: &Path, major: u8, size: usize) -> PathBuf {
-    let raw = dir.join(format!("app{major}.bin"));
-    std::fs::write(&raw, pseudo_random_bytes(size, u64::from(major))).unwrap();
-    let out = dir.join(format!("app{major}.signed.bin"));
-    run(Command::new(BIN)
-        .args(["image", "sign", "-k", DEV_KEY, "--version"])
-        .arg(format!("{major}.0.0"))
-        .args([
-            "-H",
-            "0x400",
-            "--pad-header",
-            "-S",
-            "0xc0000",
-            "--align",
-            "32",
-        ])
-        .arg(&raw)
-        .arg(&out));
-    out
+    common::signed_app(dir, major, size)
 }
 
 fn smpmgr_present() -> bool {

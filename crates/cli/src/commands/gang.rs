@@ -154,17 +154,7 @@ fn print_table<R>(outcomes: &[Outcome<R>], describe: &impl Fn(&R) -> String) {
             w[i] = w[i].max(c.len());
         }
     }
-    println!(
-        "{:<a$}  {:<b$}  {:>c$}  {}",
-        head[0],
-        head[1],
-        head[2],
-        head[3],
-        a = w[0],
-        b = w[1],
-        c = w[2]
-    );
-    for r in rows {
+    let line = |r: [&str; 4]| {
         println!(
             "{:<a$}  {:<b$}  {:>c$}  {}",
             r[0],
@@ -174,6 +164,10 @@ fn print_table<R>(outcomes: &[Outcome<R>], describe: &impl Fn(&R) -> String) {
             a = w[0],
             b = w[1],
             c = w[2]
-        );
+        )
+    };
+    line(head);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3]]);
     }
 }

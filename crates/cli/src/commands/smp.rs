@@ -244,16 +244,12 @@ fn read_image(file: &Path) -> Result<(Vec<u8>, brickless_image::inspect::ImageIn
     brickless_host::image::read_signed(file).map_err(to_report)
 }
 
-/// Uploads with a progress bar (rate and ETA); prints the achieved rate.
-fn upload_with_progress(
-    c: &mut Client<Box<dyn Transport>>,
-    bytes: &[u8],
-    json: bool,
-) -> Result<UploadReport> {
+/// The upload's progress bar (rate and ETA); hidden for --json.
+fn upload_bar(json: bool, len: u64) -> ProgressBar {
     let bar = if json {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(bytes.len() as u64)
+        ProgressBar::new(len)
     };
     bar.set_style(
         ProgressStyle::with_template(
@@ -262,6 +258,16 @@ fn upload_with_progress(
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
+    bar
+}
+
+/// Uploads with a progress bar (rate and ETA); prints the achieved rate.
+fn upload_with_progress(
+    c: &mut Client<Box<dyn Transport>>,
+    bytes: &[u8],
+    json: bool,
+) -> Result<UploadReport> {
+    let bar = upload_bar(json, bytes.len() as u64);
     let t0 = Instant::now();
     let report = c
         .upload(bytes, |done, _| bar.set_position(u64::from(done)))
@@ -404,18 +410,7 @@ pub fn upgrade(args: UpgradeArgs) -> Result<()> {
     }
     let target = one_target(&args.conn)?;
     let mut s = Session::connect(&target, &opts).map_err(to_report)?;
-    let bar = if json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "uploading [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = upload_bar(json, 0);
     let t0 = Instant::now();
     let done = s
         .upgrade(&args.file, confirm, wait, &mut |done, total| {

@@ -209,3 +209,85 @@ pub fn elf32(segments: &[ElfSegment]) -> Vec<u8> {
     }
     out
 }
+
+/// The repository's development key (the virtual devices trust it).
+pub const DEV_KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../keys/insecure-dev-ed25519.pem"
+);
+
+/// DIR/appN.signed.bin: `size` seeded bytes signed with the development key as version
+/// N.0.0, for the virtual H753's 768 KiB slots.
+pub fn signed_app(dir: &Path, major: u8, size: usize) -> PathBuf {
+    let raw = dir.join(format!("app{major}.bin"));
+    std::fs::write(
+        &raw,
+        brickless_test_support::pseudo_random_bytes(size, u64::from(major)),
+    )
+    .unwrap();
+    let out = dir.join(format!("app{major}.signed.bin"));
+    run_ok(
+        brickless()
+            .args(["image", "sign", "-k", DEV_KEY, "--version"])
+            .arg(format!("{major}.0.0"))
+            .args([
+                "-H",
+                "0x400",
+                "--pad-header",
+                "-S",
+                "0xc0000",
+                "--align",
+                "32",
+            ])
+            .arg(&raw)
+            .arg(&out),
+    );
+    out
+}
+
+/// A running `brickless sim`, killed (and waited for) when dropped.
+pub struct SimProcess {
+    child: std::process::Child,
+    /// What it printed first: `serving … on udp|tcp ADDR …`.
+    pub first_line: String,
+}
+
+impl SimProcess {
+    /// Starts `brickless sim ARGS` and reads its first line.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> SimProcess {
+        use std::io::BufRead;
+        let mut child = brickless()
+            .arg("sim")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start brickless sim");
+        let mut first_line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut first_line)
+            .expect("the first line of brickless sim");
+        assert!(
+            first_line.starts_with("serving "),
+            "first line: {first_line}"
+        );
+        SimProcess { child, first_line }
+    }
+
+    /// The address after `udp ` or `tcp ` in the first line.
+    pub fn addr(&self) -> String {
+        self.first_line
+            .split(|c: char| c.is_whitespace())
+            .skip_while(|w| *w != "udp" && *w != "tcp")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in: {}", self.first_line))
+            .to_string()
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
