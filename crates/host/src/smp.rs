@@ -172,7 +172,8 @@ impl Session {
 
     /// The whole upgrade: upload the image at `path`, mark it for a test boot, reset, wait up
     /// to `wait` for the device to run it, then confirm it (unless `confirm` is false). An
-    /// image that already runs is not uploaded again.
+    /// image that already runs is not uploaded again; on a device in recovery (no image runs)
+    /// the upload itself makes the image pending, so it is not marked again.
     pub fn upgrade(
         &mut self,
         path: &Path,
@@ -201,7 +202,16 @@ impl Session {
             });
         }
         let report = self.upload(&bytes, progress)?;
-        self.client.test(&hash)?;
+        // A device with no image to run (recovery) installs what it receives for good: the
+        // image is pending already and a test request would be refused.
+        let pending = self
+            .client
+            .images()?
+            .iter()
+            .any(|s| s.hash == hash && s.pending);
+        if !pending {
+            self.client.test(&hash)?;
+        }
         self.client.reset()?;
         let deadline = Instant::now() + wait;
         let running = loop {
