@@ -278,8 +278,9 @@ fn parse_target(py: Python<'_>, text: &str) -> PyResult<Target> {
     Target::parse(text, 115_200).map_err(|e| to_exception(py, e))
 }
 
-/// sign(input, output, key=None, *, version, header_size=0x200, pad_header=True,
-/// slot_size=0x20000, align=8, confirm=False)
+/// Signs the firmware file `input` (BIN, Intel HEX or ELF) into the BIN image `output` with
+/// the private PEM `key` (hash only without one); returns the image's summary (a dict).
+/// `output` is written atomically: a failed call leaves none.
 #[pyfunction]
 #[pyo3(signature = (input, output, key=None, *, version, header_size=0x200, pad_header=true, slot_size=0x20000, align=8, confirm=false))]
 #[allow(clippy::too_many_arguments)]
@@ -310,7 +311,9 @@ fn sign<'py>(
     to_python(py, &summary)
 }
 
-/// verify(image, keys=[])
+/// Verifies `image` against the PEM `keys` (public or private; with none, only its hash);
+/// returns its version, hash and the index of the key that signed it. Raises
+/// VerificationError when it does not verify.
 #[pyfunction]
 #[pyo3(signature = (image, keys=Vec::new()))]
 fn verify(py: Python<'_>, image: PathBuf, keys: Vec<PathBuf>) -> PyResult<Bound<'_, PyAny>> {
@@ -322,15 +325,18 @@ fn verify(py: Python<'_>, image: PathBuf, keys: Vec<PathBuf>) -> PyResult<Bound<
     to_python(py, &verified)
 }
 
-/// inspect(image)
+/// Summarises the image file `image` (a dict: version, hash, sizes, flags, TLVs).
 #[pyfunction]
 fn inspect(py: Python<'_>, image: PathBuf) -> PyResult<Bound<'_, PyAny>> {
     let summary = detached(py, || image::inspect_file(&image)).map_err(|e| to_exception(py, e))?;
     to_python(py, &summary)
 }
 
-/// rom_write(target, file, *, baud=115200, parity_even=True, verify=True, address=None,
-/// go=False, progress=None)
+/// Writes `file` (BIN at `address`, Intel HEX, ELF, DfuSe) through the ST ROM bootloader
+/// at `target` ("serial:PATH[@BAUD]" or "tcp:HOST:PORT"): erases the pages it touches,
+/// writes, reads back unless `verify` is False and, with `go`, starts it.
+/// `progress(done, total, phase)` counts pages in phase "erase", bytes in "write" and
+/// "verify". Runs with the GIL released.
 #[pyfunction]
 #[pyo3(signature = (target, file, *, baud=115_200, parity_even=true, verify=true, address=None, go=false, progress=None))]
 #[allow(clippy::too_many_arguments)]
@@ -384,7 +390,9 @@ fn hash_arg(py: Python<'_>, hash: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     }
 }
 
-/// One device's SMP session; see the stubs for the Python-side documentation.
+/// One device over SMP ("udp:HOST[:PORT]" or "serial:PATH[@BAUD]"), each answer awaited at
+/// most `timeout` seconds. Usable from several threads (calls take turns); every call
+/// releases the GIL while it talks to the device. Leaving a `with` block closes it.
 #[pyclass(frozen, module = "brickless")]
 struct Smp {
     /// The session; `None` once closed. Locked only with the GIL released.
@@ -447,6 +455,7 @@ impl Smp {
         })
     }
 
+    /// The target as parsed ("udp:127.0.0.1:1337").
     #[getter]
     fn target(&self) -> &str {
         &self.target
@@ -456,11 +465,14 @@ impl Smp {
         format!("Smp('{}')", self.target)
     }
 
+    /// The image slots (a list of dicts).
     fn list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let slots = self.run(py, None, |s, _| s.list())?;
         Self::slots(py, &slots)
     }
 
+    /// Uploads the signed image `file` into the staging slot (checked before anything is
+    /// sent); `progress(done, total)` in bytes.
     #[pyo3(signature = (file, progress=None))]
     fn upload<'py>(
         &self,
@@ -480,12 +492,14 @@ impl Smp {
         Ok(d.into_any())
     }
 
+    /// Marks the image with `hash` (64 hex digits or 32 bytes) for one test boot.
     fn test<'py>(&self, py: Python<'py>, hash: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let hash = hash_arg(py, hash)?;
         let slots = self.run(py, None, |s, _| s.test(&hash))?;
         Self::slots(py, &slots)
     }
 
+    /// Confirms the running image, or (with `hash`) requests that image for good.
     #[pyo3(signature = (hash=None))]
     fn confirm<'py>(
         &self,
@@ -497,10 +511,14 @@ impl Smp {
         Self::slots(py, &slots)
     }
 
+    /// Resets the device.
     fn reset(&self, py: Python<'_>) -> PyResult<()> {
         self.run(py, None, |s, _| s.reset())
     }
 
+    /// The whole upgrade: uploads `file`, marks it for a test boot, resets, waits up to
+    /// `wait` seconds for the device to run it and (with `confirm`) confirms it. An image
+    /// that already runs is not uploaded again.
     #[pyo3(signature = (file, confirm=true, wait=60.0, progress=None))]
     fn upgrade<'py>(
         &self,
@@ -523,10 +541,14 @@ impl Smp {
         to_python(py, &done)
     }
 
+    /// Makes the call in progress (from any thread), or the next call if none is in
+    /// progress, raise CancelledError at its next request.
     fn cancel(&self) {
         self.cancel.cancel();
     }
 
+    /// Cancels any call in progress, waits for it and closes the link; later calls raise
+    /// InvalidArgumentError.
     fn close(&self, py: Python<'_>) {
         self.cancel.cancel();
         py.detach(|| {
