@@ -5,7 +5,8 @@
 # virtual devices (`brickless sim`), so the `brickless` binary is built too.
 #
 # Environment: CARGO_TARGET_DIR (default: target/), PYTHON (default: python3),
-# BRICKLESS_WHEEL_PROFILE (default: dev; `release` builds an optimised wheel).
+# BRICKLESS_WHEEL_PROFILE (default: dev; `release` builds an optimised wheel),
+# BRICKLESS_BIN (a `brickless` binary to use instead of building one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -29,9 +30,16 @@ fi
 if command -v maturin >/dev/null 2>&1; then maturin=(maturin); else maturin=("$PYTHON" -m maturin); fi
 
 t0=$(date +%s)
-log "cargo build -p brickless (the virtual devices)"
-cargo build --locked -q -p brickless
-bin="$target_dir/debug/brickless"
+if [ -n "${BRICKLESS_BIN:-}" ]; then
+  # scripts/test.sh passes the binary `cargo test --workspace` has just built.
+  bin=$(cd "$(dirname "$BRICKLESS_BIN")" && pwd)/$(basename "$BRICKLESS_BIN")
+  [ -x "$bin" ] || { log "BRICKLESS_BIN=$BRICKLESS_BIN is not an executable"; exit 1; }
+  log "virtual devices: $bin"
+else
+  log "cargo build -p brickless (the virtual devices)"
+  cargo build --locked -q -p brickless
+  bin="$target_dir/debug/brickless"
+fi
 t1=$(date +%s)
 
 log "maturin build ($profile profile)"

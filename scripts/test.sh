@@ -23,4 +23,5 @@ cargo test --locked -q -p brickless-image --no-default-features --features ed255
 echo "== tests"
 cargo test --locked --workspace
 echo "== Python package: the wheel built, installed in a fresh venv and tested"
-bash scripts/python.sh
+# The cli's tests above built the brickless binary the Python tests run as virtual devices.
+BRICKLESS_BIN="${CARGO_TARGET_DIR:-target}/debug/brickless" bash scripts/python.sh
