@@ -30,9 +30,9 @@ def brickless_bin() -> str:
 class Sim:
     """A running `brickless sim`; `address` is where it serves, as the first line says."""
 
-    def __init__(self, args, prefix):
+    def __init__(self, args, prefix, pty=False):
         self.proc = subprocess.Popen(
-            [_bin(), "sim", *args, "--no-pty"],
+            [_bin(), "sim", *args, *([] if pty else ["--no-pty"])],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -75,6 +75,16 @@ def smp_sims(tmp_path):
     yield start
     for s in started:
         s.stop()
+
+
+@pytest.fixture
+def pty_sim(tmp_path):
+    """A virtual STM32H753ZI serving SMP on a pty; yields `serial:PATH`."""
+    link = tmp_path / "ttySMP"
+    sim = Sim(["--flash", str(tmp_path / "pty.flash"), "--udp", "127.0.0.1:0", "--link", str(link)],
+              "serving SMP on udp ", pty=True)
+    yield f"serial:{link}"
+    sim.stop()
 
 
 @pytest.fixture

@@ -49,6 +49,16 @@ def test_one_device_upgraded(smp_sims, signed):
         dev.list()  # closed
 
 
+def test_upgrade_over_a_serial_port(pty_sim, signed):
+    image = signed(1, 32 * 1024)
+    seen = []
+    with brickless.Smp(pty_sim) as dev:
+        done = dev.upgrade(image, progress=lambda d, t: seen.append(d))
+        assert done["version"] == "1.0.0" and done["confirmed"]
+        assert seen[-1] == image.stat().st_size
+        assert running(dev)["version"] == "1.0.0"
+
+
 def test_eight_devices_upgraded_in_parallel(smp_sims, signed):
     # With a real device's latency (20 ms an answer) an upgrade mostly waits on the link.
     targets = smp_sims(9, turnaround_ms=20)
