@@ -2,7 +2,7 @@
 
 import os
 from types import TracebackType
-from typing import Callable, List, Optional, Sequence, Type, TypedDict, Union
+from typing import Callable, List, Optional, Sequence, Type, TypedDict, Union, final
 
 StrPath = Union[str, "os.PathLike[str]"]
 Progress = Callable[[int, int], object]
@@ -149,13 +149,14 @@ def rom_write(
     it. ``progress(done, total, phase)`` counts pages in phase ``"erase"`` and bytes in
     ``"write"`` and ``"verify"``. Runs with the GIL released."""
 
+@final
 class Smp:
     """One device over SMP (``"udp:HOST[:PORT]"`` or ``"serial:PATH[@BAUD]"``), each
     answer awaited at most ``timeout`` seconds. Usable from several threads (calls are
     serialised); every call releases the GIL while it talks to the device. A context
     manager: leaving the ``with`` block closes it."""
 
-    def __init__(self, target: str, timeout: float = 5.0) -> None: ...
+    def __new__(cls, target: str, timeout: float = 5.0) -> "Smp": ...
     @property
     def target(self) -> str:
         """The target as parsed (``"udp:127.0.0.1:1337"``)."""
