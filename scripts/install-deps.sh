@@ -52,13 +52,17 @@ if ! cbindgen --version 2>/dev/null | grep -q '0\.29\.'; then
   cargo install -q --locked cbindgen --version '^0.29'
 fi
 
-# Python peers: imgtool (MCUboot signing), stm32loader, smpmgr/smpclient, pyserial.
+# Python peers: imgtool (MCUboot signing), stm32loader, smpmgr/smpclient, pyserial; and the
+# Python package's build tools.
 py_missing=""
 python3 -c 'import imgtool' 2>/dev/null || py_missing="$py_missing imgtool"
 python3 -c 'import stm32loader' 2>/dev/null || py_missing="$py_missing stm32loader"
 python3 -c 'import serial' 2>/dev/null || py_missing="$py_missing pyserial"
 python3 -c 'import smpclient' 2>/dev/null || py_missing="$py_missing smpclient"
 command -v smpmgr >/dev/null 2>&1 || py_missing="$py_missing smpmgr"
+# maturin builds the Python package's wheel (scripts/python.sh); pytest runs its tests.
+command -v maturin >/dev/null 2>&1 || py_missing="$py_missing maturin"
+python3 -c 'import pytest' 2>/dev/null || py_missing="$py_missing pytest"
 if [ -n "$py_missing" ]; then
   log "pip install$py_missing"
   python3 -m pip install -q --disable-pip-version-check $py_missing

@@ -22,3 +22,6 @@ echo "== signature algorithms as features (a bootloader links one verifier)"
 cargo test --locked -q -p brickless-image --no-default-features --features ed25519 --test algorithm_features
 echo "== tests"
 cargo test --locked --workspace
+echo "== Python package: the wheel built, installed in a fresh venv and tested"
+# The cli's tests above built the brickless binary the Python tests run as virtual devices.
+BRICKLESS_BIN="${CARGO_TARGET_DIR:-target}/debug/brickless" bash scripts/python.sh

@@ -184,8 +184,8 @@ impl Session {
 
     /// The whole upgrade: upload the image at `path`, mark it for a test boot, reset, wait up
     /// to `wait` for the device to run it, then confirm it (unless `confirm` is false). An
-    /// image that already runs is not uploaded again; a blank device (recovery) installs the
-    /// upload for good at the reset.
+    /// image that already runs is not uploaded again; on a device in recovery (no image runs)
+    /// the upload itself makes the image pending, so it is not marked again.
     pub fn upgrade(
         &mut self,
         path: &Path,
@@ -213,11 +213,15 @@ impl Session {
                 already_running: true,
             });
         }
-        // Nothing runs: the bootloader's recovery serves, and it marks a complete upload
-        // for installation itself (a test request would be refused as already pending).
-        let recovery = !images.iter().any(|s| s.slot == 0 && s.active);
         let report = self.upload(&bytes, progress)?;
-        if !recovery {
+        // A device with no image to run (recovery) installs what it receives for good: the
+        // image is pending already and a test request would be refused.
+        let pending = self
+            .client
+            .images()?
+            .iter()
+            .any(|s| s.hash == hash && s.pending);
+        if !pending {
             self.client.test(&hash)?;
         }
         self.client.reset()?;
