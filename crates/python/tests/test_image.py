@@ -22,7 +22,8 @@ def test_sign_verify_inspect_round_trip(tmp_path):
     raw.write_bytes(payload(5000, 7))
     out = tmp_path / "fw.signed.bin"
     made = brickless.sign(str(raw), out, DEV_KEY, version="1.2.3+4", **LAYOUT)
-    assert made["version"] == "1.2.3+4"
+    # Versions read back as mcumgr and the device list show them.
+    assert made["version"] == "1.2.3.4"
     assert made["signed"] is True and made["hash_matches"] is True
     assert made["header_size"] == 0x400 and made["payload_size"] == 5000
     assert "ED25519" in made["tlvs"]
@@ -31,7 +32,7 @@ def test_sign_verify_inspect_round_trip(tmp_path):
 
     assert brickless.inspect(out) == made
     v = brickless.verify(out, [DEV_KEY])
-    assert v == {"version": "1.2.3+4", "hash": made["hash"], "key_index": 0}
+    assert v == {"version": "1.2.3.4", "hash": made["hash"], "key_index": 0}
     assert brickless.verify(out)["key_index"] is None  # hash only
 
 
