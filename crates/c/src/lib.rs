@@ -136,22 +136,6 @@ pub extern "C" fn brickless_last_error_help() -> *const c_char {
     .unwrap_or(std::ptr::null())
 }
 
-const KINDS: [ErrorKind; 13] = [
-    ErrorKind::InvalidArgument,
-    ErrorKind::File,
-    ErrorKind::BadImage,
-    ErrorKind::BadKey,
-    ErrorKind::Verification,
-    ErrorKind::Connection,
-    ErrorKind::Timeout,
-    ErrorKind::Refused,
-    ErrorKind::Protocol,
-    ErrorKind::Mismatch,
-    ErrorKind::Cancelled,
-    ErrorKind::Unsupported,
-    ErrorKind::Internal,
-];
-
 /// The stable name of an error code (`"ok"`, `"bad_image"`, `"timeout"`, …; `"unknown"`
 /// for a number that is none). Static; never free it.
 #[no_mangle]
@@ -159,7 +143,11 @@ pub extern "C" fn brickless_error_name(code: c_int) -> *const c_char {
     static NAMES: std::sync::OnceLock<Vec<(c_int, CString)>> = std::sync::OnceLock::new();
     let names = NAMES.get_or_init(|| {
         let mut v = vec![(BRICKLESS_OK, c_string("ok"))];
-        v.extend(KINDS.iter().map(|k| (*k as c_int, c_string(k.name()))));
+        v.extend(
+            ErrorKind::ALL
+                .iter()
+                .map(|k| (*k as c_int, c_string(k.name()))),
+        );
         v
     });
     names
@@ -293,7 +281,7 @@ mod tests {
 
     #[test]
     fn the_codes_are_the_host_kinds() {
-        for k in KINDS {
+        for k in ErrorKind::ALL {
             let code = match k {
                 ErrorKind::InvalidArgument => BRICKLESS_ERR_INVALID_ARGUMENT,
                 ErrorKind::File => BRICKLESS_ERR_FILE,
@@ -314,7 +302,7 @@ mod tests {
             let name = unsafe { CStr::from_ptr(brickless_error_name(code)) };
             assert_eq!(name.to_str().unwrap(), k.name());
         }
-        assert_eq!(KINDS.len(), BRICKLESS_ERR_INTERNAL as usize);
+        assert_eq!(ErrorKind::ALL.len(), BRICKLESS_ERR_INTERNAL as usize);
     }
 
     #[test]

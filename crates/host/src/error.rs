@@ -35,6 +35,23 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in code order (the bindings build their tables from it).
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::InvalidArgument,
+        ErrorKind::File,
+        ErrorKind::BadImage,
+        ErrorKind::BadKey,
+        ErrorKind::Verification,
+        ErrorKind::Connection,
+        ErrorKind::Timeout,
+        ErrorKind::Refused,
+        ErrorKind::Protocol,
+        ErrorKind::Mismatch,
+        ErrorKind::Cancelled,
+        ErrorKind::Unsupported,
+        ErrorKind::Internal,
+    ];
+
     /// The kind's stable name (`bad_image`, `timeout`, …).
     pub fn name(self) -> &'static str {
         match self {
@@ -145,6 +162,18 @@ impl From<brickless_rom::target::ErrorKind> for ErrorKind {
             R::OutsideFlash | R::InvalidArgument => ErrorKind::InvalidArgument,
             R::Unsupported => ErrorKind::Unsupported,
             _ => ErrorKind::Protocol,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_once_in_code_order() {
+        for (i, k) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(*k as i32, i as i32 + 1, "{}", k.name());
         }
     }
 }

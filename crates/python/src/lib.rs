@@ -109,22 +109,6 @@ mod errors {
 }
 use errors::*;
 
-const KINDS: [ErrorKind; 13] = [
-    ErrorKind::InvalidArgument,
-    ErrorKind::File,
-    ErrorKind::BadImage,
-    ErrorKind::BadKey,
-    ErrorKind::Verification,
-    ErrorKind::Connection,
-    ErrorKind::Timeout,
-    ErrorKind::Refused,
-    ErrorKind::Protocol,
-    ErrorKind::Mismatch,
-    ErrorKind::Cancelled,
-    ErrorKind::Unsupported,
-    ErrorKind::Internal,
-];
-
 /// The exception class of `kind`.
 fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, PyType> {
     match kind {
@@ -583,7 +567,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     base.setattr("code", py.None())?;
     base.setattr("help", py.None())?;
     m.add("BricklessError", base)?;
-    for kind in KINDS {
+    for kind in ErrorKind::ALL {
         let class = class_of(py, kind);
         class.setattr("kind", kind.name())?;
         class.setattr("code", kind as i32)?;
