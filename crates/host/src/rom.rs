@@ -9,7 +9,7 @@ use brickless_rom::device::RomDevice;
 use brickless_rom::dfu_file::DfuFile;
 use brickless_rom::open::{self, AnyTarget, HostError, Link};
 use brickless_rom::program::{self, Phase, ProgramError};
-use brickless_rom::target::{Erase, TargetError, TargetInfo};
+use brickless_rom::target::{Erase, TargetInfo};
 use brickless_rom::RomTarget;
 
 use crate::target::Target;
@@ -140,9 +140,11 @@ pub fn load_segments(
     Ok(coalesce(image.segments(), 256, erased))
 }
 
-/// A ROM error as a job error; `device` names the part in range errors.
-pub fn rom_error(e: ProgramError<HostError>, device: &str) -> Error {
+/// A programming-loop error as a job error; `device` names the part in range errors.
+fn program_error(e: ProgramError<Stop>, device: &str) -> Error {
     match e {
+        ProgramError::Target(Stop::Cancelled) => Error::cancelled(),
+        ProgramError::Target(Stop::Host(h)) => host_error(h),
         ProgramError::OutsideFlash { addr, len } => Error::invalid(format!(
             "{addr:#010x}..{:#010x} is not in the flash of {device}",
             u64::from(addr) + u64::from(len)
@@ -158,8 +160,8 @@ pub fn rom_error(e: ProgramError<HostError>, device: &str) -> Error {
                 "verify failed at {addr:#010x}: expected {expected:#04x}, device has {found:#04x}"
             ),
         ),
-        ProgramError::Target(h) => host_error(h),
-        other => Error::new(other.kind().into(), other.to_string()),
+        // A device checksum that disagrees with a read-back that found no difference.
+        other => Error::new(ErrorKind::Mismatch, other.to_string()),
     }
 }
 
@@ -239,15 +241,6 @@ impl core::fmt::Display for Stop {
         match self {
             Stop::Cancelled => f.write_str("cancelled"),
             Stop::Host(h) => h.fmt(f),
-        }
-    }
-}
-
-impl TargetError for Stop {
-    fn kind(&self) -> brickless_rom::ErrorKind {
-        match self {
-            Stop::Cancelled => brickless_rom::ErrorKind::InvalidArgument,
-            Stop::Host(h) => h.kind(),
         }
     }
 }
@@ -344,26 +337,7 @@ pub fn write_file(
         &mut buf,
         &mut |ph, done, tot| progress(ph, done, tot),
     )
-    .map_err(|e| match e {
-        ProgramError::Target(Stop::Cancelled) => Error::cancelled(),
-        ProgramError::Target(Stop::Host(h)) => host_error(h),
-        ProgramError::OutsideFlash { addr, len } => {
-            rom_error(ProgramError::OutsideFlash { addr, len }, d.name)
-        }
-        ProgramError::Mismatch {
-            addr,
-            expected,
-            found,
-        } => rom_error(
-            ProgramError::Mismatch {
-                addr,
-                expected,
-                found,
-            },
-            d.name,
-        ),
-        other => Error::new(ErrorKind::Mismatch, other.to_string()),
-    })?;
+    .map_err(|e| program_error(e, d.name))?;
     if opts.go {
         let start = segments.first().map_or(d.flash().start, |s| s.address);
         t.go(start).map_err(host_error)?;
