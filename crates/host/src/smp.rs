@@ -162,14 +162,7 @@ impl Session {
         let report = self
             .client
             .upload(bytes, |d, t| progress(u64::from(d), u64::from(t)))?;
-        if report.matched == Some(false) {
-            return Err(Error::new(
-                ErrorKind::Mismatch,
-                "the device's SHA-256 of the upload differs from the file's",
-            )
-            .with_help("the link corrupted data the frame checks missed; upload again"));
-        }
-        Ok(report)
+        check_upload(report)
     }
 
     /// Uploads the signed image file at `path` (checked before anything is sent).
@@ -278,6 +271,19 @@ impl Session {
             already_running: false,
         })
     }
+}
+
+/// An upload's report, or a mismatch when the device's SHA-256 of what it received differs
+/// from the image's.
+pub fn check_upload(report: UploadReport) -> Result<UploadReport, Error> {
+    if report.matched == Some(false) {
+        return Err(Error::new(
+            ErrorKind::Mismatch,
+            "the device's SHA-256 of the upload differs from the file's",
+        )
+        .with_help("the link corrupted data the frame checks missed; upload again"));
+    }
+    Ok(report)
 }
 
 fn check_hash(hash: &[u8]) -> Result<(), Error> {

@@ -183,19 +183,9 @@ pub fn connect(conn: &Connection) -> Result<Client<Box<dyn Transport>>> {
         .into_client())
 }
 
+/// An SMP error with the hint the shared jobs give it.
 fn device_error(e: ClientError) -> miette::Report {
-    let help = match &e {
-        ClientError::Timeout { .. } => "is the device running and is this its address? (`brickless sim` prints where it serves)",
-        ClientError::Device { rc: 9, v2: true, .. } => "confirm the running image (`brickless smp image confirm`) or reset to revert it, then upload",
-        ClientError::Device { rc: 28, v2: true, .. } => "reset the device to install the pending image first",
-        ClientError::Device { rc: 22, v2: true, .. } => "upload a signed MCUboot image (`brickless image sign`)",
-        _ => "",
-    };
-    if help.is_empty() {
-        miette!("{e}")
-    } else {
-        miette!(help = help, "{e}")
-    }
+    to_report(e.into())
 }
 
 /// Parses a hash given in hex.
@@ -271,15 +261,10 @@ fn upload_with_progress(
     let t0 = Instant::now();
     let report = c
         .upload(bytes, |done, _| bar.set_position(u64::from(done)))
-        .map_err(device_error)?;
+        .map_err(device_error);
     bar.finish_and_clear();
+    let report = brickless_host::smp::check_upload(report?).map_err(to_report)?;
     let secs = t0.elapsed().as_secs_f64().max(1e-6);
-    if report.matched == Some(false) {
-        return Err(miette!(
-            help = "the link corrupted data the frame checks missed; upload again",
-            "the device's SHA-256 of the upload differs from the file's"
-        ));
-    }
     if !json {
         println!(
             "uploaded {} bytes in {:.1} s ({:.0} B/s, {} requests, {} in flight, {} framing{})",
